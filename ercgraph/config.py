@@ -1,0 +1,266 @@
+"""Run configuration: plain YAML validated into dataclasses.
+
+Unknown keys are an error that names the key and the allowed ones; ``--set a.b=c`` overrides any
+value (the value is parsed as YAML, so ``--set train.seeds=[0,1]`` works). Shipped configs hold no
+absolute paths: relative data paths are resolved against the data root (``--data-root`` or
+``ERCGRAPH_DATA``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field, fields, is_dataclass
+from pathlib import Path
+from typing import Any, get_args, get_origin, get_type_hints
+
+import yaml
+
+from ercgraph.errors import ErcgraphError
+
+
+@dataclass
+class DataConfig:
+    """Where the corpus comes from.
+
+    ``reader`` is ``meld``, ``table`` or ``pickle`` (or a registered/dotted reader). ``path`` is one
+    file or folder, ``paths`` maps split names to files. ``columns`` maps Corpus columns to source
+    columns (a list for ``dialogue_id`` joins several). ``labels`` fixes the label vocabulary.
+    """
+
+    reader: str = "meld"
+    path: str | None = None
+    paths: dict[str, str] | None = None
+    columns: dict[str, Any] | None = None
+    labels: list[str] | None = None
+    name: str | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class FinetuneConfig:
+    """Fine-tuning of the text encoder on the training split, previous turns as context."""
+
+    enabled: bool = False
+    epochs: int = 2
+    lr: float = 3e-5
+    batch_size: int = 32
+    context_turns: int = 2
+    max_length: int = 128
+    weight_decay: float = 0.01
+    seed: int = 0
+
+
+@dataclass
+class TextFeatureConfig:
+    """The text encoder: a transformers model by name or path (``default`` = shipped MiniLM)."""
+
+    encoder: str = "default"
+    pooling: str = "mean"
+    max_length: int = 128
+    batch_size: int = 64
+    context_turns: int = 0
+    finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
+
+
+@dataclass
+class FeaturesConfig:
+    modalities: list[str] = field(default_factory=lambda: ["text"])
+    text: TextFeatureConfig = field(default_factory=TextFeatureConfig)
+
+
+@dataclass
+class GraphConfig:
+    """Graph builders (names or ``{name: ..., **kwargs}``) and the edge types kept (null = all)."""
+
+    builders: list[Any] = field(default_factory=lambda: [
+        {"name": "temporal", "w_past": 4, "w_future": 4},
+        {"name": "speaker", "w_past": 4, "w_future": 4},
+    ])
+    edge_types: list[str] | None = None
+
+
+@dataclass
+class ModelConfig:
+    name: str = "hierarchical_gcn"
+    hidden: int = 128
+    conv: str = "graphconv"
+    intra_layers: int = 2
+    cross_layers: int = 1
+    heads: int = 4
+    dropout: float = 0.3
+    max_speakers: int = 9
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class LossConfig:
+    name: str = "ce"
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 40
+    batch_size: int = 16
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    patience: int = 10
+    select_metric: str = "weighted_f1"
+    seeds: list[int] = field(default_factory=lambda: [0])
+    grad_clip: float = 5.0
+    device: str = "cpu"
+    threads: int | None = None
+
+
+@dataclass
+class Config:
+    data: DataConfig = field(default_factory=DataConfig)
+    features: FeaturesConfig = field(default_factory=FeaturesConfig)
+    graph: GraphConfig = field(default_factory=GraphConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    data_root: str | None = None
+    cache_dir: str | None = None
+    out: str | None = None
+    imports: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def _build(cls: type, raw: Any, where: str) -> Any:
+    if raw is None:
+        return cls()
+    if not isinstance(raw, dict):
+        raise ErcgraphError(f"config: {where or 'top level'} must be a mapping, got {raw!r}")
+    hints = get_type_hints(cls)
+    allowed = [f.name for f in fields(cls)]
+    kwargs = {}
+    for key, value in raw.items():
+        path = f"{where}.{key}" if where else str(key)
+        if key not in allowed:
+            raise ErcgraphError(
+                f"config: unknown key {path!r}; allowed keys{' in ' + where if where else ''}: "
+                f"{', '.join(allowed)}")
+        hint = hints[key]
+        if is_dataclass(hint):
+            kwargs[key] = _build(hint, value, path)
+        else:
+            kwargs[key] = _coerce(value, hint, path)
+    return cls(**kwargs)
+
+
+def _coerce(value: Any, hint: Any, path: str) -> Any:
+    """Light type checking: ints/floats/bools/lists, with an error naming the key."""
+    if value is None:
+        return None
+    origin = get_origin(hint)
+    args = [a for a in get_args(hint) if a is not type(None)]
+    if origin is not None and str(origin) in ("typing.Union", "<class 'types.UnionType'>"):
+        hint = args[0] if len(args) == 1 else Any
+        origin = get_origin(hint)
+    if hint is bool and not isinstance(value, bool):
+        raise ErcgraphError(f"config: {path} must be true or false, got {value!r}")
+    if hint is int and (isinstance(value, bool) or not isinstance(value, int)):
+        raise ErcgraphError(f"config: {path} must be an integer, got {value!r}")
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            try:
+                return float(value)
+            except (TypeError, ValueError):
+                raise ErcgraphError(f"config: {path} must be a number, got {value!r}") from None
+        return float(value)
+    if origin is list and not isinstance(value, list):
+        if isinstance(value, (int, str)):
+            return [value]
+        raise ErcgraphError(f"config: {path} must be a list, got {value!r}")
+    if origin is dict and not isinstance(value, dict):
+        raise ErcgraphError(f"config: {path} must be a mapping, got {value!r}")
+    if hint is str and not isinstance(value, str):
+        return str(value)
+    return value
+
+
+def _set_path(raw: dict, dotted: str, value: Any) -> None:
+    keys = dotted.split(".")
+    node = raw
+    for key in keys[:-1]:
+        if node.get(key) is None:
+            node[key] = {}
+        node = node[key]
+        if not isinstance(node, dict):
+            raise ErcgraphError(f"--set {dotted}: {key!r} is not a section")
+    node[keys[-1]] = value
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """Parse ``a.b=c`` into ``("a.b", value)``, the value read as YAML."""
+    if "=" not in text:
+        raise ErcgraphError(f"--set expects key=value, got {text!r}")
+    key, _, val = text.partition("=")
+    return key.strip(), yaml.safe_load(val) if val.strip() else None
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = (),
+                **direct: Any) -> Config:
+    """Read a YAML config, apply ``--set`` overrides and direct values, and validate."""
+    raw: dict[str, Any] = {}
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise ErcgraphError(f"config file not found: {str(path)!r}")
+        try:
+            raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as exc:
+            raise ErcgraphError(f"config {str(path)!r} is not valid YAML: {exc}") from exc
+        if not isinstance(raw, dict):
+            raise ErcgraphError(f"config {str(path)!r} must be a mapping at the top level")
+    for item in overrides:
+        key, value = parse_override(item)
+        _set_path(raw, key, value)
+    for key, value in direct.items():
+        if value is not None:
+            _set_path(raw, key, value)
+    return _build(Config, raw, "")
+
+
+def data_root(cfg: Config) -> Path | None:
+    """The data root: the config's ``data_root``, else ``$ERCGRAPH_DATA``, else None."""
+    root = cfg.data_root or os.environ.get("ERCGRAPH_DATA")
+    if not root:
+        return None
+    p = Path(root).expanduser()
+    if not p.is_dir():
+        src = "data_root / --data-root" if cfg.data_root else "ERCGRAPH_DATA"
+        raise ErcgraphError(f"data root {str(p)!r} (from {src}) is not a directory")
+    return p
+
+
+def resolve_data_path(rel: str | Path | None, root: Path | None, what: str = "data.path") -> Path:
+    """Resolve a data path: absolute as is, relative against the data root (else the cwd).
+
+    Raises:
+        ErcgraphError: when the path is unset or does not exist (naming the config key).
+    """
+    if rel is None:
+        raise ErcgraphError(f"config: {what} is not set")
+    p = Path(rel).expanduser()
+    if not p.is_absolute() and root is not None:
+        p = root / p
+    if not p.exists():
+        hint = ("check --data-root / ERCGRAPH_DATA" if not Path(rel).is_absolute()
+                else "check the path")
+        raise ErcgraphError(f"{what}: {str(p)!r} does not exist ({hint})")
+    return p
+
+
+def cache_dir(cfg: Config) -> Path:
+    """Cache folder: config ``cache_dir``, else ``$ERCGRAPH_CACHE``, else ``~/.cache/ercgraph``."""
+    d = cfg.cache_dir or os.environ.get("ERCGRAPH_CACHE") or "~/.cache/ercgraph"
+    return Path(d).expanduser()
+
+
+def dump_config(cfg: Config) -> str:
+    return yaml.safe_dump(cfg.to_dict(), sort_keys=False)

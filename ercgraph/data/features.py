@@ -1,0 +1,175 @@
+"""FeatureStore: per-modality utterance features aligned to a Corpus, cached on disk.
+
+For each modality a float32 tensor ``[num_utterances, dim]`` in Corpus row order, a boolean
+``present`` mask (False where the modality is missing for that utterance) and a manifest (encoder
+name and settings, dims, and a fingerprint of the corpus content). Saved as safetensors + JSON;
+reused only when the manifest matches exactly, recomputed otherwise. A corrupt, truncated or
+stale file is detected and rebuilt, never trusted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ercgraph.errors import ErcgraphError
+
+log = logging.getLogger(__name__)
+
+FORMAT_VERSION = 1
+
+
+def manifest_key(manifest: dict[str, Any]) -> str:
+    """A short stable hash of a manifest (the cache file name)."""
+    blob = json.dumps(manifest, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:20]
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write a file atomically: a temp file in the same folder, fsync, then rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+@dataclass
+class FeatureStore:
+    """Features for each modality, aligned to Corpus rows.
+
+    Args:
+        features: modality → float tensor ``[N, dim]``.
+        present: modality → bool tensor ``[N]``; False marks a missing modality (never silently
+            zero-filled: graphs drop such nodes from message passing and fusion).
+        manifest: modality → dict describing how the features were made.
+    """
+
+    features: dict[str, torch.Tensor]
+    present: dict[str, torch.Tensor] = field(default_factory=dict)
+    manifest: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        n = None
+        for m, x in self.features.items():
+            if x.dim() != 2:
+                raise ErcgraphError(f"features[{m!r}] must be 2-D [utterances, dim], got {tuple(x.shape)}")
+            if n is not None and x.shape[0] != n:
+                raise ErcgraphError(
+                    f"features[{m!r}] has {x.shape[0]} rows but another modality has {n}")
+            n = x.shape[0]
+            self.features[m] = x.float()
+            if m not in self.present:
+                self.present[m] = torch.ones(x.shape[0], dtype=torch.bool)
+
+    @property
+    def modalities(self) -> list[str]:
+        return list(self.features)
+
+    def dims(self) -> dict[str, int]:
+        return {m: int(x.shape[1]) for m, x in self.features.items()}
+
+    def num_rows(self) -> int:
+        return next(iter(self.features.values())).shape[0] if self.features else 0
+
+    def check_rows(self, num_utterances: int, source: str = "features") -> None:
+        for m, x in self.features.items():
+            if x.shape[0] != num_utterances:
+                raise ErcgraphError(
+                    f"{source}: modality {m!r} has {x.shape[0]} feature rows but the corpus has "
+                    f"{num_utterances} utterances")
+
+    def merge(self, other: FeatureStore) -> FeatureStore:
+        clash = set(self.features) & set(other.features)
+        if clash:
+            raise ErcgraphError(f"two feature sources both provide modality {sorted(clash)}")
+        return FeatureStore({**self.features, **other.features}, {**self.present, **other.present},
+                            {**self.manifest, **other.manifest})
+
+    # -- disk -----------------------------------------------------------------------------
+    def save(self, path: Path) -> None:
+        """Save atomically as ``path`` (safetensors) + ``path.with_suffix('.json')``."""
+        from safetensors.torch import save
+
+        tensors = {}
+        for m in self.features:
+            tensors[f"{m}.x"] = self.features[m].contiguous()
+            tensors[f"{m}.present"] = self.present[m].to(torch.uint8).contiguous()
+        blob = save(tensors)
+        meta = {"format": FORMAT_VERSION, "manifest": self.manifest,
+                "sha256": hashlib.sha256(blob).hexdigest()}
+        atomic_write_bytes(path, blob)
+        atomic_write_bytes(path.with_suffix(".json"), json.dumps(meta, indent=1).encode())
+
+    @classmethod
+    def load(cls, path: Path, expected_manifest: dict[str, dict[str, Any]] | None = None
+             ) -> FeatureStore:
+        """Load and verify a saved store.
+
+        Raises:
+            ErcgraphError: if the file is missing, corrupt, truncated, or its manifest differs
+                from ``expected_manifest`` (a stale cache).
+        """
+        from safetensors.torch import load
+
+        meta_path = path.with_suffix(".json")
+        try:
+            meta = json.loads(meta_path.read_text())
+            blob = path.read_bytes()
+        except (OSError, ValueError) as exc:
+            raise ErcgraphError(f"feature cache {str(path)!r} is unreadable: {exc}") from exc
+        if meta.get("format") != FORMAT_VERSION:
+            raise ErcgraphError(f"feature cache {str(path)!r} has format {meta.get('format')}")
+        if hashlib.sha256(blob).hexdigest() != meta.get("sha256"):
+            raise ErcgraphError(f"feature cache {str(path)!r} is corrupt or truncated "
+                                "(checksum mismatch)")
+        if expected_manifest is not None and json.loads(json.dumps(
+                expected_manifest, default=str)) != meta.get("manifest"):
+            raise ErcgraphError(f"feature cache {str(path)!r} is stale (its manifest differs)")
+        try:
+            tensors = load(blob)
+        except Exception as exc:
+            raise ErcgraphError(f"feature cache {str(path)!r} is corrupt: {exc}") from exc
+        mods = sorted({k.rsplit(".", 1)[0] for k in tensors})
+        feats, present = {}, {}
+        for m in mods:
+            x = tensors[f"{m}.x"]
+            if not torch.isfinite(x).all():
+                raise ErcgraphError(f"feature cache {str(path)!r}: modality {m!r} has non-finite "
+                                    "values")
+            feats[m] = x
+            present[m] = tensors[f"{m}.present"].bool()
+        return cls(feats, present, meta.get("manifest", {}))
+
+
+def cached(path: Path, manifest: dict[str, dict[str, Any]], compute) -> tuple[FeatureStore, bool]:
+    """Return the store at ``path`` if valid for ``manifest``, else ``compute()`` and save it.
+
+    Returns:
+        The store and whether it was reused from the cache.
+    """
+    if path.exists():
+        try:
+            store = FeatureStore.load(path, manifest)
+            log.info("reusing feature cache %s", path)
+            return store, True
+        except ErcgraphError as exc:
+            log.warning("%s; rebuilding it", exc)
+    store = compute()
+    store.manifest = manifest
+    store.save(path)
+    return store, False

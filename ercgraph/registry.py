@@ -1,0 +1,172 @@
+"""Open registries for the pluggable components (graph builders, models, losses, samplers).
+
+A registry maps a name to a class. Components register with a decorator; duplicate names raise.
+A name can also be a dotted path ``pkg.module:Class`` (or ``pkg.module.Class``), and plug-ins
+installed by other packages are discovered through entry-point groups such as
+``ercgraph.graph_builders``. A broken plug-in warns instead of crashing the CLI.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import importlib.util
+import inspect
+import sys
+import warnings
+from collections.abc import Callable, Iterator
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Any, Generic, TypeVar
+
+from ercgraph.errors import ErcgraphError
+
+T = TypeVar("T")
+
+
+class Registry(Generic[T]):
+    """A name → class mapping for one kind of component.
+
+    Args:
+        kind: Human-readable kind, used in error messages ("graph builder").
+        entry_point_group: Entry-point group scanned for plug-ins, e.g. ``ercgraph.graph_builders``.
+        builtin_modules: Modules imported on first lookup so their built-ins register themselves.
+    """
+
+    def __init__(self, kind: str, entry_point_group: str | None = None,
+                 builtin_modules: tuple[str, ...] = ()) -> None:
+        self.kind = kind
+        self.entry_point_group = entry_point_group
+        self.builtin_modules = builtin_modules
+        self._items: dict[str, type[T]] = {}
+        self._loaded = False
+
+    def register(self, name: str | None = None) -> Callable[[type[T]], type[T]]:
+        """Class decorator: ``@BUILDERS.register("temporal")``."""
+
+        def deco(cls: type[T]) -> type[T]:
+            key = name or getattr(cls, "name", None) or cls.__name__
+            existing = self._items.get(key)
+            if existing is not None and existing is not cls:
+                raise ErcgraphError(
+                    f"{self.kind} name {key!r} is already registered by "
+                    f"{existing.__module__}.{existing.__qualname__}; choose another name"
+                )
+            self._items[key] = cls
+            return cls
+
+        return deco
+
+    def _load(self) -> None:
+        if self._loaded:
+            return
+        self._loaded = True
+        for mod in self.builtin_modules:
+            importlib.import_module(mod)
+        if self.entry_point_group:
+            for ep in entry_points(group=self.entry_point_group):
+                try:
+                    cls = ep.load()
+                    if ep.name not in self._items:
+                        self._items[ep.name] = cls
+                except Exception as exc:  # a broken plug-in must not crash the CLI
+                    warnings.warn(
+                        f"could not load {self.kind} plug-in {ep.name!r} ({ep.value}): {exc}",
+                        stacklevel=2,
+                    )
+
+    def names(self) -> list[str]:
+        self._load()
+        return sorted(self._items)
+
+    def items(self) -> Iterator[tuple[str, type[T]]]:
+        self._load()
+        yield from sorted(self._items.items())
+
+    def get(self, name: str) -> type[T]:
+        """Resolve a registered name or a dotted path to a class."""
+        self._load()
+        if name in self._items:
+            return self._items[name]
+        if ":" in name or "." in name:
+            return load_dotted(name, self.kind)
+        close = difflib.get_close_matches(name, self._items, n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        raise ErcgraphError(
+            f"unknown {self.kind} {name!r}. Known: {', '.join(self.names())}.{hint} "
+            f"(A custom one? Use a dotted path 'pkg.module:Class' or --import file.py.)"
+        )
+
+    def create(self, spec: Any, **extra: Any) -> T:
+        """Build an instance from a name, a ``{"name": ..., **kwargs}`` dict, or pass one through."""
+        if not isinstance(spec, (str, dict)):
+            return spec
+        if isinstance(spec, str):
+            name, kwargs = spec, {}
+        else:
+            kwargs = dict(spec)
+            if "name" not in kwargs:
+                raise ErcgraphError(f"a {self.kind} entry needs a 'name' key, got {spec!r}")
+            name = kwargs.pop("name")
+        cls = self.get(name)
+        check_kwargs(cls, kwargs, f"{self.kind} {name!r}")
+        return cls(**kwargs, **extra)
+
+    def __contains__(self, name: str) -> bool:
+        self._load()
+        return name in self._items
+
+
+def check_kwargs(cls: type, kwargs: dict[str, Any], what: str) -> None:
+    """Raise an error naming an unknown keyword argument and listing the allowed ones."""
+    params = inspect.signature(cls.__init__).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return
+    allowed = [p for p in params if p != "self"]
+    for key in kwargs:
+        if key not in allowed:
+            raise ErcgraphError(
+                f"unknown argument {key!r} for {what}; allowed: {', '.join(allowed) or 'none'}"
+            )
+
+
+def load_dotted(path: str, kind: str = "object") -> Any:
+    """Import ``pkg.module:Name`` or ``pkg.module.Name``."""
+    mod_name, _, attr = path.partition(":") if ":" in path else path.rpartition(".")
+    try:
+        module = importlib.import_module(mod_name)
+    except ImportError as exc:
+        raise ErcgraphError(f"cannot import module {mod_name!r} for {kind} {path!r}: {exc}") from exc
+    try:
+        return getattr(module, attr)
+    except AttributeError as exc:
+        raise ErcgraphError(f"module {mod_name!r} has no {kind} named {attr!r}") from exc
+
+
+def import_file(path: str | Path) -> None:
+    """Execute a user's Python file (``--import file.py``) so its decorators register components."""
+    path = Path(path)
+    if not path.is_file():
+        raise ErcgraphError(f"--import: no such file {str(path)!r}")
+    name = f"ercgraph_user_{path.stem}"
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise ErcgraphError(f"--import: cannot load {str(path)!r} as a Python module")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+
+
+BUILDERS: Registry = Registry(
+    "graph builder", "ercgraph.graph_builders",
+    ("ercgraph.graphs.temporal", "ercgraph.graphs.speaker", "ercgraph.graphs.modality"),
+)
+MODELS: Registry = Registry(
+    "model", "ercgraph.models", ("ercgraph.models.hierarchical", "ercgraph.models.baselines")
+)
+LOSSES: Registry = Registry("loss", "ercgraph.losses", ("ercgraph.losses.classification",))
+SAMPLERS: Registry = Registry("sampler", "ercgraph.samplers", ("ercgraph.data.samplers",))
+READERS: Registry = Registry(
+    "data reader", "ercgraph.readers",
+    ("ercgraph.data.meld", "ercgraph.data.table", "ercgraph.data.pickles"),
+)
