@@ -84,7 +84,7 @@ class GraphConfig:
 class ModelConfig:
     name: str = "hierarchical_gcn"
     hidden: int = 128
-    conv: str = "graphconv"
+    conv: str = "rgcn"
     intra_layers: int = 2
     cross_layers: int = 1
     heads: int = 4

@@ -1,0 +1,148 @@
+"""The ``ercgraph`` command line: a thin click shell over the library.
+
+Heavy imports (torch, transformers) happen inside commands so ``ercgraph --help`` is instant.
+User errors (:class:`~ercgraph.errors.ErcgraphError`) print one line and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from ercgraph.errors import ErcgraphError
+
+
+def _import_files(paths: tuple[str, ...]) -> None:
+    from ercgraph.registry import import_file
+
+    for p in paths:
+        import_file(p)
+
+
+def _seeds(text: str | None) -> list[int] | None:
+    if text is None:
+        return None
+    try:
+        return [int(s) for s in text.replace(" ", "").split(",") if s]
+    except ValueError:
+        raise ErcgraphError(f"--seeds expects comma-separated integers like 0,1,2; got {text!r}"
+                            ) from None
+
+
+def _load(config: str | None, overrides: tuple[str, ...], data_root: str | None,
+          seeds: str | None, cache_dir: str | None = None):
+    from ercgraph.config import load_config
+
+    direct = {"data_root": data_root, "cache_dir": cache_dir, "train.seeds": _seeds(seeds)}
+    return load_config(config, overrides, **direct)
+
+
+import_option = click.option("--import", "imports", multiple=True, type=click.Path(),
+                             help="Python file(s) to import first (registers custom builders, "
+                                  "models, losses).")
+config_option = click.option("-c", "--config", type=click.Path(), help="YAML config file.")
+set_option = click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+                          help="Override a config value, e.g. --set train.epochs=10.")
+root_option = click.option("--data-root", type=click.Path(),
+                           help="Data root (default: $ERCGRAPH_DATA).")
+cache_option = click.option("--cache-dir", type=click.Path(),
+                            help="Cache folder (default: $ERCGRAPH_CACHE or ~/.cache/ercgraph).")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
+@click.option("-q", "--quiet", is_flag=True, help="Only warnings and errors.")
+def cli(verbose: int, quiet: bool) -> None:
+    """ercgraph: graph-based multimodal emotion recognition in conversation."""
+    level = logging.WARNING if quiet else logging.DEBUG if verbose > 1 else logging.INFO
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+                        datefmt="%H:%M:%S")
+
+
+@cli.command()
+@config_option
+@set_option
+@root_option
+@cache_option
+@import_option
+@click.option("--seeds", help="Comma-separated seeds, e.g. 0,1,2,3,4.")
+@click.option("--out", type=click.Path(), help="Run directory (default: runs/<config>-<time>).")
+@click.option("--resume", is_flag=True, help="Continue an interrupted run in --out.")
+def train(config, overrides, data_root, cache_dir, imports, seeds, out, resume) -> None:
+    """Train and evaluate (dev-selected, per seed) and write a run directory."""
+    from ercgraph.train import run
+
+    if config is None and resume and out and (Path(out) / "config.yaml").exists():
+        config = str(Path(out) / "config.yaml")
+    _import_files(imports)
+    cfg = _load(config, overrides, data_root, seeds, cache_dir)
+    _import_files(tuple(p for p in cfg.imports if p not in imports))
+    if out is None:
+        out = cfg.out or f"runs/{Path(config).stem if config else 'run'}-{time.strftime('%Y%m%d-%H%M%S')}"
+    metrics = run(cfg, Path(out), resume=resume)
+    _print_metrics(metrics, Path(out))
+
+
+def _print_metrics(metrics: dict, out: Path) -> None:
+    from ercgraph.report import fmt
+
+    click.echo(f"\nrun directory: {out}")
+    for split in ("dev", "test"):
+        m = metrics[split]
+        click.echo(f"{split:5s} acc {fmt(m['accuracy'])}  wF1 {fmt(m['weighted_f1'])}  "
+                   f"macroF1 {fmt(m['macro_f1'])}")
+    pc = metrics["test"]["per_class"]
+    click.echo("test per-class F1: " + ", ".join(f"{k} {v['f1']:.1f}" for k, v in pc.items()))
+
+
+@cli.command()
+@click.argument("run_dir", type=click.Path())
+@import_option
+def evaluate(run_dir, imports) -> None:
+    """Re-score a saved run from its best checkpoints (writes rescored.json)."""
+    from ercgraph.report import fmt
+    from ercgraph.train import evaluate_run
+
+    _import_files(imports)
+    res = evaluate_run(Path(run_dir))
+    for split in ("dev", "test"):
+        m = res[split]
+        click.echo(f"{split:5s} acc {fmt(m['accuracy'])}  wF1 {fmt(m['weighted_f1'])}  "
+                   f"macroF1 {fmt(m['macro_f1'])}")
+
+
+@cli.command(name="list")
+@click.argument("what", type=click.Choice(["builders", "models", "losses", "samplers",
+                                           "readers"]))
+@import_option
+def list_(what, imports) -> None:
+    """Print the registered components (builders with their edge types)."""
+    from ercgraph import registry
+
+    _import_files(imports)
+    reg = {"builders": registry.BUILDERS, "models": registry.MODELS, "losses": registry.LOSSES,
+           "samplers": registry.SAMPLERS, "readers": registry.READERS}[what]
+    for name, obj in reg.items():
+        line = f"{name:22s} {obj.__module__}.{obj.__qualname__}"
+        if what == "builders":
+            line += f"  edge types: {', '.join(getattr(obj, 'EDGE_TYPES', ()))}"
+        click.echo(line)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: run the click group and turn user errors into one line + exit 2."""
+    try:
+        cli.main(args=argv, prog_name="ercgraph", standalone_mode=False)
+    except ErcgraphError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)

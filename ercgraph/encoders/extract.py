@@ -1,0 +1,120 @@
+"""Text features for a Corpus: (optionally fine-tune,) encode, cache.
+
+:func:`extract_text_features` is the one call the training recipe makes. Features are cached in
+``cache_dir/features/<key>.safetensors`` where the key hashes a manifest of everything they
+depend on: the encoder (resolved name or path and a content fingerprint of its files), pooling,
+normalisation, token limit, context turns, the corpus content and the fine-tuning settings. A
+matching, intact cache file is reused; anything else is recomputed.
+
+With fine-tuning enabled the encoder is first fine-tuned into
+``cache_dir/finetuned/<key>/`` (reused when its settings match), and features are extracted with
+the fine-tuned encoder using the fine-tuning's ``context_turns`` and ``max_length`` (so the
+encoder sees inputs shaped as in training); ``features.text.context_turns`` and ``max_length``
+are then ignored.
+
+Every utterance gets a vector: an empty text is encoded too (to the special tokens alone), so the
+``present`` mask of the ``text`` modality is True everywhere.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from ercgraph.config import TextFeatureConfig
+from ercgraph.data.features import FeatureStore, cached, manifest_key
+from ercgraph.encoders.finetune import finetune_settings, finetune_text_encoder
+from ercgraph.encoders.text import (
+    POOLINGS,
+    TextEncoder,
+    build_inputs,
+    encoder_fingerprint,
+    resolve_model,
+    sentence_transformers_normalizes,
+)
+from ercgraph.errors import ErcgraphError
+
+if TYPE_CHECKING:
+    from ercgraph.data.corpus import Corpus
+
+log = logging.getLogger(__name__)
+
+
+def text_manifest(corpus: Corpus, encoder: str, cfg: TextFeatureConfig, context_turns: int,
+                  max_length: int) -> dict[str, dict[str, Any]]:
+    """The manifest of text features made by ``encoder`` (an already resolved name or path)."""
+    return {"text": {
+        "encoder": encoder,
+        "encoder_fingerprint": encoder_fingerprint(encoder),
+        "pooling": cfg.pooling,
+        "normalize": sentence_transformers_normalizes(encoder),
+        "max_length": int(max_length),
+        "context_turns": int(context_turns),
+        "corpus": corpus.fingerprint(),
+        "finetune": dataclasses.asdict(cfg.finetune) if cfg.finetune.enabled else None,
+    }}
+
+
+def extract_text_features(corpus: Corpus, cfg: TextFeatureConfig, cache_dir: Path, *,
+                          device: str | None = None, progress: bool = True
+                          ) -> tuple[FeatureStore, dict[str, Any]]:
+    """Text features of every Corpus row, from the cache when possible.
+
+    Args:
+        corpus: Needs a ``text`` column (labels too when fine-tuning).
+        cfg: The ``features.text`` config.
+        cache_dir: Root of the cache (``features/`` and ``finetuned/`` live under it).
+        device: ``cpu``, ``cuda``, ...; ``None`` picks CUDA when available.
+        progress: Show tqdm progress bars.
+
+    Returns:
+        The store (modality ``text``) and an info dict: ``reused`` (bool), ``seconds`` (float),
+        ``finetuned_path`` (str or None) and ``finetune_seconds`` (float or None).
+
+    Raises:
+        ErcgraphError: on a bad config, a missing ``text`` column or an unusable model.
+    """
+    t0 = time.perf_counter()
+    if cfg.pooling not in POOLINGS:
+        raise ErcgraphError(f"features.text.pooling must be one of {list(POOLINGS)}, "
+                            f"got {cfg.pooling!r}")
+    if "text" not in corpus.df.columns:
+        raise ErcgraphError(f"{corpus.source or corpus.name}: text features need a 'text' column")
+    cache_dir = Path(cache_dir)
+    encoder = resolve_model(cfg.encoder)
+    context_turns, max_length = cfg.context_turns, cfg.max_length
+    finetuned_path, finetune_seconds = None, None
+    ft = cfg.finetune
+    if ft.enabled:
+        t_ft = time.perf_counter()
+        key = manifest_key(finetune_settings(corpus, encoder, ft, ft.max_length))
+        finetuned = finetune_text_encoder(corpus, encoder, ft, cache_dir / "finetuned" / key,
+                                          ft.max_length, device=device, progress=progress)
+        finetune_seconds = time.perf_counter() - t_ft
+        encoder = finetuned_path = str(finetuned.resolve())
+        context_turns, max_length = ft.context_turns, ft.max_length
+    if context_turns < 0:
+        raise ErcgraphError(f"features.text.context_turns must be >= 0, got {context_turns}")
+
+    manifest = text_manifest(corpus, encoder, cfg, context_turns, max_length)
+    path = cache_dir / "features" / f"{manifest_key(manifest)}.safetensors"
+
+    def compute() -> FeatureStore:
+        enc = TextEncoder(encoder, pooling=cfg.pooling, max_length=max_length,
+                          batch_size=cfg.batch_size,
+                          truncation_side="left" if context_turns > 0 else "right",
+                          normalize=manifest["text"]["normalize"], device=device,
+                          progress=progress)
+        log.info("encoding %d utterances with %r", corpus.num_utterances, enc)
+        x = enc.encode(build_inputs(corpus, context_turns, sep=enc.sep))
+        return FeatureStore({"text": x}, {"text": torch.ones(len(x), dtype=torch.bool)})
+
+    store, reused = cached(path, manifest, compute)
+    info = {"reused": reused, "seconds": time.perf_counter() - t0,
+            "finetuned_path": finetuned_path, "finetune_seconds": finetune_seconds}
+    return store, info

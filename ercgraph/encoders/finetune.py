@@ -1,0 +1,248 @@
+"""Fine-tuning of a text encoder on the training split, with dialogue context.
+
+The encoder (any transformers ``AutoModel``) gets a linear emotion classifier on its mean-pooled
+output and is trained on the TRAIN split with cross-entropy, AdamW and a linear warm-up
+(10 % of the steps) then linear decay. After every epoch the weighted F1 on the DEV split is
+measured, and the encoder weights of the best dev epoch are kept; the test split is never read.
+The encoder and its tokenizer are then saved with ``save_pretrained`` into the output folder
+(atomically: a temporary folder beside it, then a rename), together with ``finetune.json``
+(settings, per-epoch scores, best epoch) and the classifier head (``classifier_head.safetensors``).
+
+A folder whose ``finetune.json`` holds the same settings (base model fingerprint, fine-tuning
+config, token limit and a fingerprint of the corpus content *and labels*) is reused as is.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import random
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+
+from ercgraph.config import FinetuneConfig
+from ercgraph.encoders.text import (
+    TextEncoder,
+    build_inputs,
+    encoder_fingerprint,
+    resolve_model,
+)
+from ercgraph.errors import ErcgraphError
+
+if TYPE_CHECKING:
+    from ercgraph.data.corpus import Corpus
+
+log = logging.getLogger(__name__)
+
+WARMUP_FRACTION = 0.1
+GRAD_CLIP = 1.0
+#: Inputs are shuffled, then sorted by length inside pools of this many batches, so that each
+#: batch is padded little while the batch order stays random.
+SORT_POOL_BATCHES = 50
+
+
+def finetune_settings(corpus: Corpus, model_name_or_path: str, ft: FinetuneConfig,
+                      max_length: int | None = None) -> dict[str, Any]:
+    """Everything a fine-tuned encoder depends on (its reuse key)."""
+    model = resolve_model(model_name_or_path)
+    cfg = dataclasses.asdict(ft)
+    cfg.pop("enabled", None)
+    return {
+        "base_model": model,
+        "base_model_fingerprint": encoder_fingerprint(model),
+        "finetune": cfg,
+        "max_length": int(max_length if max_length is not None else ft.max_length),
+        "corpus": corpus.fingerprint(("split", "dialogue_id", "turn", "speaker", "text", "label")),
+        "labels": list(corpus.labels),
+        "warmup_fraction": WARMUP_FRACTION,
+        "grad_clip": GRAD_CLIP,
+        "pooling": "mean",
+    }
+
+
+def _jsonable(obj: Any) -> Any:
+    return json.loads(json.dumps(obj, default=str))
+
+
+def _read_report(out_dir: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads((out_dir / "finetune.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def _batches(lengths: np.ndarray, batch_size: int, gen: torch.Generator) -> list[np.ndarray]:
+    """Shuffled, length-bucketed batches of row positions."""
+    perm = torch.randperm(len(lengths), generator=gen).numpy()
+    pool = batch_size * SORT_POOL_BATCHES
+    batches = []
+    for start in range(0, len(perm), pool):
+        chunk = perm[start:start + pool]
+        chunk = chunk[np.argsort(-lengths[chunk], kind="stable")]
+        batches.extend(chunk[i:i + batch_size] for i in range(0, len(chunk), batch_size))
+    order = torch.randperm(len(batches), generator=gen).tolist()
+    return [batches[i] for i in order]
+
+
+def finetune_text_encoder(corpus: Corpus, model_name_or_path: str, ft: FinetuneConfig,
+                          out_dir: Path, max_length: int | None = None, *,
+                          device: str | None = None, progress: bool = True) -> Path:
+    """Fine-tune a text encoder on the corpus's train split and save it (or reuse a saved one).
+
+    Args:
+        corpus: Needs ``text`` and labels on the train split; the dev split (if any) selects
+            the best epoch by weighted F1.
+        model_name_or_path: Base encoder (``default``, a local folder or a hub id).
+        ft: Epochs, learning rate, batch size, context turns, weight decay and seed.
+        out_dir: Folder to write (``save_pretrained`` layout plus ``finetune.json``).
+        max_length: Token limit per input; ``None`` uses ``ft.max_length``.
+        device: ``cpu``, ``cuda``, ...; ``None`` picks CUDA when available.
+        progress: Show tqdm progress bars.
+
+    Returns:
+        ``out_dir``, loadable with ``AutoModel.from_pretrained``.
+
+    Raises:
+        ErcgraphError: on a bad config, no labelled training rows, or a model that cannot load.
+    """
+    from sklearn.metrics import f1_score
+    from tqdm.auto import tqdm
+    from transformers import get_linear_schedule_with_warmup
+
+    out_dir = Path(out_dir)
+    if ft.epochs < 1 or ft.batch_size < 1 or ft.lr <= 0:
+        raise ErcgraphError(f"features.text.finetune: epochs and batch_size must be >= 1 and lr "
+                            f"> 0, got epochs={ft.epochs}, batch_size={ft.batch_size}, "
+                            f"lr={ft.lr}")
+    settings = _jsonable(finetune_settings(corpus, model_name_or_path, ft, max_length))
+    report = _read_report(out_dir)
+    if (report is not None and report.get("settings") == settings
+            and (out_dir / "config.json").is_file()):
+        log.info("reusing fine-tuned text encoder %s (best dev epoch %s)", out_dir,
+                 report.get("best_epoch"))
+        return out_dir
+
+    labels = corpus.label_ids()
+    split = corpus.df["split"].to_numpy()
+    train_rows = np.flatnonzero((split == "train") & (labels >= 0))
+    dev_rows = np.flatnonzero((split == "dev") & (labels >= 0))
+    if len(train_rows) == 0:
+        raise ErcgraphError(f"{corpus.source or corpus.name}: fine-tuning needs labelled rows in "
+                            "the 'train' split; found none")
+
+    t0 = time.perf_counter()
+    seed = int(ft.seed)
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    gen = torch.Generator().manual_seed(seed)
+
+    enc = TextEncoder(settings["base_model"], pooling="mean", max_length=settings["max_length"],
+                      batch_size=max(ft.batch_size, 32), truncation_side="left",
+                      normalize=False, device=device, progress=progress)
+    texts = build_inputs(corpus, ft.context_turns, sep=enc.sep)
+    ids = enc.tokenize(texts)
+    lengths = np.array([len(x) for x in ids])
+    head = torch.nn.Linear(enc.dim, corpus.num_classes).to(enc.device)
+    params = list(enc.model.parameters()) + list(head.parameters())
+    no_decay = [p for p in params if p.dim() < 2]
+    decay = [p for p in params if p.dim() >= 2]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": ft.weight_decay},
+                             {"params": no_decay, "weight_decay": 0.0}], lr=ft.lr)
+    steps_per_epoch = -(-len(train_rows) // ft.batch_size)
+    total = steps_per_epoch * ft.epochs
+    sched = get_linear_schedule_with_warmup(opt, int(WARMUP_FRACTION * total), total)
+    y = torch.as_tensor(labels)
+    dev_texts = [texts[i] for i in dev_rows]
+
+    history: list[dict[str, Any]] = []
+    best_f1, best_epoch, best_state = -1.0, None, None
+    with tqdm(total=total, desc="fine-tuning text encoder", unit="step",
+              disable=None if progress else True) as bar:
+        for epoch in range(1, ft.epochs + 1):
+            enc.model.train()
+            head.train()
+            losses = []
+            for pos in _batches(lengths[train_rows], ft.batch_size, gen):
+                rows = train_rows[pos]
+                batch = enc.collate([ids[i] for i in rows])
+                logits = head(enc.forward_batch(batch))
+                loss = torch.nn.functional.cross_entropy(logits, y[rows].to(enc.device))
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(params, GRAD_CLIP)
+                opt.step()
+                sched.step()
+                losses.append(float(loss.detach()))
+                bar.update(1)
+                bar.set_postfix(epoch=epoch, loss=f"{np.mean(losses[-20:]):.3f}")
+            record: dict[str, Any] = {"epoch": epoch, "train_loss": float(np.mean(losses))}
+            if len(dev_rows):
+                head.eval()
+                emb = enc.encode(dev_texts, desc=f"dev epoch {epoch}")
+                with torch.no_grad():
+                    pred = head(emb.to(enc.device)).argmax(-1).cpu().numpy()
+                f1 = float(f1_score(labels[dev_rows], pred, average="weighted"))
+                record["dev_weighted_f1"] = f1
+                if f1 > best_f1:
+                    best_f1, best_epoch = f1, epoch
+                    best_state = _snapshot(enc.model, head)
+            log.info("fine-tuning epoch %d: %s", epoch, record)
+            history.append(record)
+    if best_state is None:
+        log.warning("no labelled dev split: keeping the last fine-tuning epoch")
+        best_epoch, best_state = ft.epochs, _snapshot(enc.model, head)
+    enc.model.load_state_dict(best_state[0])
+    head.load_state_dict(best_state[1])
+
+    report = {
+        "settings": settings,
+        "epochs": history,
+        "best_epoch": best_epoch,
+        "best_dev_weighted_f1": best_f1 if len(dev_rows) else None,
+        "selection": "dev weighted F1" if len(dev_rows) else "last epoch (no dev split)",
+        "train_utterances": int(len(train_rows)),
+        "dev_utterances": int(len(dev_rows)),
+        "seconds": round(time.perf_counter() - t0, 2),
+    }
+    _save_atomically(out_dir, enc, head, report)
+    log.info("fine-tuned text encoder saved to %s (best dev epoch %s)", out_dir, best_epoch)
+    return out_dir
+
+
+def _snapshot(model: torch.nn.Module, head: torch.nn.Module) -> tuple[dict, dict]:
+    return ({k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
+            {k: v.detach().cpu().clone() for k, v in head.state_dict().items()})
+
+
+def _save_atomically(out_dir: Path, enc: TextEncoder, head: torch.nn.Module,
+                     report: dict[str, Any]) -> None:
+    """Write into a temporary sibling folder, then swap it in with renames."""
+    from safetensors.torch import save_file
+
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}.", suffix=".tmp"))
+    try:
+        enc.model.save_pretrained(tmp)
+        enc.tokenizer.save_pretrained(tmp)
+        save_file({k: v.detach().cpu().contiguous() for k, v in head.state_dict().items()},
+                  str(tmp / "classifier_head.safetensors"))
+        (tmp / "finetune.json").write_text(json.dumps(report, indent=1), encoding="utf-8")
+        old = None
+        if out_dir.exists():
+            old = out_dir.with_name(f".{out_dir.name}.{os.getpid()}.old")
+            os.replace(out_dir, old)
+        os.replace(tmp, out_dir)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise

@@ -1,0 +1,44 @@
+"""Build a registered model from the ``model`` config section."""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+
+from torch import nn
+
+from ercgraph.config import ModelConfig
+from ercgraph.errors import ErcgraphError
+from ercgraph.registry import MODELS
+
+EdgeType = tuple[str, str, str]
+
+
+def build_model(cfg: ModelConfig, in_dims: dict[str, int], edge_types: list[EdgeType],
+                num_classes: int) -> nn.Module:
+    """Instantiate ``cfg.name`` with the config fields its constructor takes.
+
+    A config field the chosen model does not use is an error when it differs from the default
+    (a flag that would be parsed and then ignored), naming the field.
+    """
+    cls = MODELS.get(cfg.name)
+    params = inspect.signature(cls.__init__).parameters
+    defaults = ModelConfig()
+    kwargs = {}
+    for f in dataclasses.fields(cfg):
+        if f.name in ("name", "options"):
+            continue
+        value = getattr(cfg, f.name)
+        if f.name in params:
+            kwargs[f.name] = value
+        elif value != getattr(defaults, f.name):
+            raise ErcgraphError(
+                f"model {cfg.name!r} does not use model.{f.name} (set to {value!r}); "
+                f"its arguments are: {', '.join(p for p in params if p != 'self')}")
+    for key, value in cfg.options.items():
+        if key not in params:
+            raise ErcgraphError(
+                f"unknown option model.options.{key} for model {cfg.name!r}; allowed: "
+                f"{', '.join(p for p in params if p not in ('self', 'in_dims', 'edge_types', 'num_classes'))}")
+        kwargs[key] = value
+    return cls(in_dims=in_dims, edge_types=edge_types, num_classes=num_classes, **kwargs)

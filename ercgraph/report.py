@@ -1,0 +1,158 @@
+"""Run reports: metrics (scikit-learn), mean ± std over seeds, markdown, and plots (matplotlib)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ercgraph.data.features import atomic_write_bytes
+
+HEADLINE = ("accuracy", "weighted_f1", "macro_f1")
+
+
+def score(y_true: np.ndarray, y_pred: np.ndarray, labels: Sequence[str]) -> dict[str, Any]:
+    """Accuracy, weighted and macro F1 (percent) and per-class precision/recall/F1/support."""
+    from sklearn.metrics import accuracy_score, f1_score, precision_recall_fscore_support
+
+    ids = list(range(len(labels)))
+    p, r, f, s = precision_recall_fscore_support(y_true, y_pred, labels=ids, zero_division=0)
+    return {
+        "accuracy": 100.0 * accuracy_score(y_true, y_pred),
+        "weighted_f1": 100.0 * f1_score(y_true, y_pred, labels=ids, average="weighted",
+                                        zero_division=0),
+        "macro_f1": 100.0 * f1_score(y_true, y_pred, labels=ids, average="macro", zero_division=0),
+        "per_class": {lab: {"precision": 100.0 * p[i], "recall": 100.0 * r[i],
+                            "f1": 100.0 * f[i], "support": int(s[i])}
+                      for i, lab in enumerate(labels)},
+    }
+
+
+def aggregate(per_seed: dict[int, dict[str, Any]]) -> dict[str, Any]:
+    """Combine per-seed scores of one split into ``{metric: {mean, std, per_seed}}``.
+
+    ``per_class`` holds the mean over seeds of each class's precision, recall and F1 (support is
+    the same for every seed), plus ``f1_std``.
+    """
+    seeds = sorted(per_seed)
+    out: dict[str, Any] = {}
+    for key in HEADLINE:
+        vals = np.array([per_seed[s][key] for s in seeds], dtype=float)
+        out[key] = {"mean": float(vals.mean()), "std": float(vals.std(ddof=1)) if len(vals) > 1
+                    else 0.0, "per_seed": {str(s): float(v) for s, v in zip(seeds, vals)}}
+    labels = list(per_seed[seeds[0]]["per_class"])
+    out["per_class"] = {}
+    for lab in labels:
+        rows = [per_seed[s]["per_class"][lab] for s in seeds]
+        f1s = np.array([r["f1"] for r in rows])
+        out["per_class"][lab] = {
+            "precision": float(np.mean([r["precision"] for r in rows])),
+            "recall": float(np.mean([r["recall"] for r in rows])),
+            "f1": float(f1s.mean()),
+            "f1_std": float(f1s.std(ddof=1)) if len(rows) > 1 else 0.0,
+            "support": int(rows[0]["support"]),
+        }
+    return out
+
+
+def fmt(m: dict[str, float]) -> str:
+    return f"{m['mean']:.2f} ± {m['std']:.2f}"
+
+
+def markdown_summary(metrics: dict[str, Any], title: str, extra: dict[str, Any] | None = None
+                     ) -> str:
+    """The run's markdown summary: headline table, per-class F1 table, notes."""
+    lines = [f"# {title}", ""]
+    seeds = list(metrics["dev"]["accuracy"]["per_seed"])
+    lines += [f"Seeds: {', '.join(seeds)}. Model selection: best epoch by dev "
+              f"{metrics.get('select_metric', 'weighted_f1')} (the test split is never used for "
+              "selection). Values are percent, mean ± std over seeds.", ""]
+    lines += ["| split | accuracy | weighted F1 | macro F1 |", "|---|---|---|---|"]
+    for split in ("dev", "test"):
+        if split in metrics:
+            m = metrics[split]
+            lines.append(f"| {split} | {fmt(m['accuracy'])} | {fmt(m['weighted_f1'])} | "
+                         f"{fmt(m['macro_f1'])} |")
+    lines += ["", "## Per-class F1 (test, mean ± std over seeds)", ""]
+    if "test" in metrics:
+        pc = metrics["test"]["per_class"]
+        lines += ["| class | precision | recall | F1 | support |", "|---|---|---|---|---|"]
+        for lab, v in pc.items():
+            lines.append(f"| {lab} | {v['precision']:.2f} | {v['recall']:.2f} | "
+                         f"{v['f1']:.2f} ± {v['f1_std']:.2f} | {v['support']} |")
+    if extra:
+        lines += ["", "## Run facts", ""]
+        lines += [f"- {k}: {v}" for k, v in extra.items()]
+    return "\n".join(lines) + "\n"
+
+
+def write_json(path: Path, obj: Any) -> None:
+    atomic_write_bytes(path, json.dumps(obj, indent=2, default=str).encode())
+
+
+def plot_confusion(y_true: np.ndarray, y_pred: np.ndarray, labels: Sequence[str], path: Path,
+                   title: str) -> None:
+    """Row-normalised confusion matrix with counts, saved as PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+    from sklearn.metrics import confusion_matrix
+
+    cm = confusion_matrix(y_true, y_pred, labels=list(range(len(labels))))
+    norm = cm / np.maximum(cm.sum(1, keepdims=True), 1)
+    fig, ax = plt.subplots(figsize=(1.0 + 0.9 * len(labels), 0.8 + 0.8 * len(labels)))
+    ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
+    for i in range(len(labels)):
+        for j in range(len(labels)):
+            ax.text(j, i, f"{cm[i, j]}\n{norm[i, j]:.0%}", ha="center", va="center", fontsize=7,
+                    color="white" if norm[i, j] > 0.5 else "black")
+    ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right")
+    ax.set_yticks(range(len(labels)), labels)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title)
+    fig.tight_layout()
+    _save_fig(fig, path)
+
+
+def plot_learning_curves(histories: dict[int, list[dict[str, float]]], path: Path,
+                         select_metric: str) -> None:
+    """Training loss and dev metric per epoch for every seed, best epochs marked."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3.8))
+    for seed, hist in sorted(histories.items()):
+        ep = [h["epoch"] for h in hist]
+        a1.plot(ep, [h["train_loss"] for h in hist], label=f"seed {seed} train")
+        a1.plot(ep, [h["dev_loss"] for h in hist], "--", label=f"seed {seed} dev")
+        dev = [h[f"dev_{select_metric}"] for h in hist]
+        (line,) = a2.plot(ep, dev, label=f"seed {seed}")
+        best = int(np.argmax(dev))
+        a2.plot(ep[best], dev[best], "o", color=line.get_color())
+    a1.set_xlabel("epoch")
+    a1.set_ylabel("loss")
+    a1.legend(fontsize=6)
+    a2.set_xlabel("epoch")
+    a2.set_ylabel(f"dev {select_metric} (%)")
+    a2.set_title("dev score (dot = selected epoch)")
+    a2.legend(fontsize=6)
+    fig.tight_layout()
+    _save_fig(fig, path)
+
+
+def _save_fig(fig: Any, path: Path) -> None:
+    import io
+
+    import matplotlib.pyplot as plt
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=120)
+    plt.close(fig)
+    atomic_write_bytes(path, buf.getvalue())

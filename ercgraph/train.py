@@ -1,0 +1,367 @@
+"""The training recipe: config → corpus → features → graphs → model → fit (dev selection) →
+test evaluation → report. Reads top to bottom; holds no globals.
+
+Each seed trains in its own folder ``seed_<s>/`` of the run directory. After every epoch a
+checkpoint (model, optimiser, RNG and history) is written atomically to ``last.pt``; the weights
+of the best epoch by the dev metric go to ``best.safetensors``; a finished seed writes
+``result.json``. ``resume=True`` skips finished seeds and continues an interrupted one from its
+last checkpoint.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import platform
+import random
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from ercgraph.config import Config, cache_dir, dump_config
+from ercgraph.data.corpus import Corpus
+from ercgraph.data.features import FeatureStore, atomic_write_bytes
+from ercgraph.errors import ErcgraphError
+from ercgraph.report import (
+    aggregate,
+    markdown_summary,
+    plot_confusion,
+    plot_learning_curves,
+    score,
+    write_json,
+)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Prepared:
+    """Everything the model needs, built once and shared by all seeds (and ablation variants)."""
+
+    corpus: Corpus
+    store: FeatureStore
+    graphs: dict[str, list]  # split → list of HeteroData
+    edge_types: list[tuple[str, str, str]]
+    timings: dict[str, float]
+
+
+# -- setup ------------------------------------------------------------------------------------
+def set_seed(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ErcgraphError(f"train.device is {name!r} but CUDA is not available here")
+    return torch.device(name)
+
+
+def load_features(cfg: Config, corpus: Corpus) -> tuple[FeatureStore, dict[str, Any]]:
+    """Compute or reuse the FeatureStore for every configured modality."""
+    from ercgraph.encoders.extract import extract_text_features
+
+    store: FeatureStore | None = None
+    info: dict[str, Any] = {}
+    for modality in cfg.features.modalities:
+        if modality == "text":
+            part, info["text"] = extract_text_features(corpus, cfg.features.text,
+                                                       cache_dir(cfg))
+        else:
+            raise ErcgraphError(
+                f"features.modalities: no feature source for modality {modality!r} is configured;"
+                " supported here: text")
+        store = part if store is None else store.merge(part)
+    if store is None:
+        raise ErcgraphError("features.modalities is empty; name at least one modality")
+    store.check_rows(corpus.num_utterances, "features")
+    return store, info
+
+
+def prepare(cfg: Config) -> Prepared:
+    """Corpus, features and graphs (each cached on disk where deterministic)."""
+    from ercgraph.data.load import load_corpus
+    from ercgraph.graphs.build import build_graphs
+
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    corpus = load_corpus(cfg)
+    timings["read_s"] = time.perf_counter() - t0
+    for split in ("train", "dev", "test"):
+        if split not in corpus.splits:
+            raise ErcgraphError(f"{corpus.source or corpus.name}: the corpus has no {split!r} "
+                                f"split (found {corpus.splits}); training needs train, dev, test")
+    t0 = time.perf_counter()
+    store, _ = load_features(cfg, corpus)
+    timings["features_s"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    graphs = build_graphs(corpus, store, cfg.graph.builders, cfg.graph.edge_types,
+                          cache_dir(cfg))
+    timings["graphs_s"] = time.perf_counter() - t0
+    if not graphs:
+        raise ErcgraphError("no dialogue graphs were built")
+    edge_types = sorted(graphs[0].edge_types)
+    by_split: dict[str, list] = {"train": [], "dev": [], "test": []}
+    first_split = corpus.df.groupby("dialogue_id", sort=False)["split"].first()
+    for g in graphs:
+        split = first_split[g.dialogue_id]
+        if split in by_split:
+            by_split[split].append(g)
+    return Prepared(corpus, store, by_split, edge_types, timings)
+
+
+# -- one seed ---------------------------------------------------------------------------------
+def _loader(graphs: list, batch_size: int, shuffle: bool, seed: int = 0):
+    from torch_geometric.loader import DataLoader
+
+    gen = torch.Generator().manual_seed(seed)
+    return DataLoader(graphs, batch_size=batch_size, shuffle=shuffle, generator=gen)
+
+
+@torch.no_grad()
+def predict_graphs(model: nn.Module, batches: list, device: torch.device,
+                   loss_fn: nn.Module | None = None) -> tuple[np.ndarray, np.ndarray, float]:
+    """Probabilities, labels and mean loss over pre-collated batches."""
+    model.eval()
+    probs, ys, total, n = [], [], 0.0, 0
+    for batch in batches:
+        batch = batch.to(device)
+        logits = model(batch)
+        if loss_fn is not None:
+            labelled = batch.y >= 0
+            if labelled.any():
+                total += float(loss_fn(logits[labelled], batch.y[labelled])) * int(labelled.sum())
+                n += int(labelled.sum())
+        probs.append(torch.softmax(logits, -1).cpu())
+        ys.append(batch.y.cpu())
+    return torch.cat(probs).numpy(), torch.cat(ys).numpy(), total / max(n, 1)
+
+
+def class_counts(graphs: list, num_classes: int) -> torch.Tensor:
+    y = torch.cat([g.y for g in graphs])
+    return torch.bincount(y[y >= 0], minlength=num_classes).float()
+
+
+def fit_seed(cfg: Config, prep: Prepared, seed: int, seed_dir: Path, resume: bool
+             ) -> dict[str, Any]:
+    """Train one seed with dev-split model selection; returns the seed's result dict."""
+    from safetensors.torch import load_file, save
+
+    from ercgraph.models import build_model
+    from ercgraph.registry import LOSSES
+
+    result_path = seed_dir / "result.json"
+    if resume and result_path.exists():
+        log.info("seed %d already finished; reusing %s", seed, result_path)
+        return json.loads(result_path.read_text())
+    seed_dir.mkdir(parents=True, exist_ok=True)
+    device = pick_device(cfg.train.device)
+    set_seed(seed)
+    labels = prep.corpus.labels
+    model = build_model(cfg.model, prep.store.dims(), prep.edge_types, len(labels)).to(device)
+    counts = class_counts(prep.graphs["train"], len(labels))
+    loss_fn = LOSSES.create({"name": cfg.loss.name, **cfg.loss.options},
+                            class_counts=counts).to(device)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.train.lr,
+                            weight_decay=cfg.train.weight_decay)
+    train_loader = _loader(prep.graphs["train"], cfg.train.batch_size, True, seed)
+    dev_batches = list(_loader(prep.graphs["dev"], 64, False))
+    metric = cfg.train.select_metric
+    history: list[dict[str, float]] = []
+    best, best_epoch, start = -1.0, -1, 1
+    ckpt = seed_dir / "last.pt"
+    if resume and ckpt.exists():
+        state = torch.load(ckpt, map_location="cpu", weights_only=True)
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        torch.set_rng_state(state["torch_rng"])
+        train_loader.generator.set_state(state["loader_rng"])
+        history, best, best_epoch = state["history"], state["best"], state["best_epoch"]
+        start = state["epoch"] + 1
+        log.info("seed %d: resuming after epoch %d", seed, state["epoch"])
+
+    for epoch in range(start, cfg.train.epochs + 1):
+        t0 = time.perf_counter()
+        model.train()
+        total, n = 0.0, 0
+        for batch in train_loader:
+            batch = batch.to(device)
+            logits = model(batch)
+            labelled = batch.y >= 0
+            loss = loss_fn(logits[labelled], batch.y[labelled])
+            opt.zero_grad()
+            loss.backward()
+            if cfg.train.grad_clip:
+                nn.utils.clip_grad_norm_(model.parameters(), cfg.train.grad_clip)
+            opt.step()
+            total += float(loss) * int(labelled.sum())
+            n += int(labelled.sum())
+        epoch_s = time.perf_counter() - t0
+        probs, y, dev_loss = predict_graphs(model, dev_batches, device, loss_fn)
+        dev = score(y, probs.argmax(1), labels)
+        row = {"epoch": epoch, "train_loss": total / max(n, 1), "dev_loss": dev_loss,
+               "epoch_s": epoch_s, **{f"dev_{k}": dev[k] for k in ("accuracy", "weighted_f1",
+                                                                   "macro_f1")}}
+        history.append(row)
+        if row[f"dev_{metric}"] > best:
+            best, best_epoch = row[f"dev_{metric}"], epoch
+            atomic_write_bytes(seed_dir / "best.safetensors",
+                               save({k: v.detach().cpu().contiguous()
+                                     for k, v in model.state_dict().items()}))
+        log.info("seed %d epoch %d: loss %.4f dev %s %.2f (best %.2f @ %d) %.1fs", seed, epoch,
+                 row["train_loss"], metric, row[f"dev_{metric}"], best, best_epoch, epoch_s)
+        state = {"model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch,
+                 "history": history, "best": best, "best_epoch": best_epoch,
+                 "torch_rng": torch.get_rng_state(),
+                 "loader_rng": train_loader.generator.get_state()}
+        _atomic_torch_save(state, ckpt)
+        if epoch - best_epoch >= cfg.train.patience:
+            log.info("seed %d: no dev improvement for %d epochs; stopping", seed,
+                     cfg.train.patience)
+            break
+
+    model.load_state_dict(load_file(seed_dir / "best.safetensors"))
+    result: dict[str, Any] = {"seed": seed, "best_epoch": best_epoch, "history": history}
+    for split in ("dev", "test"):
+        probs, y, _ = predict_graphs(model, list(_loader(prep.graphs[split], 64, False)), device)
+        result[split] = score(y, probs.argmax(1), labels)
+        result[f"{split}_pred"] = probs.argmax(1).tolist()
+        result[f"{split}_true"] = y.tolist()
+    write_json(result_path, result)
+    return result
+
+
+def _atomic_torch_save(obj: Any, path: Path) -> None:
+    import io
+
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+# -- the run ----------------------------------------------------------------------------------
+def environment() -> dict[str, Any]:
+    """Package versions and git revision, saved with every run."""
+    import importlib.metadata as md
+
+    versions = {}
+    for pkg in ("ercgraph", "torch", "torch-geometric", "transformers", "torchaudio", "numpy",
+                "pandas", "scikit-learn", "safetensors"):
+        try:
+            versions[pkg] = md.version(pkg)
+        except md.PackageNotFoundError:
+            versions[pkg] = None
+    try:
+        rev = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
+                             cwd=Path(__file__).parent, timeout=5).stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        rev = None
+    return {"versions": versions, "git_revision": rev, "python": platform.python_version(),
+            "platform": platform.platform()}
+
+
+def check_out_dir(out: Path, resume: bool) -> None:
+    """Never overwrite a finished or foreign run unless resuming it."""
+    if out.exists() and any(out.iterdir()) and not resume:
+        raise ErcgraphError(f"run directory {str(out)!r} already exists and is not empty; "
+                            "pass --resume to continue it or choose another --out")
+    if resume and out.exists() and (out / "config.yaml").exists():
+        saved = (out / "config.yaml").read_text()
+        return saved  # the caller compares it with the new config
+
+
+def run(cfg: Config, out: Path, resume: bool = False, prep: Prepared | None = None
+        ) -> dict[str, Any]:
+    """Train every seed in ``cfg.train.seeds`` and write the run directory.
+
+    Returns:
+        The metrics dict written to ``metrics.json``.
+    """
+    saved = check_out_dir(out, resume)
+    if saved is not None and saved != dump_config(cfg):
+        raise ErcgraphError(f"--resume: the config differs from the one saved in "
+                            f"{str(out / 'config.yaml')!r}; resume with the same config")
+    if cfg.train.threads:
+        torch.set_num_threads(cfg.train.threads)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(out / "config.yaml", dump_config(cfg).encode())
+    write_json(out / "environment.json", environment())
+    if prep is None:
+        prep = prepare(cfg)
+    t_train = time.perf_counter()
+    results = {s: fit_seed(cfg, prep, s, out / f"seed_{s}", resume) for s in cfg.train.seeds}
+    train_s = time.perf_counter() - t_train
+    metrics = summarise(cfg, prep, results, out)
+    metrics["timings"] = {**prep.timings, "train_s": train_s}
+    write_json(out / "metrics.json", metrics)
+    return metrics
+
+
+def summarise(cfg: Config, prep: Prepared, results: dict[int, dict], out: Path) -> dict:
+    """metrics.json content, summary.md, confusion matrix and learning curves."""
+    labels = list(prep.corpus.labels)
+    metrics: dict[str, Any] = {"select_metric": cfg.train.select_metric,
+                               "seeds": list(results), "labels": labels,
+                               "edge_types": ["|".join(et) for et in prep.edge_types],
+                               "best_epochs": {str(s): r["best_epoch"] for s, r in results.items()}}
+    for split in ("dev", "test"):
+        metrics[split] = aggregate({s: r[split] for s, r in results.items()})
+    epoch_s = [h["epoch_s"] for r in results.values() for h in r["history"]]
+    metrics["epoch_s_mean"] = float(np.mean(epoch_s)) if epoch_s else None
+    y_true = np.concatenate([r["test_true"] for r in results.values()])
+    y_pred = np.concatenate([r["test_pred"] for r in results.values()])
+    plot_confusion(y_true, y_pred, labels, out / "confusion_test.png",
+                   f"test confusion, pooled over {len(results)} seed(s)")
+    plot_learning_curves({s: r["history"] for s, r in results.items()},
+                         out / "learning_curve.png", cfg.train.select_metric)
+    extra = {"model": cfg.model.name, "edge types": ", ".join(metrics["edge_types"]) or "none",
+             "best epochs": metrics["best_epochs"],
+             "train dialogues / dev / test": "/".join(str(len(prep.graphs[s]))
+                                                      for s in ("train", "dev", "test"))}
+    title = f"ercgraph run: {prep.corpus.name}, {cfg.model.name}"
+    atomic_write_bytes(out / "summary.md", markdown_summary(metrics, title, extra).encode())
+    return metrics
+
+
+def evaluate_run(run_dir: Path) -> dict[str, Any]:
+    """Re-score a saved run from its config and best checkpoints; writes ``rescored.json``."""
+    from safetensors.torch import load_file
+
+    from ercgraph.config import load_config
+    from ercgraph.models import build_model
+
+    cfg_path = run_dir / "config.yaml"
+    if not cfg_path.exists():
+        raise ErcgraphError(f"{str(run_dir)!r} is not a run directory (no config.yaml)")
+    cfg = load_config(cfg_path)
+    prep = prepare(cfg)
+    device = pick_device(cfg.train.device)
+    per_split: dict[str, dict[int, dict]] = {"dev": {}, "test": {}}
+    for seed in cfg.train.seeds:
+        weights = run_dir / f"seed_{seed}" / "best.safetensors"
+        if not weights.exists():
+            raise ErcgraphError(f"{str(weights)!r} is missing; the run did not finish seed {seed}")
+        model = build_model(cfg.model, prep.store.dims(), prep.edge_types,
+                            len(prep.corpus.labels)).to(device)
+        model.load_state_dict(load_file(weights))
+        for split in per_split:
+            probs, y, _ = predict_graphs(model, list(_loader(prep.graphs[split], 64, False)),
+                                         device)
+            per_split[split][seed] = score(y, probs.argmax(1), prep.corpus.labels)
+    rescored = {split: aggregate(v) for split, v in per_split.items()}
+    write_json(run_dir / "rescored.json", rescored)
+    return rescored
+
+
+def config_as_dict(cfg: Config) -> dict[str, Any]:
+    return dataclasses.asdict(cfg)
