@@ -82,7 +82,8 @@ def train(config, overrides, data_root, cache_dir, imports, seeds, out, resume) 
     cfg = _load(config, overrides, data_root, seeds, cache_dir)
     _import_files(tuple(p for p in cfg.imports if p not in imports))
     if out is None:
-        out = cfg.out or f"runs/{Path(config).stem if config else 'run'}-{time.strftime('%Y%m%d-%H%M%S')}"
+        stem = Path(config).stem if config else "run"
+        out = cfg.out or f"runs/{stem}-{time.strftime('%Y%m%d-%H%M%S')}"
     metrics = run(cfg, Path(out), resume=resume)
     _print_metrics(metrics, Path(out))
 

@@ -100,6 +100,14 @@ class LossConfig:
 
 
 @dataclass
+class SamplerConfig:
+    """Training-dialogue sampler by name (``random`` = shuffle, ``class_aware``)."""
+
+    name: str = "random"
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
 class TrainConfig:
     epochs: int = 40
     batch_size: int = 16
@@ -120,6 +128,7 @@ class Config:
     graph: GraphConfig = field(default_factory=GraphConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     loss: LossConfig = field(default_factory=LossConfig)
+    sampler: SamplerConfig = field(default_factory=SamplerConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     data_root: str | None = None
     cache_dir: str | None = None

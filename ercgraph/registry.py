@@ -98,7 +98,7 @@ class Registry(Generic[T]):
         )
 
     def create(self, spec: Any, **extra: Any) -> T:
-        """Build an instance from a name, a ``{"name": ..., **kwargs}`` dict, or pass one through."""
+        """Build from a name or a ``{"name": ..., **kwargs}`` dict; an instance passes through."""
         if not isinstance(spec, (str, dict)):
             return spec
         if isinstance(spec, str):
@@ -136,7 +136,8 @@ def load_dotted(path: str, kind: str = "object") -> Any:
     try:
         module = importlib.import_module(mod_name)
     except ImportError as exc:
-        raise ErcgraphError(f"cannot import module {mod_name!r} for {kind} {path!r}: {exc}") from exc
+        raise ErcgraphError(
+            f"cannot import module {mod_name!r} for {kind} {path!r}: {exc}") from exc
     try:
         return getattr(module, attr)
     except AttributeError as exc:

@@ -10,7 +10,6 @@ last checkpoint.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import platform
@@ -147,6 +146,20 @@ def predict_graphs(model: nn.Module, batches: list, device: torch.device,
     return torch.cat(probs).numpy(), torch.cat(ys).numpy(), total / max(n, 1)
 
 
+def _train_loader(cfg: Config, prep: Prepared, seed: int):
+    """The training loader with the configured dialogue sampler and its seeded generator."""
+    from torch_geometric.loader import DataLoader
+
+    from ercgraph.registry import SAMPLERS
+
+    gen = torch.Generator().manual_seed(seed)
+    graphs = prep.graphs["train"]
+    sampler = SAMPLERS.create({"name": cfg.sampler.name, **cfg.sampler.options},
+                              dialogue_labels=[g.y for g in graphs],
+                              num_classes=len(prep.corpus.labels), generator=gen)
+    return DataLoader(graphs, batch_size=cfg.train.batch_size, sampler=sampler), gen
+
+
 def class_counts(graphs: list, num_classes: int) -> torch.Tensor:
     y = torch.cat([g.y for g in graphs])
     return torch.bincount(y[y >= 0], minlength=num_classes).float()
@@ -174,7 +187,7 @@ def fit_seed(cfg: Config, prep: Prepared, seed: int, seed_dir: Path, resume: boo
                             class_counts=counts).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.train.lr,
                             weight_decay=cfg.train.weight_decay)
-    train_loader = _loader(prep.graphs["train"], cfg.train.batch_size, True, seed)
+    train_loader, train_gen = _train_loader(cfg, prep, seed)
     dev_batches = list(_loader(prep.graphs["dev"], 64, False))
     metric = cfg.train.select_metric
     history: list[dict[str, float]] = []
@@ -185,7 +198,7 @@ def fit_seed(cfg: Config, prep: Prepared, seed: int, seed_dir: Path, resume: boo
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         torch.set_rng_state(state["torch_rng"])
-        train_loader.generator.set_state(state["loader_rng"])
+        train_gen.set_state(state["loader_rng"])
         history, best, best_epoch = state["history"], state["best"], state["best_epoch"]
         start = state["epoch"] + 1
         log.info("seed %d: resuming after epoch %d", seed, state["epoch"])
@@ -223,7 +236,7 @@ def fit_seed(cfg: Config, prep: Prepared, seed: int, seed_dir: Path, resume: boo
         state = {"model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch,
                  "history": history, "best": best, "best_epoch": best_epoch,
                  "torch_rng": torch.get_rng_state(),
-                 "loader_rng": train_loader.generator.get_state()}
+                 "loader_rng": train_gen.get_state()}
         _atomic_torch_save(state, ckpt)
         if epoch - best_epoch >= cfg.train.patience:
             log.info("seed %d: no dev improvement for %d epochs; stopping", seed,
@@ -270,14 +283,30 @@ def environment() -> dict[str, Any]:
             "platform": platform.platform()}
 
 
-def check_out_dir(out: Path, resume: bool) -> None:
-    """Never overwrite a finished or foreign run unless resuming it."""
+def check_out_dir(out: Path, cfg: Config, resume: bool) -> None:
+    """Never overwrite a run unless resuming it, and only resume it with the same config.
+
+    A resumed run may change ``train.epochs`` (to train longer) and ``train.seeds`` (to add seeds);
+    anything else must match the saved ``config.yaml``.
+    """
     if out.exists() and any(out.iterdir()) and not resume:
         raise ErcgraphError(f"run directory {str(out)!r} already exists and is not empty; "
                             "pass --resume to continue it or choose another --out")
-    if resume and out.exists() and (out / "config.yaml").exists():
-        saved = (out / "config.yaml").read_text()
-        return saved  # the caller compares it with the new config
+    saved_path = out / "config.yaml"
+    if resume and saved_path.exists():
+        import yaml
+
+        saved = yaml.safe_load(saved_path.read_text())
+        new = yaml.safe_load(dump_config(cfg))
+        for d in (saved, new):
+            d["train"].pop("epochs", None)
+            d["train"].pop("seeds", None)
+        if saved != new:
+            diff = sorted(f"{sec}.{k}" for sec in new if isinstance(new[sec], dict)
+                          for k in new[sec] if saved.get(sec, {}).get(k) != new[sec][k])
+            raise ErcgraphError(f"--resume: the config differs from {str(saved_path)!r} "
+                                f"(at {', '.join(diff) or 'top level'}); resume with the same "
+                                "config (only train.epochs and train.seeds may change)")
 
 
 def run(cfg: Config, out: Path, resume: bool = False, prep: Prepared | None = None
@@ -287,17 +316,14 @@ def run(cfg: Config, out: Path, resume: bool = False, prep: Prepared | None = No
     Returns:
         The metrics dict written to ``metrics.json``.
     """
-    saved = check_out_dir(out, resume)
-    if saved is not None and saved != dump_config(cfg):
-        raise ErcgraphError(f"--resume: the config differs from the one saved in "
-                            f"{str(out / 'config.yaml')!r}; resume with the same config")
+    check_out_dir(out, cfg, resume)
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
+    if prep is None:
+        prep = prepare(cfg)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(out / "config.yaml", dump_config(cfg).encode())
     write_json(out / "environment.json", environment())
-    if prep is None:
-        prep = prepare(cfg)
     t_train = time.perf_counter()
     results = {s: fit_seed(cfg, prep, s, out / f"seed_{s}", resume) for s in cfg.train.seeds}
     train_s = time.perf_counter() - t_train
@@ -363,5 +389,3 @@ def evaluate_run(run_dir: Path) -> dict[str, Any]:
     return rescored
 
 
-def config_as_dict(cfg: Config) -> dict[str, Any]:
-    return dataclasses.asdict(cfg)

@@ -127,7 +127,8 @@ def validate_frame(df: pd.DataFrame, labels: Sequence[str], source: str) -> pd.D
     missing = [c for c in REQUIRED_COLUMNS if c not in df.columns]
     if missing:
         raise ErcgraphError(
-            f"{source}: missing required column(s) {missing}; the corpus needs {list(REQUIRED_COLUMNS)}"
+            f"{source}: missing required column(s) {missing}; "
+            f"the corpus needs {list(REQUIRED_COLUMNS)}"
         )
     df = df.copy()
     bad_split = ~df["split"].isin(SPLITS)
@@ -151,8 +152,9 @@ def validate_frame(df: pd.DataFrame, labels: Sequence[str], source: str) -> pd.D
     if dup.any():
         i = int(np.flatnonzero(dup.to_numpy())[0])
         raise ErcgraphError(
-            f"{source}: row {i}: duplicate utterance key (dialogue_id={df['dialogue_id'].iloc[i]!r},"
-            f" turn={int(df['turn'].iloc[i])}); each (dialogue, turn) must appear once")
+            f"{source}: row {i}: duplicate utterance key "
+            f"(dialogue_id={df['dialogue_id'].iloc[i]!r}, turn={int(df['turn'].iloc[i])}); "
+            "each (dialogue, turn) must appear once")
     split_per_dialogue = df.groupby("dialogue_id")["split"].nunique()
     if (split_per_dialogue > 1).any():
         d = split_per_dialogue[split_per_dialogue > 1].index[0]

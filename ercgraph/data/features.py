@@ -67,7 +67,8 @@ class FeatureStore:
         n = None
         for m, x in self.features.items():
             if x.dim() != 2:
-                raise ErcgraphError(f"features[{m!r}] must be 2-D [utterances, dim], got {tuple(x.shape)}")
+                raise ErcgraphError(
+                    f"features[{m!r}] must be 2-D [utterances, dim], got {tuple(x.shape)}")
             if n is not None and x.shape[0] != n:
                 raise ErcgraphError(
                     f"features[{m!r}] has {x.shape[0]} rows but another modality has {n}")

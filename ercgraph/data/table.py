@@ -166,6 +166,11 @@ class SourceTable:
                     f"{list(map(str, self.df.columns))}")
 
 
+def pyarrow_available() -> bool:
+    """Whether pyarrow (needed for parquet) is installed; checked without importing it."""
+    return importlib.util.find_spec("pyarrow") is not None
+
+
 def _format_of(path: Path, fmt: str | None) -> str:
     if fmt is not None:
         key = str(fmt).lower().lstrip(".")
@@ -200,7 +205,7 @@ def read_table_file(path: Path, fmt: str | None = None, str_columns: Iterable[st
         raise ErcgraphError(f"{path}: not a file")
     kind = _format_of(path, fmt)
     if kind == "parquet":
-        if importlib.util.find_spec("pyarrow") is None:
+        if not pyarrow_available():
             raise ErcgraphError(
                 f"{path}: reading parquet needs pyarrow, which is not installed "
                 f"(pip install pyarrow)")

@@ -246,6 +246,7 @@ def validate_edges(builder: object, edges: object, dialogues: Dialogues) -> None
     declared = tuple(getattr(builder, "EDGE_TYPES", ()))
     produced = tuple(getattr(builder, "edge_types", declared))
     n = dialogues.num_utterances
+    checked: set[int] = set()  # intra-modal builders share one tensor across modalities
     for key, ei in edges.items():
         if not (isinstance(key, tuple) and len(key) == 3 and all(isinstance(k, str) for k in key)):
             raise ErcgraphError(
@@ -274,8 +275,9 @@ def validate_edges(builder: object, edges: object, dialogues: Dialogues) -> None
             raise ErcgraphError(
                 f"{builder!r}: edge type {key!r}: edge_index must have dtype torch.int64, "
                 f"got {ei.dtype}")
-        if ei.numel() == 0:
+        if ei.numel() == 0 or id(ei) in checked:
             continue
+        checked.add(id(ei))
         bad = (ei < 0) | (ei >= n)
         if bool(bad.any()):
             row, col = (int(v) for v in torch.nonzero(bad)[0])

@@ -1,5 +1,13 @@
 """Losses for emotion classification, chosen by name from :data:`ercgraph.registry.LOSSES`."""
 
-from ercgraph.losses.classification import CrossEntropyLoss, class_weights
+from ercgraph.losses.classification import (
+    ClassBalancedLoss,
+    CrossEntropyLoss,
+    FocalLoss,
+    LogitAdjustedLoss,
+    class_weights,
+    focal_loss,
+)
 
-__all__ = ["CrossEntropyLoss", "class_weights"]
+__all__ = ["ClassBalancedLoss", "CrossEntropyLoss", "FocalLoss", "LogitAdjustedLoss",
+           "class_weights", "focal_loss"]

@@ -55,3 +55,101 @@ class CrossEntropyLoss(nn.Module):
 
     def extra_repr(self) -> str:
         return f"weighting={self.weighting!r}, label_smoothing={self.label_smoothing}"
+
+
+@LOSSES.register("class_balanced")
+class ClassBalancedLoss(nn.Module):
+    """Class-balanced loss (Cui et al., CVPR 2019): weights from the effective number of samples.
+
+    The weight of class c is ``(1 - beta) / (1 - beta ** n_c)``, normalised to mean 1, applied to
+    cross-entropy (``base="ce"``) or to the focal loss (``base="focal"``).
+
+    Args:
+        class_counts: training-split count per class.
+        beta: in [0, 1); 0 = no reweighting, → 1 = inverse frequency.
+        base: ``ce`` or ``focal``.
+        gamma: focusing parameter when ``base="focal"``.
+    """
+
+    def __init__(self, class_counts: Tensor, beta: float = 0.9999, base: str = "ce",
+                 gamma: float = 2.0) -> None:
+        super().__init__()
+        if not 0.0 <= beta < 1.0:
+            raise ErcgraphError(f"loss.options.beta must be in [0, 1), got {beta}")
+        if base not in ("ce", "focal"):
+            raise ErcgraphError(f"loss.options.base must be 'ce' or 'focal', got {base!r}")
+        self.beta, self.base, self.gamma = beta, base, gamma
+        effective = (1.0 - torch.pow(beta, class_counts.float().clamp(min=1.0))) / (1.0 - beta)
+        w = 1.0 / effective
+        self.register_buffer("weight", w / w.mean())
+
+    def forward(self, logits: Tensor, target: Tensor) -> Tensor:
+        if self.base == "focal":
+            return focal_loss(logits, target, self.gamma, self.weight)
+        return F.cross_entropy(logits, target, weight=self.weight, ignore_index=-1)
+
+    def extra_repr(self) -> str:
+        return f"beta={self.beta}, base={self.base!r}, gamma={self.gamma}"
+
+
+def focal_loss(logits: Tensor, target: Tensor, gamma: float, weight: Tensor | None) -> Tensor:
+    """Mean focal loss over labelled rows, ``-w_y (1 - p_y)^gamma log p_y`` (weights normalised
+    like cross-entropy's weighted mean)."""
+    keep = target >= 0
+    logits, target = logits[keep], target[keep]
+    if target.numel() == 0:
+        return logits.sum() * 0.0
+    logp = F.log_softmax(logits, dim=-1).gather(1, target[:, None]).squeeze(1)
+    loss = -((1.0 - logp.exp()) ** gamma) * logp
+    if weight is None:
+        return loss.mean()
+    w = weight[target]
+    return (w * loss).sum() / w.sum()
+
+
+@LOSSES.register("focal")
+class FocalLoss(nn.Module):
+    """Focal loss (Lin et al., ICCV 2017), optionally with class weights from the counts.
+
+    Args:
+        class_counts: training-split count per class.
+        gamma: focusing parameter (0 = cross-entropy).
+        weighting: ``none``, ``inverse`` or ``sqrt_inverse`` (the alpha term).
+    """
+
+    def __init__(self, class_counts: Tensor, gamma: float = 2.0, weighting: str = "none") -> None:
+        super().__init__()
+        self.gamma, self.weighting = gamma, weighting
+        w = class_weights(class_counts.float(), weighting)
+        self.register_buffer("weight", w if w is not None else torch.ones(len(class_counts)))
+
+    def forward(self, logits: Tensor, target: Tensor) -> Tensor:
+        return focal_loss(logits, target, self.gamma, self.weight)
+
+    def extra_repr(self) -> str:
+        return f"gamma={self.gamma}, weighting={self.weighting!r}"
+
+
+@LOSSES.register("logit_adjusted")
+class LogitAdjustedLoss(nn.Module):
+    """Logit-adjusted cross-entropy (Menon et al., ICLR 2021).
+
+    Training adds ``tau * log(prior)`` to the logits, with the prior counted on the training
+    split; prediction uses the plain logits, which is what makes the classifier balanced.
+
+    Args:
+        class_counts: training-split count per class.
+        tau: scaling of the log-prior.
+    """
+
+    def __init__(self, class_counts: Tensor, tau: float = 1.0) -> None:
+        super().__init__()
+        self.tau = tau
+        prior = class_counts.float().clamp(min=1.0)
+        self.register_buffer("log_prior", (prior / prior.sum()).log())
+
+    def forward(self, logits: Tensor, target: Tensor) -> Tensor:
+        return F.cross_entropy(logits + self.tau * self.log_prior, target, ignore_index=-1)
+
+    def extra_repr(self) -> str:
+        return f"tau={self.tau}"

@@ -12,6 +12,7 @@ from ercgraph.errors import ErcgraphError
 from ercgraph.registry import MODELS
 
 EdgeType = tuple[str, str, str]
+_FIXED = ("self", "in_dims", "edge_types", "num_classes")
 
 
 def build_model(cfg: ModelConfig, in_dims: dict[str, int], edge_types: list[EdgeType],
@@ -39,6 +40,6 @@ def build_model(cfg: ModelConfig, in_dims: dict[str, int], edge_types: list[Edge
         if key not in params:
             raise ErcgraphError(
                 f"unknown option model.options.{key} for model {cfg.name!r}; allowed: "
-                f"{', '.join(p for p in params if p not in ('self', 'in_dims', 'edge_types', 'num_classes'))}")
+                f"{', '.join(p for p in params if p not in _FIXED)}")
         kwargs[key] = value
     return cls(in_dims=in_dims, edge_types=edge_types, num_classes=num_classes, **kwargs)

@@ -1,0 +1,106 @@
+"""MELD text, end to end: frozen vs fine-tuned MiniLM features, hierarchical GCN vs a context-free
+MLP baseline measured in the same run, 5 seeds, dev-selected.
+
+Each variant runs ``ercgraph train`` in a child process (so its peak RSS is its own) with a fresh
+cache, and records extraction, fine-tuning, graph-build and epoch times, peak RSS, and dev/test
+accuracy, weighted F1, macro F1, fear F1 and disgust F1 (mean ± std over seeds).
+
+Usage: python bench/meld_text.py [--seeds 0,1,2,3,4] [--variants frozen_mlp,frozen_gcn,...]
+Writes bench/results/meld_text.json and prints a markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+VARIANTS = {
+    "frozen_gcn": [],
+    "frozen_mlp": ["--set", "model.name=mlp"],
+    "finetuned_gcn": ["--set", "features.text.finetune.enabled=true"],
+    "finetuned_mlp": ["--set", "features.text.finetune.enabled=true", "--set", "model.name=mlp"],
+}
+
+CHILD = r"""
+import json, resource, sys, time
+from ercgraph.cli import main
+t0 = time.time()
+code = 0
+try:
+    main(sys.argv[2:])
+except SystemExit as e:
+    code = int(e.code or 0)
+json.dump({"code": code, "wall_s": time.time() - t0,
+           "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024},
+          open(sys.argv[1], "w"))
+sys.exit(code)
+"""
+
+
+def run_variant(name: str, extra: list[str], seeds: str, cache: Path, out_root: Path) -> dict:
+    out = out_root / name
+    stats = out_root / f"{name}.stats.json"
+    cmd = [sys.executable, "-c", CHILD, str(stats), "-q", "train", "-c",
+           str(REPO / "configs/meld_text.yaml"), "--seeds", seeds, "--out", str(out),
+           "--cache-dir", str(cache), *extra]
+    print(f"[{name}] {' '.join(cmd[3:])}", flush=True)
+    proc = subprocess.run(cmd, cwd=REPO)
+    st = json.loads(stats.read_text())
+    if proc.returncode != 0:
+        raise SystemExit(f"variant {name} failed with exit code {proc.returncode}")
+    m = json.loads((out / "metrics.json").read_text())
+    row = {"variant": name, "peak_rss_mb": st["peak_rss_mb"], "wall_s": st["wall_s"],
+           "features_s": m["timings"]["features_s"], "graphs_s": m["timings"]["graphs_s"],
+           "epoch_s": m["epoch_s_mean"], "best_epochs": m["best_epochs"], "run_dir": str(out)}
+    for split in ("dev", "test"):
+        for key in ("accuracy", "weighted_f1", "macro_f1"):
+            row[f"{split}_{key}"] = m[split][key]
+        for cls in ("fear", "disgust"):
+            row[f"{split}_{cls}_f1"] = {"mean": m[split]["per_class"][cls]["f1"],
+                                        "std": m[split]["per_class"][cls]["f1_std"]}
+        row[f"{split}_per_class_f1"] = {k: v["f1"] for k, v in m[split]["per_class"].items()}
+    return row
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--seeds", default="0,1,2,3,4")
+    ap.add_argument("--variants", default=",".join(VARIANTS))
+    ap.add_argument("--keep", help="keep run dirs and cache under this folder")
+    args = ap.parse_args()
+    if not os.environ.get("ERCGRAPH_DATA"):
+        os.environ["ERCGRAPH_DATA"] = str(REPO.parent / "shared" / "data")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    work = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="ercgraph-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
+    cache = work / "cache"
+    rows = []
+    for name in args.variants.split(","):
+        rows.append(run_variant(name, VARIANTS[name], args.seeds, cache, work))
+    result = {"bench": "meld_text", "date": time.strftime("%Y-%m-%d %H:%M"), "seeds": args.seeds,
+              "machine": f"{os.cpu_count()} cores", "rows": rows,
+              "note": "features_s includes fine-tuning for finetuned_* variants when the "
+                      "fine-tuned encoder was not cached yet; *_mlp reuse the cache of *_gcn."}
+    res_dir = REPO / "bench" / "results"
+    res_dir.mkdir(parents=True, exist_ok=True)
+    (res_dir / "meld_text.json").write_text(json.dumps(result, indent=2))
+    f = lambda m: f"{m['mean']:.2f} ± {m['std']:.2f}"  # noqa: E731
+    print("\n| variant | dev wF1 | test acc | test wF1 | test macro F1 | fear F1 | disgust F1 |"
+          " features s | graphs s | epoch s | peak RSS MB |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['variant']} | {f(r['dev_weighted_f1'])} | {f(r['test_accuracy'])} | "
+              f"{f(r['test_weighted_f1'])} | {f(r['test_macro_f1'])} | {f(r['test_fear_f1'])} | "
+              f"{f(r['test_disgust_f1'])} | {r['features_s']:.1f} | {r['graphs_s']:.2f} | "
+              f"{r['epoch_s']:.2f} | {r['peak_rss_mb']:.0f} |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,370 @@
+"""Graph assembly: compose builders, build typed edges, cache them, and cut one graph per dialogue.
+
+The pipeline runs once over the whole corpus as a flat batch:
+
+1. :func:`compose` resolves the configured builders (names, ``{"name": ..., **kwargs}`` dicts,
+   dotted paths or instances) and the kept edge types (the ablation switch).
+2. :func:`build_edges` runs them and returns global edges, sorted by ``(dst, src)`` per type.
+3. :func:`cached_edges` stores that edge structure (not the features) on disk, keyed by the
+   builders' ``repr``, the edge types, the modalities and a fingerprint of the corpus columns the
+   builders read, and verifies it on load.
+4. :func:`build_graphs` drops edges touching a missing modality and cuts everything into one
+   :class:`~torch_geometric.data.HeteroData` per dialogue with vectorised splits.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import weakref
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from ercgraph.errors import ErcgraphError
+from ercgraph.graphs.base import Dialogues, EdgeDict, EdgeType, GraphBuilder
+from ercgraph.registry import BUILDERS
+
+if TYPE_CHECKING:
+    from torch_geometric.data import HeteroData
+
+    from ercgraph.data.corpus import Corpus
+    from ercgraph.data.features import FeatureStore
+
+log = logging.getLogger(__name__)
+
+#: Bump when the cached edge layout or the builders' semantics change.
+FORMAT_VERSION = 1
+#: The Corpus columns graph structure depends on (part of the cache key).
+CORPUS_COLUMNS = ("split", "dialogue_id", "turn", "speaker")
+
+
+@dataclass(frozen=True)
+class Composition:
+    """Resolved builders and the relations kept from them.
+
+    Args:
+        builders: The builders that contribute at least one kept relation, in config order.
+        edge_types: The kept relation names, in builder order.
+    """
+
+    builders: tuple[GraphBuilder, ...]
+    edge_types: tuple[str, ...]
+
+    def cache_manifest(self, modalities: Sequence[str]) -> dict[str, Any]:
+        """The builder part of the graph cache key."""
+        return {"builders": [repr(b) for b in self.builders],
+                "edge_types": sorted(self.edge_types), "modalities": list(modalities)}
+
+
+def compose(builders: Any, edge_types: Sequence[str] | None = None) -> Composition:
+    """Resolve builder specs and the kept edge types.
+
+    Args:
+        builders: A list of builder specs (a registered name, a dotted path ``pkg.mod:Class``, a
+            ``{"name": ..., **kwargs}`` dict, or a :class:`GraphBuilder` instance), one spec, or
+            a :class:`Composition` (its builders are reused).
+        edge_types: Relation names to keep (``None`` = every relation the builders produce).
+
+    Raises:
+        ErcgraphError: if a spec is not a builder, two builders produce the same relation, or a
+            requested edge type is produced by no builder (the message lists the available ones).
+    """
+    if isinstance(builders, Composition):
+        builders = builders.builders
+    if isinstance(builders, (str, dict, GraphBuilder)):
+        builders = [builders]
+    resolved: list[GraphBuilder] = []
+    owner: dict[str, GraphBuilder] = {}
+    for k, spec in enumerate(builders):
+        builder = BUILDERS.create(spec)
+        if not isinstance(builder, GraphBuilder):
+            raise ErcgraphError(
+                f"graph builder #{k} ({spec!r}) is a {type(builder).__name__}, not a "
+                "GraphBuilder (subclass ercgraph.graphs.GraphBuilder)")
+        for rel in builder.edge_types:
+            if rel in owner:
+                raise ErcgraphError(
+                    f"edge type {rel!r} is produced by two builders, {owner[rel]!r} and "
+                    f"{builder!r}; drop one of them or restrict it")
+            owner[rel] = builder
+        resolved.append(builder)
+    available = list(owner)
+    if edge_types is None:
+        keep = set(available)
+    else:
+        if isinstance(edge_types, str):
+            edge_types = [edge_types]
+        for rel in edge_types:
+            if rel not in owner:
+                raise ErcgraphError(
+                    f"unknown edge type {rel!r} in graph.edge_types: no configured builder "
+                    f"produces it; available edge types: {', '.join(available) or 'none'}")
+        keep = set(edge_types)
+    kept = tuple(r for r in available if r in keep)
+    used = tuple(b for b in resolved if any(r in keep for r in b.edge_types))
+    return Composition(used, kept)
+
+
+def build_edges(dialogues: Dialogues, builders: Any,
+                edge_types: Sequence[str] | None = None) -> EdgeDict:
+    """Run the builders over a flat batch and keep the requested relations.
+
+    Args:
+        dialogues: The flat batch.
+        builders: Builder specs or a :class:`Composition` (see :func:`compose`).
+        edge_types: Relation names to keep (``None`` = all).
+
+    Returns:
+        ``{(src_modality, relation, dst_modality): LongTensor [2, E]}`` with global utterance
+        indices. Keys are ordered by relation (builder order), then source and target modality
+        (``dialogues.modalities`` order); the edges of a type are sorted by ``(dst, src)``.
+    """
+    if isinstance(builders, Composition) and edge_types is None:
+        comp = builders
+    else:
+        comp = compose(builders, edge_types)
+    keep = set(comp.edge_types)
+    out: EdgeDict = {}
+    memo: dict[int, tuple[Tensor, Tensor]] = {}
+    for builder in comp.builders:
+        for key, ei in builder(dialogues).items():
+            if key[1] in keep:
+                if id(ei) not in memo:  # intra-modal relations share one tensor per modality
+                    memo[id(ei)] = (ei, _sort_edges(ei, dialogues.num_utterances))
+                out[key] = memo[id(ei)][1]
+    rank = {r: i for i, r in enumerate(comp.edge_types)}
+    mod = {m: i for i, m in enumerate(dialogues.modalities)}
+    order = sorted(out, key=lambda k: (rank[k[1]], mod[k[0]], mod[k[2]]))
+    return {k: out[k] for k in order}
+
+
+def _sort_edges(ei: Tensor, n: int) -> Tensor:
+    """Sort edges by (dst, src); skip the sort when they already are."""
+    if ei.shape[1] > 1:
+        key = ei[1] * n + ei[0]
+        if bool((key[1:] < key[:-1]).any()):
+            ei = ei[:, torch.argsort(key, stable=True)]
+    return ei.contiguous()
+
+
+# -- the on-disk cache ------------------------------------------------------------------------
+def cache_key(corpus: Corpus, comp: Composition, modalities: Sequence[str]) -> tuple[str, dict]:
+    """The graph cache key and the manifest it hashes."""
+    manifest = {**comp.cache_manifest(modalities),
+                "corpus": corpus.fingerprint(CORPUS_COLUMNS), "format": FORMAT_VERSION}
+    blob = json.dumps(manifest, sort_keys=True).encode()
+    return hashlib.sha256(blob).hexdigest()[:24], manifest
+
+
+def cached_edges(corpus: Corpus, dialogues: Dialogues, builders: Any,
+                 cache_dir: Path | str, edge_types: Sequence[str] | None = None
+                 ) -> tuple[EdgeDict, bool]:
+    """Return the edges from ``cache_dir/graphs/<key>.safetensors`` or build and save them.
+
+    A missing, corrupt, truncated or stale cache file is rebuilt (with a logged warning when it
+    existed), never trusted.
+
+    Returns:
+        The global edges (as :func:`build_edges`) and whether they came from the cache.
+    """
+    comp = builders if isinstance(builders, Composition) and edge_types is None \
+        else compose(builders, edge_types)
+    key, manifest = cache_key(corpus, comp, dialogues.modalities)
+    path = Path(cache_dir) / "graphs" / f"{key}.safetensors"
+    if path.exists() or path.with_suffix(".json").exists():
+        try:
+            edges = _load_edges(path, manifest, comp, dialogues)
+            log.info("reusing graph cache %s", path)
+            return edges, True
+        except ErcgraphError as exc:
+            log.warning("%s; rebuilding it", exc)
+    edges = build_edges(dialogues, comp)
+    _save_edges(path, manifest, edges)
+    return edges, False
+
+
+def _save_edges(path: Path, manifest: dict, edges: EdgeDict) -> None:
+    from safetensors.torch import save
+
+    from ercgraph.data.features import atomic_write_bytes
+
+    tensors = {f"e{k}": ei.contiguous() for k, ei in enumerate(edges.values())}
+    blob = save(tensors)
+    meta = {"format": FORMAT_VERSION, "manifest": manifest,
+            "edge_types": [list(k) for k in edges], "sha256": hashlib.sha256(blob).hexdigest()}
+    atomic_write_bytes(path, blob)
+    atomic_write_bytes(path.with_suffix(".json"), json.dumps(meta, indent=1).encode())
+
+
+def _load_edges(path: Path, manifest: dict, comp: Composition, dialogues: Dialogues) -> EdgeDict:
+    from safetensors.torch import load
+
+    where = f"graph cache {str(path)!r}"
+    try:
+        meta = json.loads(path.with_suffix(".json").read_text())
+        blob = path.read_bytes()
+    except (OSError, ValueError) as exc:
+        raise ErcgraphError(f"{where} is unreadable: {exc}") from exc
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT_VERSION:
+        raise ErcgraphError(f"{where} has an unknown format")
+    if hashlib.sha256(blob).hexdigest() != meta.get("sha256"):
+        raise ErcgraphError(f"{where} is corrupt or truncated (checksum mismatch)")
+    if meta.get("manifest") != manifest:
+        raise ErcgraphError(f"{where} is stale (its manifest differs)")
+    try:
+        tensors = load(blob)
+        keys = [tuple(k) for k in meta["edge_types"]]
+        edges = {k: tensors[f"e{i}"] for i, k in enumerate(keys)}
+    except Exception as exc:
+        raise ErcgraphError(f"{where} is corrupt: {exc}") from exc
+    n, batch = dialogues.num_utterances, dialogues.batch
+    for key, ei in edges.items():
+        ok = (len(key) == 3 and key[1] in comp.edge_types and key[0] in dialogues.modalities
+              and key[2] in dialogues.modalities and ei.dim() == 2 and ei.shape[0] == 2
+              and ei.dtype == torch.long)
+        if ok and ei.numel():
+            ok = (bool((ei >= 0).all()) and bool((ei < n).all())
+                  and bool((batch[ei[0]] == batch[ei[1]]).all()))
+        if not ok:
+            raise ErcgraphError(f"{where}: edge type {key!r} does not fit this corpus")
+    return edges
+
+
+# -- one graph per dialogue ---------------------------------------------------------------------
+def drop_missing(edges: EdgeDict, present: dict[str, Tensor]) -> EdgeDict:
+    """Remove edges whose source or target node has its modality missing (``present`` False)."""
+    out: EdgeDict = {}
+    for (a, rel, b), ei in edges.items():
+        pa, pb = present.get(a), present.get(b)
+        keep = None
+        if pa is not None and not bool(pa.all()):
+            keep = pa[ei[0]]
+        if pb is not None and not bool(pb.all()):
+            keep = pb[ei[1]] if keep is None else keep & pb[ei[1]]
+        out[(a, rel, b)] = ei if keep is None else ei[:, keep]
+    return out
+
+
+def build_graphs(corpus: Corpus, store: FeatureStore, builders: Any,
+                 edge_types: Sequence[str] | None = None,
+                 cache_dir: Path | str | None = None) -> list[HeteroData]:
+    """One :class:`~torch_geometric.data.HeteroData` per dialogue, in Corpus row order.
+
+    Each graph has, for every modality ``m`` of ``store``: ``data[m].x`` (float ``[n, dim]``) and
+    ``data[m].present_mask`` (bool ``[n]``); graph-level attributes (concatenated by
+    :class:`~torch_geometric.data.Batch`): ``y`` (label id, -1 when missing), ``speaker`` (local
+    speaker index), ``turn``, ``row`` (Corpus row, to map predictions back), all long ``[n]``,
+    and ``dialogue_id`` (str); and ``data[(m1, rel, m2)].edge_index`` with local indices for every
+    kept edge type (possibly empty, so every graph has the same edge types). Edges touching a
+    node whose modality is missing are removed.
+
+    ``x`` and ``present_mask`` are views of the store's rows (no copy); do not modify them in
+    place.
+
+    Args:
+        corpus: The utterances (rows grouped by dialogue, in turn order, as Corpus guarantees).
+        store: Features aligned to the Corpus rows.
+        builders: Builder specs (see :func:`compose`).
+        edge_types: Relation names to keep (``None`` = all).
+        cache_dir: Folder for the edge cache (``<cache_dir>/graphs/``); ``None`` = no cache.
+
+    Raises:
+        ErcgraphError: on a feature/corpus row mismatch or a bad builder configuration.
+    """
+    from torch_geometric.data import HeteroData
+
+    modalities = tuple(store.modalities)
+    if not modalities:
+        raise ErcgraphError("build_graphs: the feature store has no modality")
+    store.check_rows(corpus.num_utterances, "build_graphs")
+    comp = compose(builders, edge_types)
+    dialogues = Dialogues.from_corpus(corpus, modalities)
+    if cache_dir is None:
+        edges = build_edges(dialogues, comp)
+    else:
+        edges, _ = cached_edges(corpus, dialogues, comp, cache_dir)
+    edges = drop_missing(edges, store.present)
+
+    sizes = dialogues.sizes.tolist()
+    nodes = {m: (torch.split(store.features[m], sizes),
+                 torch.split(store.present[m].bool(), sizes)) for m in modalities}
+    globals_ = {
+        "y": torch.from_numpy(corpus.label_ids()),
+        "speaker": dialogues.speaker,
+        "turn": torch.from_numpy(corpus.df["turn"].to_numpy(dtype=np.int64, copy=True)),
+        "row": torch.arange(dialogues.num_utterances),
+    }
+    glob = {k: torch.split(v, sizes) for k, v in globals_.items()}
+    glob["dialogue_id"] = corpus.dialogue_ids()
+    split_memo: dict[int, tuple[Tensor, ...]] = {}
+    parts = {}
+    for k, ei in edges.items():
+        if id(ei) not in split_memo:  # intra-modal relations share one tensor across modalities
+            split_memo[id(ei)] = _split_edges(ei, dialogues)
+        parts[k] = split_memo[id(ei)]
+    return _assemble(HeteroData, dialogues.num_dialogues, glob, nodes, parts)
+
+
+def _assemble(cls: type[HeteroData], num: int, glob: dict[str, Sequence[Any]],
+              nodes: dict[str, tuple[Sequence[Tensor], Sequence[Tensor]]],
+              edges: dict[EdgeType, Sequence[Tensor]]) -> list[HeteroData]:
+    """Create ``num`` HeteroData objects from per-dialogue pieces.
+
+    PyG's attribute assignment costs several microseconds per call (cache invalidation through a
+    failing ``getattr``); with ~30 attributes per graph that dominates building all of MELD. The
+    storages of a fresh HeteroData hold nothing but their ``_mapping`` dict, a weak reference to
+    the parent and their key, so we fill exactly those (the layout of torch-geometric 2.x, the
+    range ``setup.cfg`` pins), and fall back to the public API if that layout ever changes.
+    """
+    from torch_geometric.data.storage import EdgeStorage, NodeStorage
+
+    probe = cls()
+    fast = (isinstance(probe.__dict__.get("_node_store_dict"), dict)
+            and isinstance(probe.__dict__.get("_edge_store_dict"), dict)
+            and isinstance(getattr(probe._global_store, "_mapping", None), dict))
+    graphs = []
+    for d in range(num):
+        data = cls()
+        if fast:
+            data._global_store._mapping.update({k: v[d] for k, v in glob.items()})
+            ref = weakref.ref(data)
+            node_dict, edge_dict = data.__dict__["_node_store_dict"], data.__dict__[
+                "_edge_store_dict"]
+            for m, (xs, masks) in nodes.items():
+                node_dict[m] = _store(NodeStorage, ref, m, {"x": xs[d], "present_mask": masks[d]})
+            for k, ei in edges.items():
+                edge_dict[k] = _store(EdgeStorage, ref, k, {"edge_index": ei[d]})
+        else:
+            for k, v in glob.items():
+                setattr(data, k, v[d])
+            for m, (xs, masks) in nodes.items():
+                data[m].x = xs[d]
+                data[m].present_mask = masks[d]
+            for k, ei in edges.items():
+                data[k].edge_index = ei[d]
+        graphs.append(data)
+    return graphs
+
+
+def _store(cls: type, parent: weakref.ref, key: Any, mapping: dict[str, Any]) -> Any:
+    out = cls.__new__(cls)
+    out.__dict__.update(_mapping=mapping, _parent=parent, _key=key)
+    return out
+
+
+def _split_edges(ei: Tensor, dialogues: Dialogues) -> tuple[Tensor, ...]:
+    """Cut global edges sorted by dst into per-dialogue local edges (no loop over edges)."""
+    owner = dialogues.batch[ei[1]]
+    if owner.numel() > 1 and bool((owner[1:] < owner[:-1]).any()):
+        perm = torch.argsort(owner, stable=True)
+        ei, owner = ei[:, perm], owner[perm]
+    counts = torch.bincount(owner, minlength=dialogues.num_dialogues)
+    local = ei - dialogues.ptr[owner]
+    return torch.split(local, counts.tolist(), dim=1)

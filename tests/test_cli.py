@@ -1,0 +1,168 @@
+"""End to end from the CLI on a small slice of the real MELD CSVs."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from ercgraph.cli import main
+
+REPO = Path(__file__).parents[1]
+FAST = ["--set", "train.epochs=2", "--set", "model.hidden=32", "--set", "train.patience=5"]
+
+
+@pytest.fixture(scope="module")
+def meld_slice(tmp_path_factory, data_root):
+    """The first dialogues of each official MELD split, in the official CSV format (CRLF)."""
+    root = tmp_path_factory.mktemp("data")
+    (root / "meld").mkdir()
+    for split, k in (("train", 30), ("dev", 10), ("test", 10)):
+        df = pd.read_csv(data_root / "meld" / f"{split}_sent_emo.csv", encoding="utf-8")
+        keep = sorted(df["Dialogue_ID"].unique())[:k]
+        df[df["Dialogue_ID"].isin(keep)].to_csv(root / "meld" / f"{split}_sent_emo.csv",
+                                                index=False, lineterminator="\r\n")
+    return root
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    return tmp_path_factory.mktemp("cache")
+
+
+def cli(*args) -> int:
+    try:
+        main(list(args))
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    return 0
+
+
+def train(out, root, cache, *extra) -> int:
+    return cli("train", "-c", str(REPO / "configs/meld_text.yaml"), "--data-root", str(root),
+               "--cache-dir", str(cache), "--out", str(out), *FAST, *extra)
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory, meld_slice, cache):
+    out = tmp_path_factory.mktemp("runs") / "r"
+    assert train(out, meld_slice, cache, "--seeds", "0,1") == 0
+    return out
+
+
+def test_run_directory_holds_the_report(run_dir):
+    m = json.loads((run_dir / "metrics.json").read_text())
+    for split in ("dev", "test"):
+        for key in ("accuracy", "weighted_f1", "macro_f1"):
+            assert set(m[split][key]) == {"mean", "std", "per_seed"}
+            assert set(m[split][key]["per_seed"]) == {"0", "1"}
+            assert 0 <= m[split][key]["mean"] <= 100
+        assert list(m[split]["per_class"]) == ["neutral", "surprise", "fear", "sadness", "joy",
+                                               "disgust", "anger"]
+        assert set(m[split]["per_class"]["fear"]) >= {"precision", "recall", "f1", "support"}
+    assert m["test"]["per_class"]["neutral"]["support"] > 0
+    for name in ("summary.md", "confusion_test.png", "learning_curve.png", "config.yaml",
+                 "environment.json", "seed_0/best.safetensors", "seed_1/last.pt"):
+        assert (run_dir / name).is_file(), name
+    assert (run_dir / "confusion_test.png").read_bytes()[:4] == b"\x89PNG"
+    env = json.loads((run_dir / "environment.json").read_text())
+    assert env["versions"]["torch"] and "git_revision" in env
+    summary = (run_dir / "summary.md").read_text()
+    assert "fear" in summary and "disgust" in summary and "dev" in summary
+
+
+def test_selection_uses_dev_only(run_dir):
+    for seed in (0, 1):
+        r = json.loads((run_dir / f"seed_{seed}" / "result.json").read_text())
+        dev = [h["dev_weighted_f1"] for h in r["history"]]
+        assert r["best_epoch"] == 1 + dev.index(max(dev))
+        assert not any(k.startswith("test") for h in r["history"] for k in h)
+
+
+def test_evaluate_rescores_the_saved_run(run_dir, meld_slice, monkeypatch, cache):
+    monkeypatch.setenv("ERCGRAPH_DATA", str(meld_slice))
+    monkeypatch.setenv("ERCGRAPH_CACHE", str(cache))
+    # the saved config records the data root it was trained with
+    assert cli("evaluate", str(run_dir)) == 0
+    saved = json.loads((run_dir / "metrics.json").read_text())
+    again = json.loads((run_dir / "rescored.json").read_text())
+    for split in ("dev", "test"):
+        assert again[split]["weighted_f1"]["mean"] == pytest.approx(
+            saved[split]["weighted_f1"]["mean"], abs=1e-6)
+
+
+def test_resume_continues_an_interrupted_run_identically(tmp_path, meld_slice, cache):
+    straight, resumed = tmp_path / "straight", tmp_path / "resumed"
+    assert train(straight, meld_slice, cache, "--set", "train.epochs=3") == 0
+    assert train(resumed, meld_slice, cache, "--set", "train.epochs=1") == 0
+    (resumed / "seed_0" / "result.json").unlink()  # as if killed before the seed finished
+    assert train(resumed, meld_slice, cache, "--set", "train.epochs=3", "--resume") == 0
+    a = json.loads((straight / "seed_0" / "result.json").read_text())["history"]
+    b = json.loads((resumed / "seed_0" / "result.json").read_text())["history"]
+    assert [h["epoch"] for h in b] == [1, 2, 3]
+    for x, y in zip(a, b):
+        assert x["train_loss"] == pytest.approx(y["train_loss"], rel=1e-5)
+        assert x["dev_weighted_f1"] == pytest.approx(y["dev_weighted_f1"], abs=1e-6)
+
+
+def test_existing_run_directory_is_never_overwritten(run_dir, meld_slice, cache, capsys):
+    before = (run_dir / "metrics.json").read_bytes()
+    assert train(run_dir, meld_slice, cache) == 2
+    assert "already exists" in capsys.readouterr().err
+    assert (run_dir / "metrics.json").read_bytes() == before
+
+
+def test_config_typo_is_one_line_error(tmp_path, meld_slice, cache, capsys):
+    code = train(tmp_path / "x", meld_slice, cache, "--set", "train.epocs=3")
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "train.epocs" in err and "epochs" in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "x").exists()
+
+
+def test_wrong_data_root(tmp_path, cache, capsys):
+    code = train(tmp_path / "x", tmp_path / "nowhere", cache)
+    err = capsys.readouterr().err
+    assert code == 2 and "nowhere" in err
+
+
+def test_unknown_edge_type_names_it(tmp_path, meld_slice, cache, capsys):
+    code = train(tmp_path / "x", meld_slice, cache, "--set", "graph.edge_types=[past,sideways]")
+    err = capsys.readouterr().err
+    assert code == 2 and "sideways" in err and "future" in err
+
+
+def test_custom_builder_through_import_flag(tmp_path, meld_slice, cache):
+    plugin = tmp_path / "my_builder.py"
+    plugin.write_text(
+        "import torch\n"
+        "from ercgraph.graphs.base import IntraModalBuilder\n"
+        "from ercgraph.registry import BUILDERS\n\n"
+        "@BUILDERS.register('first_turn')\n"
+        "class FirstTurnBuilder(IntraModalBuilder):\n"
+        "    EDGE_TYPES = ('from_first',)\n"
+        "    def forward_relations(self, dialogues):\n"
+        "        first = dialogues.ptr[:-1][dialogues.batch]\n"
+        "        keep = first != torch.arange(dialogues.num_utterances)\n"
+        "        return {'from_first': torch.stack([first[keep],\n"
+        "                 torch.arange(dialogues.num_utterances)[keep]])}\n")
+    out = tmp_path / "run"
+    code = train(out, meld_slice, cache, "--import", str(plugin),
+                 "--set", "graph.builders=[first_turn]")
+    assert code == 0
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["edge_types"] == ["text|from_first|text"]
+
+
+def test_root_train_py_shim_accepts_the_same_arguments():
+    proc = subprocess.run([sys.executable, str(REPO / "train.py"), "--help"], cwd=REPO,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and "--seeds" in proc.stdout and "--resume" in proc.stdout
+
+
+def test_help_is_cheap():
+    proc = subprocess.run([sys.executable, "-c",
+                           "import sys, ercgraph.cli; print('torch' in sys.modules)"],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.stdout.strip() == "False"
