@@ -94,6 +94,22 @@ class ModelConfig:
 
 
 @dataclass
+class MultitaskConfig:
+    """Masked-feature reconstruction head (after CBERL): mask a fraction of node features during
+    training and reconstruct them from the graph representation.
+
+    ``mode``: ``features`` masks nodes of each modality independently, ``nodes`` masks every
+    modality node of a chosen utterance at once. ``weight`` scales the reconstruction loss added
+    to the emotion loss.
+    """
+
+    enabled: bool = False
+    mask_ratio: float = 0.15
+    mode: str = "features"
+    weight: float = 0.5
+
+
+@dataclass
 class LossConfig:
     name: str = "ce"
     options: dict[str, Any] = field(default_factory=dict)
@@ -118,7 +134,9 @@ class TrainConfig:
     seeds: list[int] = field(default_factory=lambda: [0])
     grad_clip: float = 5.0
     device: str = "cpu"
-    threads: int | None = None
+    # Dialogue-graph batches are small: on CPU one thread is fastest and immune to
+    # oversubscription; feature extraction keeps torch's default thread count.
+    threads: int | None = 1
 
 
 @dataclass
@@ -127,6 +145,7 @@ class Config:
     features: FeaturesConfig = field(default_factory=FeaturesConfig)
     graph: GraphConfig = field(default_factory=GraphConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
+    multitask: MultitaskConfig = field(default_factory=MultitaskConfig)
     loss: LossConfig = field(default_factory=LossConfig)
     sampler: SamplerConfig = field(default_factory=SamplerConfig)
     train: TrainConfig = field(default_factory=TrainConfig)

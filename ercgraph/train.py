@@ -181,7 +181,8 @@ def fit_seed(cfg: Config, prep: Prepared, seed: int, seed_dir: Path, resume: boo
     device = pick_device(cfg.train.device)
     set_seed(seed)
     labels = prep.corpus.labels
-    model = build_model(cfg.model, prep.store.dims(), prep.edge_types, len(labels)).to(device)
+    model = build_model(cfg.model, prep.store.dims(), prep.edge_types, len(labels),
+                        cfg.multitask).to(device)
     counts = class_counts(prep.graphs["train"], len(labels))
     loss_fn = LOSSES.create({"name": cfg.loss.name, **cfg.loss.options},
                             class_counts=counts).to(device)
@@ -209,15 +210,18 @@ def fit_seed(cfg: Config, prep: Prepared, seed: int, seed_dir: Path, resume: boo
         total, n = 0.0, 0
         for batch in train_loader:
             batch = batch.to(device)
-            logits = model(batch)
+            aux: dict[str, torch.Tensor] = {}
+            logits = model(batch, aux) if cfg.multitask.enabled else model(batch)
             labelled = batch.y >= 0
             loss = loss_fn(logits[labelled], batch.y[labelled])
+            if "reconstruction" in aux:
+                loss = loss + cfg.multitask.weight * aux["reconstruction"]
             opt.zero_grad()
             loss.backward()
             if cfg.train.grad_clip:
                 nn.utils.clip_grad_norm_(model.parameters(), cfg.train.grad_clip)
             opt.step()
-            total += float(loss) * int(labelled.sum())
+            total += loss.item() * int(labelled.sum())
             n += int(labelled.sum())
         epoch_s = time.perf_counter() - t0
         probs, y, dev_loss = predict_graphs(model, dev_batches, device, loss_fn)
@@ -317,15 +321,19 @@ def run(cfg: Config, out: Path, resume: bool = False, prep: Prepared | None = No
         The metrics dict written to ``metrics.json``.
     """
     check_out_dir(out, cfg, resume)
-    if cfg.train.threads:
-        torch.set_num_threads(cfg.train.threads)
     if prep is None:
         prep = prepare(cfg)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(out / "config.yaml", dump_config(cfg).encode())
     write_json(out / "environment.json", environment())
     t_train = time.perf_counter()
-    results = {s: fit_seed(cfg, prep, s, out / f"seed_{s}", resume) for s in cfg.train.seeds}
+    threads = torch.get_num_threads()
+    try:
+        if cfg.train.threads:
+            torch.set_num_threads(cfg.train.threads)
+        results = {s: fit_seed(cfg, prep, s, out / f"seed_{s}", resume) for s in cfg.train.seeds}
+    finally:
+        torch.set_num_threads(threads)
     train_s = time.perf_counter() - t_train
     metrics = summarise(cfg, prep, results, out)
     metrics["timings"] = {**prep.timings, "train_s": train_s}
@@ -378,7 +386,7 @@ def evaluate_run(run_dir: Path) -> dict[str, Any]:
         if not weights.exists():
             raise ErcgraphError(f"{str(weights)!r} is missing; the run did not finish seed {seed}")
         model = build_model(cfg.model, prep.store.dims(), prep.edge_types,
-                            len(prep.corpus.labels)).to(device)
+                            len(prep.corpus.labels), cfg.multitask).to(device)
         model.load_state_dict(load_file(weights))
         for split in per_split:
             probs, y, _ = predict_graphs(model, list(_loader(prep.graphs[split], 64, False)),

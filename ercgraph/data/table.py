@@ -29,6 +29,7 @@ the suffix), ``encoding`` (default utf-8), ``split`` (split of every row of a si
 
 from __future__ import annotations
 
+import csv
 import importlib.util
 import io
 import json
@@ -242,7 +243,8 @@ def _parse_delimited(path: Path, text: str, sep: str, str_columns: Iterable[str]
                              keep_default_na=False, na_values=[""])
         except pd.errors.ParserWarning:
             raise ErcgraphError(
-                f"{path}: malformed table: a row has more fields than the header") from None
+                f"{path}: malformed table: {_long_row(text, sep)} has more fields than the "
+                f"header") from None
         except (pd.errors.ParserError, ValueError) as exc:
             raise ErcgraphError(f"{path}: malformed table: {_one_line(exc)}") from None
     n = len(df)
@@ -251,6 +253,16 @@ def _parse_delimited(path: Path, text: str, sep: str, str_columns: Iterable[str]
     if lines == n + 1:
         return SourceTable(path, df, np.arange(2, n + 2), "line")
     return SourceTable(path, df, np.arange(1, n + 1), "row")
+
+
+def _long_row(text: str, sep: str) -> str:
+    """Where the first record longer than the header ends (only called for the message)."""
+    reader = csv.reader(io.StringIO(text), delimiter=sep)
+    width = len(next(reader, []))
+    for record in reader:
+        if len(record) > width:
+            return f"line {reader.line_num}"
+    return "a row"
 
 
 def _parse_jsonl(path: Path, text: str) -> SourceTable:
@@ -286,11 +298,11 @@ def is_blank(values: pd.Series) -> pd.Series:
     return values.isna() | (values.astype("str").str.strip() == "")
 
 
-def check_not_blank(src: SourceTable, column: str, what: str, extra: str = "") -> None:
+def check_not_blank(src: SourceTable, column: str, what: str) -> None:
     """Raise naming the first row whose ``column`` is empty."""
     i = first_bad(is_blank(src.df[column]))
     if i is not None:
-        raise ErcgraphError(f"{src.where(i)}: column {column!r} ({what}) is empty{extra}")
+        raise ErcgraphError(f"{src.where(i)}: column {column!r} ({what}) is empty")
 
 
 def check_integers(src: SourceTable, column: str, what: str) -> pd.Series:
@@ -316,8 +328,10 @@ def check_unique_keys(src: SourceTable, dialogue: pd.Series, turn: pd.Series,
     same = np.flatnonzero(((keys["d"] == keys["d"].iloc[i]) & (keys["t"] == keys["t"].iloc[i]))
                           .to_numpy())
     j = int(same[0])
+    d = keys["d"].iloc[i]
+    d = d.item() if isinstance(d, np.generic) else d
     raise ErcgraphError(
-        f"{src.where(i)}: duplicate utterance (dialogue {keys['d'].iloc[i]!r}, turn "
+        f"{src.where(i)}: duplicate utterance (dialogue {d!r}, turn "
         f"{keys['t'].iloc[i]}) already at {src.unit} {int(src.locator[j])} (columns "
         f"{dialogue_col!r}, {turn_col!r}); each (dialogue, turn) must appear once")
 
@@ -368,10 +382,10 @@ def _read_one(path: Path, mapping: Mapping[str, str | list[str]], split: str | N
               data: DataConfig) -> tuple[SourceTable, pd.DataFrame]:
     """Read one file and build its Corpus-shaped frame (split may come from a column)."""
     opts = data.options or {}
-    str_cols = [c for k, v in mapping.items()
-                if k in ("dialogue_id", "speaker", "label", "text", "split")
+    text_like = ("dialogue_id", "speaker", "label", "text", "split")
+    str_cols = [c for k, v in mapping.items() if k in text_like
                 for c in ([v] if isinstance(v, str) else v)]
-    str_cols += ["dialogue_id", "speaker", "label", "text", "split"]
+    str_cols += [k for k in text_like if k not in mapping]
     src = read_table_file(path, opts.get("format"), str_cols, opts.get("encoding", "utf-8"))
     df = src.df
     eff = _effective_mapping(mapping, list(df.columns), split is None)
@@ -467,9 +481,10 @@ def _read_one(path: Path, mapping: Mapping[str, str | list[str]], split: str | N
         if key in out.columns or key == "dialogue_id":
             continue
         out[key] = df[value]
-    used = {c for v in eff.values() for c in ([v] if isinstance(v, str) else v)}
+    # renamed columns are not duplicated; the parts of a multi-column dialogue id are kept
+    renamed = {v for v in eff.values() if isinstance(v, str)}
     for col in df.columns:
-        if col in used:
+        if col in renamed:
             continue
         out[col if col not in out.columns else f"source_{col}"] = df[col]
     return src, out

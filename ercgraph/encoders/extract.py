@@ -10,7 +10,9 @@ With fine-tuning enabled the encoder is first fine-tuned into
 ``cache_dir/finetuned/<key>/`` (reused when its settings match), and features are extracted with
 the fine-tuned encoder using the fine-tuning's ``context_turns`` and ``max_length`` (so the
 encoder sees inputs shaped as in training); ``features.text.context_turns`` and ``max_length``
-are then ignored.
+are then ignored. The fine-tuned folder is a plain transformers model, so its features are not
+L2-normalised, while those of the default MiniLM are (it is a sentence-transformers model ending
+in a Normalize module; see :class:`~ercgraph.encoders.text.TextEncoder`).
 
 Every utterance gets a vector: an empty text is encoded too (to the special tokens alone), so the
 ``present`` mask of the ``text`` modality is True everywhere.

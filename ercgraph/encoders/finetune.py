@@ -9,7 +9,8 @@ The encoder and its tokenizer are then saved with ``save_pretrained`` into the o
 (settings, per-epoch scores, best epoch) and the classifier head (``classifier_head.safetensors``).
 
 A folder whose ``finetune.json`` holds the same settings (base model fingerprint, fine-tuning
-config, token limit and a fingerprint of the corpus content *and labels*) is reused as is.
+config, token limit and a fingerprint of the train and dev rows *with their labels*) is reused
+as is.
 """
 
 from __future__ import annotations
@@ -60,12 +61,32 @@ def finetune_settings(corpus: Corpus, model_name_or_path: str, ft: FinetuneConfi
         "base_model_fingerprint": encoder_fingerprint(model),
         "finetune": cfg,
         "max_length": int(max_length if max_length is not None else ft.max_length),
-        "corpus": corpus.fingerprint(("split", "dialogue_id", "turn", "speaker", "text", "label")),
+        "corpus": _fit_fingerprint(corpus),
         "labels": list(corpus.labels),
         "warmup_fraction": WARMUP_FRACTION,
         "grad_clip": GRAD_CLIP,
         "pooling": "mean",
     }
+
+
+def _fit_fingerprint(corpus: Corpus) -> str:
+    """A hash of the rows fine-tuning reads: train and dev, with their labels.
+
+    The test split is left out on purpose: fine-tuning never reads it, so the same fine-tuned
+    encoder serves corpora that differ only in their test rows.
+    """
+    import hashlib
+
+    import pandas as pd
+
+    df = corpus.df[corpus.df["split"].isin(["train", "dev"])]
+    h = hashlib.sha256()
+    for col in ("split", "dialogue_id", "turn", "speaker", "text", "label"):
+        if col in df.columns:
+            h.update(col.encode())
+            h.update(pd.util.hash_pandas_object(df[col].astype(str), index=False)
+                     .to_numpy().tobytes())
+    return h.hexdigest()[:16]
 
 
 def _jsonable(obj: Any) -> Any:

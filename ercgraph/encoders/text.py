@@ -290,14 +290,21 @@ def model_dir(name_or_path: str) -> Path:
 def encoder_fingerprint(name_or_path: str, chunk: int = 1 << 20) -> str:
     """A content hash of a model folder, fast even for large weights.
 
-    Hashes ``config.json`` and the tokenizer files in full, and for every weights file
-    (``*.safetensors``, ``*.bin``, ``*.pt``, ``*.pth``) its name, size, first and last ``chunk``
-    bytes. Modification times are ignored, so a copied model keeps its fingerprint.
+    For a local folder: ``config.json`` and the tokenizer files in full, and for every weights
+    file (``*.safetensors``, ``*.bin``, ``*.pt``, ``*.pth``) its name, size, first and last
+    ``chunk`` bytes. Modification times are ignored, so a copied model keeps its fingerprint.
+    For a hub id: the id, the commit of the cached snapshot and its ``config.json`` (the weights
+    may not be downloaded yet when the fingerprint is taken).
     """
     import hashlib
 
-    folder = model_dir(name_or_path)
     h = hashlib.sha256()
+    if not Path(name_or_path).is_dir():
+        folder = model_dir(name_or_path)
+        h.update(f"hub\0{name_or_path}\0{folder.name}\0".encode())
+        h.update((folder / "config.json").read_bytes())
+        return h.hexdigest()[:20]
+    folder = Path(name_or_path)
     small = ("config.json", "tokenizer.json", "tokenizer_config.json", "vocab.txt",
              "vocab.json", "merges.txt", "special_tokens_map.json", "sentencepiece.bpe.model",
              "spiece.model", "modules.json")

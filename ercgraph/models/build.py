@@ -7,7 +7,7 @@ import inspect
 
 from torch import nn
 
-from ercgraph.config import ModelConfig
+from ercgraph.config import ModelConfig, MultitaskConfig
 from ercgraph.errors import ErcgraphError
 from ercgraph.registry import MODELS
 
@@ -16,11 +16,12 @@ _FIXED = ("self", "in_dims", "edge_types", "num_classes")
 
 
 def build_model(cfg: ModelConfig, in_dims: dict[str, int], edge_types: list[EdgeType],
-                num_classes: int) -> nn.Module:
+                num_classes: int, multitask: MultitaskConfig | None = None) -> nn.Module:
     """Instantiate ``cfg.name`` with the config fields its constructor takes.
 
     A config field the chosen model does not use is an error when it differs from the default
-    (a flag that would be parsed and then ignored), naming the field.
+    (a flag that would be parsed and then ignored), naming the field. ``multitask`` switches on
+    the masked-reconstruction head of models that have one.
     """
     cls = MODELS.get(cfg.name)
     params = inspect.signature(cls.__init__).parameters
@@ -42,4 +43,9 @@ def build_model(cfg: ModelConfig, in_dims: dict[str, int], edge_types: list[Edge
                 f"unknown option model.options.{key} for model {cfg.name!r}; allowed: "
                 f"{', '.join(p for p in params if p not in _FIXED)}")
         kwargs[key] = value
+    if multitask is not None and multitask.enabled:
+        if "multitask" not in params:
+            raise ErcgraphError(f"multitask.enabled: model {cfg.name!r} has no multi-task head "
+                                "(use hierarchical_gcn)")
+        kwargs.update(multitask=True, mask_ratio=multitask.mask_ratio, mask_mode=multitask.mode)
     return cls(in_dims=in_dims, edge_types=edge_types, num_classes=num_classes, **kwargs)

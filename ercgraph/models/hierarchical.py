@@ -8,6 +8,7 @@ from torch_geometric.data import Batch
 from torch_geometric.nn import HeteroConv
 
 from ercgraph.models.layers import ModalityProjection, conv_resolver, masked_mean
+from ercgraph.models.multitask import MaskedReconstruction
 from ercgraph.registry import MODELS
 
 EdgeType = tuple[str, str, str]
@@ -37,6 +38,9 @@ class HierarchicalGCN(nn.Module):
         heads: attention heads for ``gat``/``transformer``.
         dropout: dropout probability.
         max_speakers: size of the (local) speaker embedding table.
+        mask_ratio: with ``multitask=True``, the fraction of nodes masked in training.
+        mask_mode: ``features`` or ``nodes`` (see :class:`MaskedReconstruction`).
+        multitask: add the masked-feature reconstruction head.
 
     Shapes:
         input: a :class:`~torch_geometric.data.Batch` of ``HeteroData`` graphs.
@@ -46,7 +50,8 @@ class HierarchicalGCN(nn.Module):
     def __init__(self, in_dims: dict[str, int], edge_types: list[EdgeType], num_classes: int,
                  hidden: int = 128, conv: str = "rgcn", intra_layers: int = 2,
                  cross_layers: int = 1, heads: int = 4, dropout: float = 0.3,
-                 max_speakers: int = 9) -> None:
+                 max_speakers: int = 9, multitask: bool = False, mask_ratio: float = 0.15,
+                 mask_mode: str = "features") -> None:
         super().__init__()
         self.in_dims = dict(in_dims)
         self.modalities = list(in_dims)
@@ -72,12 +77,22 @@ class HierarchicalGCN(nn.Module):
         self.classifier = nn.Sequential(
             nn.Linear(2 * hidden, hidden), nn.ReLU(), nn.Dropout(dropout),
             nn.Linear(hidden, num_classes))
+        self.reconstruction = (MaskedReconstruction(in_dims, hidden, mask_ratio, mask_mode)
+                               if multitask else None)
 
-    def encode(self, batch: Batch) -> Tensor:
-        """Utterance representations ``[N, 2 * hidden]`` before the classifier."""
+    def encode(self, batch: Batch, aux: dict[str, Tensor] | None = None) -> Tensor:
+        """Utterance representations ``[N, 2 * hidden]`` before the classifier.
+
+        With the multi-task head in training mode, masks node inputs and stores the
+        reconstruction loss in ``aux["reconstruction"]``.
+        """
         x_dict = {m: batch[m].x for m in self.modalities}
         present = {m: batch[m].present_mask for m in self.modalities}
         h0 = self.project(x_dict, batch.speaker)
+        masks = None
+        if self.reconstruction is not None and self.training:
+            masks = self.reconstruction.draw(present)
+            h0 = self.reconstruction.apply(h0, masks)
         h = h0
         edge_index_dict = batch.edge_index_dict
         layers = [(layer, self.intra_types) for layer in self.intra]
@@ -86,9 +101,12 @@ class HierarchicalGCN(nn.Module):
             out = layer(h, {et: edge_index_dict[et] for et in types})
             h = {m: self.norms[i][m](h[m] + self.dropout(out[m].relu())) if m in out else h[m]
                  for m in self.modalities}
+        if masks is not None and aux is not None:
+            aux["reconstruction"] = self.reconstruction.loss(h, x_dict, masks)
         fused = masked_mean(h, present)
         fused0 = masked_mean(h0, present)
         return self.dropout(torch.cat([fused, fused0], dim=-1))
 
-    def forward(self, batch: Batch) -> Tensor:
-        return self.classifier(self.encode(batch))
+    def forward(self, batch: Batch, aux: dict[str, Tensor] | None = None) -> Tensor:
+        """Logits; pass a dict as ``aux`` to collect auxiliary losses (training only)."""
+        return self.classifier(self.encode(batch, aux))

@@ -38,3 +38,14 @@ def toy_corpus() -> Corpus:
         ("dev", "d3", 0, "alice", "pos", "ok"),
         ("test", "d4", 0, "bob", "neg", "hate the movie"),
     ])
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny models run fastest on one thread (no sync overhead); restored afterwards."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

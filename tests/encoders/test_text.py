@@ -166,3 +166,25 @@ def test_encoder_fingerprint_tracks_content(tiny_bert: Path, tiny_bert_other: Pa
     assert encoder_fingerprint(str(copy)) == fp  # same content, other path and mtime
     (copy / "config.json").write_text((copy / "config.json").read_text().replace("gelu", "relu"))
     assert encoder_fingerprint(str(copy)) != fp
+
+
+def test_hub_id_from_the_local_cache_offline(tiny_bert: Path, tmp_path: Path,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    import shutil
+
+    import huggingface_hub.constants
+
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    repo = tmp_path / "hub" / "models--toy-org--tiny-bert"
+    shutil.copytree(tiny_bert, repo / "snapshots" / commit)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(commit)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    assert resolve_model("toy-org/tiny-bert") == "toy-org/tiny-bert"
+    hub = TextEncoder("toy-org/tiny-bert", progress=False, device="cpu")
+    local = TextEncoder(str(tiny_bert), progress=False, device="cpu")
+    assert torch.allclose(hub.encode(["hi good"]), local.encode(["hi good"]), atol=1e-6)
+    fp = encoder_fingerprint("toy-org/tiny-bert")
+    assert fp == encoder_fingerprint("toy-org/tiny-bert") != encoder_fingerprint(str(tiny_bert))
+    with pytest.raises(ErcgraphError, match="toy-org/missing"):
+        encoder_fingerprint("toy-org/missing")

@@ -1,0 +1,146 @@
+"""Fine-tuning the text encoder on the train split, selected on dev."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import ercgraph.encoders.extract as extract_mod
+import ercgraph.encoders.finetune as finetune_mod
+from ercgraph.config import FinetuneConfig, TextFeatureConfig
+from ercgraph.encoders import TextEncoder, extract_text_features, finetune_text_encoder
+from ercgraph.errors import ErcgraphError
+
+from .helpers import make_corpus, sentiment_corpus
+
+FT = FinetuneConfig(enabled=True, epochs=4, lr=1e-2, batch_size=8, context_turns=1,
+                    max_length=32, weight_decay=0.01, seed=0)
+
+
+class _Forbidden:
+    def __init__(self, *args, **kwargs) -> None:
+        raise AssertionError("no model may be built when the fine-tuned encoder is reused")
+
+
+def _train_accuracy(model_dir: Path, corpus, ft: FinetuneConfig) -> float:
+    from safetensors.torch import load_file
+
+    from ercgraph.encoders.text import build_inputs
+
+    enc = TextEncoder(str(model_dir), max_length=ft.max_length, truncation_side="left",
+                      progress=False, device="cpu")
+    head = torch.nn.Linear(enc.dim, corpus.num_classes)
+    head.load_state_dict(load_file(str(model_dir / "classifier_head.safetensors")))
+    rows = np.flatnonzero(corpus.df["split"].to_numpy() == "train")
+    texts = build_inputs(corpus, ft.context_turns, sep=enc.sep)
+    with torch.no_grad():
+        pred = head(enc.encode([texts[i] for i in rows])).argmax(-1).numpy()
+    return float((pred == corpus.label_ids()[rows]).mean())
+
+
+@pytest.fixture(scope="module")
+def finetuned(tiny_bert: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("ft") / "model"
+    return finetune_text_encoder(sentiment_corpus(), str(tiny_bert), FT, out, progress=False)
+
+
+def test_finetuning_learns_and_reports(finetuned: Path, tiny_bert: Path) -> None:
+    from transformers import AutoModel, AutoTokenizer
+
+    report = json.loads((finetuned / "finetune.json").read_text())
+    scores = [e["dev_weighted_f1"] for e in report["epochs"]]
+    assert len(scores) == FT.epochs
+    assert report["best_epoch"] == int(np.argmax(scores)) + 1
+    assert report["best_dev_weighted_f1"] == max(scores)
+    assert report["settings"]["finetune"]["lr"] == FT.lr
+    assert report["selection"] == "dev weighted F1"
+    assert max(scores) >= 0.9
+    corpus = sentiment_corpus()
+    assert _train_accuracy(finetuned, corpus, FT) >= 0.9
+    # the untrained encoder with the same seeded head is no better than chance-ish
+    model = AutoModel.from_pretrained(str(finetuned))
+    AutoTokenizer.from_pretrained(str(finetuned))
+    base = AutoModel.from_pretrained(str(tiny_bert))
+    assert model.config.hidden_size == 32
+    w, w0 = model.state_dict(), base.state_dict()
+    assert any(not torch.equal(w[k], w0[k]) for k in w0)
+    # nothing left behind by the atomic write
+    assert [p.name for p in finetuned.parent.iterdir()] == [finetuned.name]
+
+
+def test_finetuning_is_reused(finetuned: Path, tiny_bert: Path,
+                              monkeypatch: pytest.MonkeyPatch,
+                              caplog: pytest.LogCaptureFixture) -> None:
+    before = (finetuned / "finetune.json").stat().st_mtime_ns
+    monkeypatch.setattr(finetune_mod, "TextEncoder", _Forbidden)
+    with caplog.at_level("INFO", logger="ercgraph.encoders.finetune"):
+        out = finetune_text_encoder(sentiment_corpus(), str(tiny_bert), FT, finetuned,
+                                    progress=False)
+    assert out == finetuned
+    assert (finetuned / "finetune.json").stat().st_mtime_ns == before
+    assert "reusing fine-tuned text encoder" in caplog.text
+    # a different setting is a different encoder: retrained in place, atomically
+    monkeypatch.setattr(finetune_mod, "TextEncoder", TextEncoder)
+    ft2 = dataclasses.replace(FT, epochs=1)
+    finetune_text_encoder(sentiment_corpus(), str(tiny_bert), ft2, finetuned, progress=False)
+    report = json.loads((finetuned / "finetune.json").read_text())
+    assert len(report["epochs"]) == 1 and report["settings"]["finetune"]["epochs"] == 1
+    assert [p.name for p in finetuned.parent.iterdir()] == [finetuned.name]
+
+
+def test_finetuning_is_deterministic_and_ignores_test_labels(tiny_bert: Path,
+                                                             tmp_path: Path) -> None:
+    from safetensors.torch import load_file
+
+    ft = dataclasses.replace(FT, epochs=1)
+    a = finetune_text_encoder(sentiment_corpus(), str(tiny_bert), ft, tmp_path / "a",
+                              progress=False)
+    b = finetune_text_encoder(sentiment_corpus(flip_test=True), str(tiny_bert), ft,
+                              tmp_path / "b", progress=False)
+    wa, wb = load_file(str(a / "model.safetensors")), load_file(str(b / "model.safetensors"))
+    assert wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
+    ra = json.loads((a / "finetune.json").read_text())
+    rb = json.loads((b / "finetune.json").read_text())
+    assert ra["epochs"] == rb["epochs"]
+    # the test split is not part of what the fine-tuned encoder depends on
+    assert ra["settings"] == rb["settings"]
+
+
+def test_finetuning_needs_train_labels(tiny_bert: Path, tmp_path: Path) -> None:
+    corpus = make_corpus([("dev", "d1", 0, "a", "pos", "good"),
+                          ("test", "d2", 0, "b", "neg", "bad")])
+    with pytest.raises(ErcgraphError, match="'train' split"):
+        finetune_text_encoder(corpus, str(tiny_bert), FT, tmp_path / "x", progress=False)
+    with pytest.raises(ErcgraphError, match="epochs"):
+        finetune_text_encoder(sentiment_corpus(), str(tiny_bert),
+                              dataclasses.replace(FT, epochs=0), tmp_path / "x")
+    with pytest.raises(ErcgraphError, match="does not exist"):
+        finetune_text_encoder(sentiment_corpus(), str(tmp_path / "nope"), FT, tmp_path / "x")
+
+
+def test_extract_with_finetuning(tiny_bert: Path, tmp_path: Path,
+                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    corpus = sentiment_corpus()
+    ft = dataclasses.replace(FT, epochs=1)
+    cfg = TextFeatureConfig(encoder=str(tiny_bert), context_turns=0, max_length=128,
+                            batch_size=16, finetune=ft)
+    store, info = extract_text_features(corpus, cfg, tmp_path, progress=False)
+    path = Path(info["finetuned_path"])
+    assert path.parent == (tmp_path / "finetuned").resolve()
+    assert (path / "finetune.json").is_file() and info["finetune_seconds"] > 0
+    m = store.manifest["text"]
+    assert m["encoder"] == str(path) and m["finetune"] == dataclasses.asdict(ft)
+    # extraction uses the fine-tuning's input shape, not features.text.context_turns
+    assert m["context_turns"] == ft.context_turns and m["max_length"] == ft.max_length
+    assert store.features["text"].shape == (corpus.num_utterances, 32)
+    assert info["reused"] is False
+    monkeypatch.setattr(extract_mod, "TextEncoder", _Forbidden)
+    monkeypatch.setattr(finetune_mod, "TextEncoder", _Forbidden)
+    again, info2 = extract_text_features(corpus, cfg, tmp_path, progress=False)
+    assert info2["reused"] is True and info2["finetuned_path"] == str(path)
+    assert torch.equal(again.features["text"], store.features["text"])
