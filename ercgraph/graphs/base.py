@@ -176,10 +176,26 @@ class GraphBuilder(ABC):
     keys are ``(src_modality, relation, dst_modality)`` with both modalities in
     ``dialogues.modalities`` and the relation in :attr:`edge_types`; values are
     ``LongTensor [2, E]`` whose indices lie in ``[0, N)`` and never cross dialogues.
+
+    Example (every utterance receives from the first utterance of its dialogue)::
+
+        @BUILDERS.register("from_first")
+        class FromFirstBuilder(IntraModalBuilder):
+            EDGE_TYPES = ("from_first",)
+
+            def forward_relations(self, dialogues):
+                i = torch.arange(dialogues.num_utterances)
+                first = dialogues.ptr[:-1][dialogues.batch]
+                keep = i != first
+                return {"from_first": torch.stack([first[keep], i[keep]])}
     """
 
     #: Every relation name this class can produce.
     EDGE_TYPES: ClassVar[tuple[str, ...]] = ()
+    #: Set to True when :meth:`forward` already returns every edge index sorted by
+    #: ``(dst, src)``; graph assembly then skips its own sort check (the contract test in
+    #: ``tests/graphs/test_contract.py`` holds such builders to it).
+    SORTED_OUTPUT: ClassVar[bool] = False
 
     @property
     def edge_types(self) -> tuple[str, ...]:
@@ -278,17 +294,17 @@ def validate_edges(builder: object, edges: object, dialogues: Dialogues) -> None
         if ei.numel() == 0 or id(ei) in checked:
             continue
         checked.add(id(ei))
-        bad = (ei < 0) | (ei >= n)
-        if bool(bad.any()):
-            row, col = (int(v) for v in torch.nonzero(bad)[0])
+        low, high = torch.aminmax(ei)
+        if int(low) < 0 or int(high) >= n:
+            row, col = (int(v) for v in torch.nonzero((ei < 0) | (ei >= n))[0])
             side = "source" if row == 0 else "target"
             raise ErcgraphError(
                 f"{builder!r}: edge type {key!r}: edge {col} has {side} index "
                 f"{int(ei[row, col])}, outside [0, {n}) (the number of utterances)")
         batch = dialogues.batch
-        cross = batch[ei[0]] != batch[ei[1]]
-        if bool(cross.any()):
-            col = int(torch.nonzero(cross)[0])
+        src_batch, dst_batch = batch.index_select(0, ei[0]), batch.index_select(0, ei[1])
+        if not torch.equal(src_batch, dst_batch):
+            col = int(torch.nonzero(src_batch != dst_batch)[0])
             j, i = int(ei[0, col]), int(ei[1, col])
             raise ErcgraphError(
                 f"{builder!r}: edge type {key!r}: edge {col} ({j} -> {i}) links dialogue "

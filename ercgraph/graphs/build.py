@@ -14,12 +14,15 @@ The pipeline runs once over the whole corpus as a flat batch:
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
 import logging
 import weakref
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -68,8 +71,8 @@ def compose(builders: Any, edge_types: Sequence[str] | None = None) -> Compositi
 
     Args:
         builders: A list of builder specs (a registered name, a dotted path ``pkg.mod:Class``, a
-            ``{"name": ..., **kwargs}`` dict, or a :class:`GraphBuilder` instance), one spec, or
-            a :class:`Composition` (its builders are reused).
+            ``{"name": ..., **kwargs}`` dict, a :class:`GraphBuilder` instance or class), one
+            spec, or a :class:`Composition` (its builders are reused).
         edge_types: Relation names to keep (``None`` = every relation the builders produce).
 
     Raises:
@@ -78,11 +81,14 @@ def compose(builders: Any, edge_types: Sequence[str] | None = None) -> Compositi
     """
     if isinstance(builders, Composition):
         builders = builders.builders
-    if isinstance(builders, (str, dict, GraphBuilder)):
+    if isinstance(builders, (str, dict, GraphBuilder)) or (
+            isinstance(builders, type) and issubclass(builders, GraphBuilder)):
         builders = [builders]
     resolved: list[GraphBuilder] = []
     owner: dict[str, GraphBuilder] = {}
     for k, spec in enumerate(builders):
+        if isinstance(spec, type) and issubclass(spec, GraphBuilder):
+            spec = spec()
         builder = BUILDERS.create(spec)
         if not isinstance(builder, GraphBuilder):
             raise ErcgraphError(
@@ -134,10 +140,12 @@ def build_edges(dialogues: Dialogues, builders: Any,
     out: EdgeDict = {}
     memo: dict[int, tuple[Tensor, Tensor]] = {}
     for builder in comp.builders:
+        trusted = bool(getattr(builder, "SORTED_OUTPUT", False))
         for key, ei in builder(dialogues).items():
             if key[1] in keep:
                 if id(ei) not in memo:  # intra-modal relations share one tensor per modality
-                    memo[id(ei)] = (ei, _sort_edges(ei, dialogues.num_utterances))
+                    memo[id(ei)] = (ei, ei.contiguous() if trusted
+                                    else _sort_edges(ei, dialogues.num_utterances))
                 out[key] = memo[id(ei)][1]
     rank = {r: i for i, r in enumerate(comp.edge_types)}
     mod = {m: i for i, m in enumerate(dialogues.modalities)}
@@ -195,10 +203,17 @@ def _save_edges(path: Path, manifest: dict, edges: EdgeDict) -> None:
 
     from ercgraph.data.features import atomic_write_bytes
 
-    tensors = {f"e{k}": ei.contiguous() for k, ei in enumerate(edges.values())}
+    # intra-modal relations share one tensor across modalities: store it once
+    names: dict[int, str] = {}
+    tensors: dict[str, Tensor] = {}
+    for ei in edges.values():
+        if id(ei) not in names:
+            names[id(ei)] = f"e{len(names)}"
+            tensors[names[id(ei)]] = ei.contiguous()
     blob = save(tensors)
     meta = {"format": FORMAT_VERSION, "manifest": manifest,
-            "edge_types": [list(k) for k in edges], "sha256": hashlib.sha256(blob).hexdigest()}
+            "edge_types": [[*k, names[id(ei)]] for k, ei in edges.items()],
+            "sha256": hashlib.sha256(blob).hexdigest()}
     atomic_write_bytes(path, blob)
     atomic_write_bytes(path.with_suffix(".json"), json.dumps(meta, indent=1).encode())
 
@@ -220,8 +235,7 @@ def _load_edges(path: Path, manifest: dict, comp: Composition, dialogues: Dialog
         raise ErcgraphError(f"{where} is stale (its manifest differs)")
     try:
         tensors = load(blob)
-        keys = [tuple(k) for k in meta["edge_types"]]
-        edges = {k: tensors[f"e{i}"] for i, k in enumerate(keys)}
+        edges = {(a, rel, b): tensors[name] for a, rel, b, name in meta["edge_types"]}
     except Exception as exc:
         raise ErcgraphError(f"{where} is corrupt: {exc}") from exc
     n, batch = dialogues.num_utterances, dialogues.batch
@@ -291,16 +305,39 @@ def build_graphs(corpus: Corpus, store: FeatureStore, builders: Any,
     else:
         edges, _ = cached_edges(corpus, dialogues, comp, cache_dir)
     edges = drop_missing(edges, store.present)
-
-    sizes = dialogues.sizes.tolist()
-    nodes = {m: (torch.split(store.features[m], sizes),
-                 torch.split(store.present[m].bool(), sizes)) for m in modalities}
     globals_ = {
         "y": torch.from_numpy(corpus.label_ids()),
         "speaker": dialogues.speaker,
         "turn": torch.from_numpy(corpus.df["turn"].to_numpy(dtype=np.int64, copy=True)),
         "row": torch.arange(dialogues.num_utterances),
     }
+    with _gc_paused():
+        return _assemble(HeteroData, corpus, store, dialogues, edges, globals_)
+
+
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector.
+
+    Cutting MELD into graphs creates ~100k small tensors and containers, which sets off
+    repeated full collections that cost more than the work itself. Nothing created here forms a
+    reference cycle, so no garbage is held back.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def _assemble(cls: type[HeteroData], corpus: Corpus, store: FeatureStore, dialogues: Dialogues,
+              edges: EdgeDict, globals_: dict[str, Tensor]) -> list[HeteroData]:
+    """Split the flat tensors per dialogue (views, no copies) and wrap them in HeteroData."""
+    sizes = dialogues.sizes.tolist()
+    nodes = {m: (torch.split(store.features[m], sizes),
+                 torch.split(store.present[m].bool(), sizes)) for m in dialogues.modalities}
     glob = {k: torch.split(v, sizes) for k, v in globals_.items()}
     glob["dialogue_id"] = corpus.dialogue_ids()
     split_memo: dict[int, tuple[Tensor, ...]] = {}
@@ -309,62 +346,79 @@ def build_graphs(corpus: Corpus, store: FeatureStore, builders: Any,
         if id(ei) not in split_memo:  # intra-modal relations share one tensor across modalities
             split_memo[id(ei)] = _split_edges(ei, dialogues)
         parts[k] = split_memo[id(ei)]
-    return _assemble(HeteroData, dialogues.num_dialogues, glob, nodes, parts)
+    return _wrap(cls, dialogues.num_dialogues, glob, nodes, parts)
 
 
-def _assemble(cls: type[HeteroData], num: int, glob: dict[str, Sequence[Any]],
-              nodes: dict[str, tuple[Sequence[Tensor], Sequence[Tensor]]],
-              edges: dict[EdgeType, Sequence[Tensor]]) -> list[HeteroData]:
-    """Create ``num`` HeteroData objects from per-dialogue pieces.
+def _wrap(cls: type[HeteroData], num: int, glob: dict[str, Sequence[Any]],
+          nodes: dict[str, tuple[Sequence[Tensor], Sequence[Tensor]]],
+          edges: dict[EdgeType, Sequence[Tensor]]) -> list[HeteroData]:
+    """Create ``num`` HeteroData objects from per-dialogue pieces (``piece[d]``).
 
-    PyG's attribute assignment costs several microseconds per call (cache invalidation through a
-    failing ``getattr``); with ~30 attributes per graph that dominates building all of MELD. The
-    storages of a fresh HeteroData hold nothing but their ``_mapping`` dict, a weak reference to
-    the parent and their key, so we fill exactly those (the layout of torch-geometric 2.x, the
-    range ``setup.cfg`` pins), and fall back to the public API if that layout ever changes.
+    PyG's attribute assignment takes microseconds per call (it invalidates caches through a
+    failing ``getattr``), which dominates building ~30 attributes for each of MELD's 1432
+    dialogues. A fresh storage holds only its ``_mapping`` dict, a weak reference to its parent
+    and its key, so we fill exactly those. That is the layout of torch-geometric 2.x (the range
+    ``setup.cfg`` pins); if it ever changes we fall back to the public API.
     """
-    from torch_geometric.data.storage import EdgeStorage, NodeStorage
+    from torch_geometric.data.storage import BaseStorage, EdgeStorage, NodeStorage
 
     probe = cls()
     fast = (isinstance(probe.__dict__.get("_node_store_dict"), dict)
             and isinstance(probe.__dict__.get("_edge_store_dict"), dict)
-            and isinstance(getattr(probe._global_store, "_mapping", None), dict))
-    graphs = []
-    for d in range(num):
-        data = cls()
-        if fast:
-            data._global_store._mapping.update({k: v[d] for k, v in glob.items()})
-            ref = weakref.ref(data)
-            node_dict, edge_dict = data.__dict__["_node_store_dict"], data.__dict__[
-                "_edge_store_dict"]
-            for m, (xs, masks) in nodes.items():
-                node_dict[m] = _store(NodeStorage, ref, m, {"x": xs[d], "present_mask": masks[d]})
-            for k, ei in edges.items():
-                edge_dict[k] = _store(EdgeStorage, ref, k, {"edge_index": ei[d]})
-        else:
-            for k, v in glob.items():
-                setattr(data, k, v[d])
-            for m, (xs, masks) in nodes.items():
-                data[m].x = xs[d]
-                data[m].present_mask = masks[d]
-            for k, ei in edges.items():
-                data[k].edge_index = ei[d]
-        graphs.append(data)
-    return graphs
+            and isinstance(probe.__dict__.get("_global_store"), BaseStorage)
+            and isinstance(probe._global_store.__dict__.get("_mapping"), dict))
+    make = partial(_fast_graph, NodeStorage, EdgeStorage) if fast else _public_graph
+    return [make(cls, d, glob, nodes, edges) for d in range(num)]
 
 
-def _store(cls: type, parent: weakref.ref, key: Any, mapping: dict[str, Any]) -> Any:
+def _fast_graph(node_cls: type, edge_cls: type, cls: type[HeteroData], d: int,
+                glob: dict[str, Sequence[Any]],
+                nodes: dict[str, tuple[Sequence[Tensor], Sequence[Tensor]]],
+                edges: dict[EdgeType, Sequence[Tensor]]) -> HeteroData:
+    data = cls()
+    state = data.__dict__
+    state["_global_store"].__dict__["_mapping"].update({k: v[d] for k, v in glob.items()})
+    ref = weakref.ref(data)
+    node_dict = state["_node_store_dict"]
+    for m, (xs, masks) in nodes.items():
+        node_dict[m] = _storage(node_cls, ref, m, {"x": xs[d], "present_mask": masks[d]})
+    edge_dict = state["_edge_store_dict"]
+    for k, parts in edges.items():
+        edge_dict[k] = _storage(edge_cls, ref, k, {"edge_index": parts[d]})
+    return data
+
+
+def _public_graph(cls: type[HeteroData], d: int, glob: dict[str, Sequence[Any]],
+                  nodes: dict[str, tuple[Sequence[Tensor], Sequence[Tensor]]],
+                  edges: dict[EdgeType, Sequence[Tensor]]) -> HeteroData:
+    data = cls()
+    for k, v in glob.items():
+        setattr(data, k, v[d])
+    for m, (xs, masks) in nodes.items():
+        data[m].x = xs[d]
+        data[m].present_mask = masks[d]
+    for k, parts in edges.items():
+        data[k].edge_index = parts[d]
+    return data
+
+
+def _storage(cls: type, parent: weakref.ref, key: Any, mapping: dict[str, Any]) -> Any:
+    """A NodeStorage / EdgeStorage exactly as its constructor leaves it, minus the overhead."""
     out = cls.__new__(cls)
-    out.__dict__.update(_mapping=mapping, _parent=parent, _key=key)
+    state = out.__dict__
+    state["_mapping"] = mapping
+    state["_parent"] = parent
+    state["_key"] = key
     return out
 
 
 def _split_edges(ei: Tensor, dialogues: Dialogues) -> tuple[Tensor, ...]:
     """Cut global edges sorted by dst into per-dialogue local edges (no loop over edges)."""
-    owner = dialogues.batch[ei[1]]
+    owner = dialogues.batch.index_select(0, ei[1])
     if owner.numel() > 1 and bool((owner[1:] < owner[:-1]).any()):
         perm = torch.argsort(owner, stable=True)
         ei, owner = ei[:, perm], owner[perm]
     counts = torch.bincount(owner, minlength=dialogues.num_dialogues)
-    local = ei - dialogues.ptr[owner]
+    local = ei - dialogues.ptr.index_select(0, owner)
+    # per-dialogue column slices are views (as PyG's own InMemoryDataset slicing gives)
     return torch.split(local, counts.tolist(), dim=1)

@@ -24,6 +24,7 @@ class ModalityBuilder(GraphBuilder):
     """
 
     EDGE_TYPES = ("cross_modal",)
+    SORTED_OUTPUT = True
 
     def __init__(self, pairs: Sequence[Sequence[str]] | None = None) -> None:
         if pairs is not None:

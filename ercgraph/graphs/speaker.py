@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor
 
 from ercgraph.errors import ErcgraphError
@@ -30,6 +31,7 @@ class SpeakerBuilder(IntraModalBuilder):
 
     EDGE_TYPES = ("same_speaker", "other_speaker", "same_speaker_past", "same_speaker_future",
                   "other_speaker_past", "other_speaker_future")
+    SORTED_OUTPUT = True
 
     def __init__(self, w_past: int = -1, w_future: int = -1, directed: bool = False) -> None:
         self.w_past = check_window(type(self).__name__, "w_past", w_past)
@@ -48,16 +50,29 @@ class SpeakerBuilder(IntraModalBuilder):
     def forward_relations(self, dialogues: Dialogues) -> dict[str, Tensor]:
         if not self.edge_types:
             return {}
-        ei = window_pairs(dialogues, self.w_past, self.w_future)
-        speaker = dialogues.speaker
-        same = speaker[ei[0]] == speaker[ei[1]]
         if not self.directed:
-            return {"same_speaker": ei[:, same], "other_speaker": ei[:, ~same]}
-        past = ei[0] < ei[1]
-        out = {}
-        for name, mask in (("same_speaker", same), ("other_speaker", ~same)):
-            if self.w_past != 0:
-                out[f"{name}_past"] = ei[:, mask & past]
-            if self.w_future != 0:
-                out[f"{name}_future"] = ei[:, mask & ~past]
+            return _split(window_pairs(dialogues, self.w_past, self.w_future),
+                          dialogues.speaker, "")
+        out: dict[str, Tensor] = {}
+        if self.w_past != 0:
+            out.update(_split(window_pairs(dialogues, self.w_past, 0), dialogues.speaker,
+                              "_past"))
+        if self.w_future != 0:
+            out.update(_split(window_pairs(dialogues, 0, self.w_future), dialogues.speaker,
+                              "_future"))
         return out
+
+
+def _split(ei: Tensor, speaker: Tensor, suffix: str) -> dict[str, Tensor]:
+    """Split edges into same / other speaker, keeping their (dst, src) order."""
+    src, dst = ei[0], ei[1]
+    other = (speaker.index_select(0, src) != speaker.index_select(0, dst)).to(torch.uint8)
+    # One stable sort of a 0/1 key groups the edges and keeps (dst, src) order inside each
+    # group; it is several times faster than two boolean compactions.
+    order = torch.argsort(other, stable=True)
+    num_same = ei.shape[1] - int(other.sum())
+    out = {}
+    for name, part in (("same_speaker", order[:num_same]), ("other_speaker", order[num_same:])):
+        # 1-D gathers are much faster than index_select along dim 1 of a [2, E] tensor
+        out[name + suffix] = torch.stack([src.index_select(0, part), dst.index_select(0, part)])
+    return out

@@ -27,6 +27,7 @@ class TemporalBuilder(IntraModalBuilder):
     """
 
     EDGE_TYPES = ("past", "future")
+    SORTED_OUTPUT = True
 
     def __init__(self, w_past: int = -1, w_future: int = -1) -> None:
         self.w_past = check_window(type(self).__name__, "w_past", w_past)

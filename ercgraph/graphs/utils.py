@@ -26,10 +26,10 @@ def ragged_ranges(lo: Tensor, hi: Tensor) -> tuple[Tensor, Tensor]:
     """
     counts = (hi - lo).clamp_min(0)
     total = int(counts.sum())
-    owner = torch.repeat_interleave(torch.arange(lo.numel()), counts, output_size=total)
-    starts = counts.cumsum(0) - counts
-    value = torch.arange(total) + (lo - starts)[owner]
-    return owner, value
+    owner = torch.repeat_interleave(torch.arange(counts.numel()), counts, output_size=total)
+    # value = lo[owner] + (position inside the run) = arange + (lo - run start)[owner]
+    shift = lo - (counts.cumsum(0) - counts)
+    return owner, torch.arange(total).add_(shift.index_select(0, owner))
 
 
 def window_pairs(dialogues: Dialogues, w_past: int, w_future: int) -> Tensor:
@@ -41,16 +41,26 @@ def window_pairs(dialogues: Dialogues, w_past: int, w_future: int) -> Tensor:
     Returns:
         ``LongTensor [2, E]`` of global indices ``(src=j, dst=i)``, sorted by ``(dst, src)``.
     """
-    n = dialogues.num_utterances
-    i = torch.arange(n)
+    i = torch.arange(dialogues.num_utterances)
     batch = dialogues.batch
-    start = dialogues.ptr[:-1][batch]
-    end = dialogues.ptr[1:][batch]
-    lo = start if w_past < 0 else torch.maximum(i - w_past, start)
-    hi = end if w_future < 0 else torch.minimum(i + w_future + 1, end)
-    dst, src = ragged_ranges(lo, hi)
-    keep = src != dst
-    return torch.stack([src[keep], dst[keep]])
+    if w_past == 0:
+        lo = i + 1
+    elif w_past < 0:
+        lo = dialogues.ptr[:-1].index_select(0, batch)
+    else:
+        lo = torch.maximum(i - w_past, dialogues.ptr[:-1].index_select(0, batch))
+    if w_future == 0:
+        hi = i
+    elif w_future < 0:
+        hi = dialogues.ptr[1:].index_select(0, batch)
+    else:
+        hi = torch.minimum(i + (w_future + 1), dialogues.ptr[1:].index_select(0, batch))
+    if w_past == 0 or w_future == 0:  # one side of i only: a plain range per utterance
+        dst, src = ragged_ranges(lo, hi)
+    else:  # [lo, hi) minus i itself: enumerate hi - lo - 1 values and step over i
+        dst, src = ragged_ranges(lo, hi - 1)
+        src += src >= dst
+    return torch.stack([src, dst])
 
 
 def check_window(builder: str, name: str, value: object) -> int:
