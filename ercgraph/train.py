@@ -49,6 +49,7 @@ class Prepared:
     graphs: dict[str, list]  # split → list of HeteroData
     edge_types: list[tuple[str, str, str]]
     timings: dict[str, float]
+    feature_info: dict[str, Any]
 
 
 # -- setup ------------------------------------------------------------------------------------
@@ -87,21 +88,29 @@ def load_features(cfg: Config, corpus: Corpus) -> tuple[FeatureStore, dict[str, 
     return store, info
 
 
-def prepare(cfg: Config) -> Prepared:
-    """Corpus, features and graphs (each cached on disk where deterministic)."""
+def prepare(cfg: Config, corpus: Corpus | None = None,
+            splits: tuple[str, ...] = ("train", "dev", "test")) -> Prepared:
+    """Corpus, features and graphs (each cached on disk where deterministic).
+
+    Args:
+        cfg: the run config.
+        corpus: an already loaded corpus (``predict``); default: read ``cfg.data``.
+        splits: the splits that must be present.
+    """
     from ercgraph.data.load import load_corpus
     from ercgraph.graphs.build import build_graphs
 
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
-    corpus = load_corpus(cfg)
+    if corpus is None:
+        corpus = load_corpus(cfg)
     timings["read_s"] = time.perf_counter() - t0
-    for split in ("train", "dev", "test"):
+    for split in splits:
         if split not in corpus.splits:
             raise ErcgraphError(f"{corpus.source or corpus.name}: the corpus has no {split!r} "
-                                f"split (found {corpus.splits}); training needs train, dev, test")
+                                f"split (found {corpus.splits}); this needs {list(splits)}")
     t0 = time.perf_counter()
-    store, _ = load_features(cfg, corpus)
+    store, info = load_features(cfg, corpus)
     timings["features_s"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     graphs = build_graphs(corpus, store, cfg.graph.builders, cfg.graph.edge_types,
@@ -110,13 +119,11 @@ def prepare(cfg: Config) -> Prepared:
     if not graphs:
         raise ErcgraphError("no dialogue graphs were built")
     edge_types = sorted(graphs[0].edge_types)
-    by_split: dict[str, list] = {"train": [], "dev": [], "test": []}
+    by_split: dict[str, list] = {s: [] for s in corpus.splits}
     first_split = corpus.df.groupby("dialogue_id", sort=False)["split"].first()
     for g in graphs:
-        split = first_split[g.dialogue_id]
-        if split in by_split:
-            by_split[split].append(g)
-    return Prepared(corpus, store, by_split, edge_types, timings)
+        by_split[first_split[g.dialogue_id]].append(g)
+    return Prepared(corpus, store, by_split, edge_types, timings, info)
 
 
 # -- one seed ---------------------------------------------------------------------------------
@@ -326,6 +333,7 @@ def run(cfg: Config, out: Path, resume: bool = False, prep: Prepared | None = No
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(out / "config.yaml", dump_config(cfg).encode())
     write_json(out / "environment.json", environment())
+    write_json(out / "features.json", prep.feature_info)
     t_train = time.perf_counter()
     threads = torch.get_num_threads()
     try:
