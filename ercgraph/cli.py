@@ -116,6 +116,38 @@ def evaluate(run_dir, imports) -> None:
                    f"macroF1 {fmt(m['macro_f1'])}")
 
 
+@cli.command()
+@click.argument("run_dir", type=click.Path())
+@click.argument("table", type=click.Path())
+@click.option("--column", "columns", multiple=True, metavar="FIELD=COLUMN",
+              help="Map a Corpus field to a column of TABLE, e.g. --column text=Utterance; "
+                   "dialogue_id may list several columns joined by '+'.")
+@click.option("--out", type=click.Path(),
+              help="Output CSV (default: <run>/predictions/<table>.csv).")
+@import_option
+def predict(run_dir, table, columns, out, imports) -> None:
+    """Predict the emotion of every utterance in TABLE with a trained run."""
+    from ercgraph.predict import predict as run_predict
+    from ercgraph.predict import write_predictions
+
+    _import_files(imports)
+    mapping: dict = {}
+    for item in columns:
+        field, sep, col = item.partition("=")
+        if not sep or not field or not col:
+            raise ErcgraphError(f"--column expects FIELD=COLUMN, got {item!r}")
+        mapping[field.strip()] = col.split("+") if "+" in col else col.strip()
+    path = Path(out) if out else Path(run_dir) / "predictions" / f"{Path(table).stem}.csv"
+    if path.exists():
+        raise ErcgraphError(f"{str(path)!r} already exists; choose another --out")
+    df = run_predict(Path(run_dir), Path(table), mapping)
+    write_predictions(df, path)
+    click.echo(f"wrote {len(df)} predictions to {path}")
+    if "label" in df.columns:
+        acc = 100.0 * (df["label"] == df["predicted"]).mean()
+        click.echo(f"accuracy against the given labels: {acc:.2f}%")
+
+
 @cli.command(name="list")
 @click.argument("what", type=click.Choice(["builders", "models", "losses", "samplers",
                                            "readers"]))

@@ -334,6 +334,9 @@ def run(cfg: Config, out: Path, resume: bool = False, prep: Prepared | None = No
     atomic_write_bytes(out / "config.yaml", dump_config(cfg).encode())
     write_json(out / "environment.json", environment())
     write_json(out / "features.json", prep.feature_info)
+    write_json(out / "model.json", {"labels": list(prep.corpus.labels),
+                                    "in_dims": prep.store.dims(),
+                                    "edge_types": [list(et) for et in prep.edge_types]})
     t_train = time.perf_counter()
     threads = torch.get_num_threads()
     try:

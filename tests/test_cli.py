@@ -166,3 +166,77 @@ def test_help_is_cheap():
                            "import sys, ercgraph.cli; print('torch' in sys.modules)"],
                           capture_output=True, text=True, timeout=60)
     assert proc.stdout.strip() == "False"
+
+
+@pytest.fixture()
+def conversations(tmp_path, meld_slice):
+    """New conversations in a user's own layout (MELD test dialogues, renamed columns)."""
+    df = pd.read_csv(meld_slice / "meld" / "test_sent_emo.csv")
+    df = df.rename(columns={"Utterance": "utt", "Speaker": "who", "Dialogue_ID": "conv",
+                            "Utterance_ID": "idx", "Emotion": "gold"})
+    path = tmp_path / "conversations.csv"
+    df[["conv", "idx", "who", "utt", "gold"]].to_csv(path, index=False)
+    return path, df
+
+
+MAP = ["--column", "dialogue_id=conv", "--column", "turn=idx", "--column", "speaker=who",
+       "--column", "text=utt"]
+
+
+def test_predict_unlabelled_conversations(run_dir, conversations, tmp_path, monkeypatch, cache):
+    monkeypatch.setenv("ERCGRAPH_CACHE", str(cache))
+    path, df = conversations
+    out = tmp_path / "pred.csv"
+    assert cli("predict", str(run_dir), str(path), *MAP, "--out", str(out)) == 0
+    pred = pd.read_csv(out)
+    labels = ["neutral", "surprise", "fear", "sadness", "joy", "disgust", "anger"]
+    assert len(pred) == len(df)
+    assert list(pred.columns[:4]) == ["dialogue_id", "turn", "speaker", "text"]
+    assert set(pred["predicted"]) <= set(labels)
+    probs = pred[[f"prob_{k}" for k in labels]].to_numpy()
+    assert abs(probs.sum(1) - 1).max() < 1e-4
+    assert (probs.argmax(1) == [labels.index(p) for p in pred["predicted"]]).all()
+    assert "label" not in pred.columns
+    # the same utterance keys come back, in dialogue/turn order
+    assert sorted(zip(pred["dialogue_id"].astype(str), pred["turn"])) == sorted(
+        zip(df["conv"].astype(str), df["idx"]))
+
+
+def test_predict_with_labels_reports_accuracy(run_dir, conversations, tmp_path, monkeypatch,
+                                              cache, capsys):
+    monkeypatch.setenv("ERCGRAPH_CACHE", str(cache))
+    path, _ = conversations
+    out = tmp_path / "pred.csv"
+    assert cli("predict", str(run_dir), str(path), *MAP, "--column", "label=gold",
+               "--out", str(out)) == 0
+    assert "accuracy against the given labels" in capsys.readouterr().out
+    assert "label" in pd.read_csv(out).columns
+
+
+def test_predict_input_without_text_fails_clearly(run_dir, conversations, tmp_path, capsys):
+    path, df = conversations
+    df[["conv", "idx", "who"]].to_csv(tmp_path / "notext.csv", index=False)
+    code = cli("predict", str(run_dir), str(tmp_path / "notext.csv"), "--column",
+               "dialogue_id=conv", "--column", "turn=idx", "--column", "speaker=who",
+               "--out", str(tmp_path / "p.csv"))
+    err = capsys.readouterr().err
+    assert code == 2 and "'text'" in err and not (tmp_path / "p.csv").exists()
+
+
+def test_predict_without_checkpoint(tmp_path, run_dir, conversations, capsys):
+    import shutil
+
+    broken = tmp_path / "broken"
+    shutil.copytree(run_dir, broken)
+    for ckpt in broken.glob("seed_*/best.safetensors"):
+        ckpt.unlink()
+    code = cli("predict", str(broken), str(conversations[0]), *MAP)
+    err = capsys.readouterr().err
+    assert code == 2 and "no checkpoint" in err
+
+
+def test_predict_never_overwrites(run_dir, conversations, tmp_path, capsys):
+    out = tmp_path / "mine.csv"
+    out.write_text("precious\n")
+    assert cli("predict", str(run_dir), str(conversations[0]), *MAP, "--out", str(out)) == 2
+    assert out.read_text() == "precious\n"
