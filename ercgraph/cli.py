@@ -117,6 +117,31 @@ def evaluate(run_dir, imports) -> None:
 
 
 @cli.command()
+@config_option
+@set_option
+@root_option
+@cache_option
+@import_option
+@click.option("--seeds", help="Comma-separated seeds, e.g. 0,1,2.")
+@click.option("--edge-types", help="Variants to run, comma-separated; '+' joins the relations of "
+              "one variant (e.g. past+future,same_speaker+other_speaker). Default: the full "
+              "graph and every leave-one-edge-type-out variant.")
+@click.option("--out", type=click.Path(), help="Output folder (default: runs/ablate-<time>).")
+def ablate(config, overrides, data_root, cache_dir, imports, seeds, edge_types, out) -> None:
+    """Ablate edge types: one table (markdown, CSV) and a bar chart."""
+    from ercgraph.ablate import ablate as run_ablation
+
+    _import_files(imports)
+    cfg = _load(config, overrides, data_root, seeds, cache_dir)
+    _import_files(tuple(p for p in cfg.imports if p not in imports))
+    out = Path(out or f"runs/ablate-{time.strftime('%Y%m%d-%H%M%S')}")
+    run_ablation(cfg, out, edge_types)
+    click.echo((out / "ablation.md").read_text())
+    click.echo(f"table: {out / 'ablation.md'}, {out / 'ablation.csv'}; chart: "
+               f"{out / 'ablation.png'}")
+
+
+@cli.command()
 @click.argument("run_dir", type=click.Path())
 @click.argument("table", type=click.Path())
 @click.option("--column", "columns", multiple=True, metavar="FIELD=COLUMN",

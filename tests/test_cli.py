@@ -240,3 +240,49 @@ def test_predict_never_overwrites(run_dir, conversations, tmp_path, capsys):
     out.write_text("precious\n")
     assert cli("predict", str(run_dir), str(conversations[0]), *MAP, "--out", str(out)) == 2
     assert out.read_text() == "precious\n"
+
+
+def test_ablate_runs_variants_on_shared_features_and_graphs(tmp_path, meld_slice, cache,
+                                                            monkeypatch):
+    import ercgraph.encoders.extract as extract
+    import ercgraph.graphs.build as build
+
+    calls = {"features": 0, "graphs": 0}
+    real_features, real_graphs = extract.extract_text_features, build.build_graphs
+
+    def count(key, fn):
+        def wrapped(*a, **k):
+            calls[key] += 1
+            return fn(*a, **k)
+        return wrapped
+
+    monkeypatch.setattr(extract, "extract_text_features", count("features", real_features))
+    monkeypatch.setattr(build, "build_graphs", count("graphs", real_graphs))
+    out = tmp_path / "abl"
+    code = cli("ablate", "-c", str(REPO / "configs/meld_text.yaml"), "--data-root",
+               str(meld_slice), "--cache-dir", str(cache), "--out", str(out), "--seeds", "0,1",
+               *FAST)
+    assert code == 0
+    assert calls == {"features": 1, "graphs": 1}
+    table = (out / "ablation.md").read_text()
+    for name in ("full", "without_past", "without_future", "without_same_speaker",
+                 "without_other_speaker"):
+        assert f"| {name} |" in table
+    assert "fear" in table and "disgust" in table and "±" in table
+    csv = pd.read_csv(out / "ablation.csv")
+    assert len(csv) == 5 and "test_disgust_f1_mean" in csv.columns
+    assert (out / "ablation.png").read_bytes()[:4] == b"\x89PNG"
+    m = json.loads((out / "without_past" / "metrics.json").read_text())
+    assert "text|past|text" not in m["edge_types"] and "text|future|text" in m["edge_types"]
+
+
+def test_ablate_explicit_sets_and_unknown_type(tmp_path, meld_slice, cache, capsys):
+    base = ["ablate", "-c", str(REPO / "configs/meld_text.yaml"), "--data-root", str(meld_slice),
+            "--cache-dir", str(cache), "--seeds", "0", *FAST]
+    out = tmp_path / "abl"
+    assert cli(*base, "--out", str(out), "--edge-types", "past+future,none") == 0
+    csv = pd.read_csv(out / "ablation.csv")
+    assert list(csv["edge_types"]) == ["past+future", "none"]
+    code = cli(*base, "--out", str(tmp_path / "b"), "--edge-types", "past+sideways")
+    err = capsys.readouterr().err
+    assert code == 2 and "sideways" in err and "same_speaker" in err

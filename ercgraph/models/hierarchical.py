@@ -94,7 +94,7 @@ class HierarchicalGCN(nn.Module):
             masks = self.reconstruction.draw(present)
             h0 = self.reconstruction.apply(h0, masks)
         h = h0
-        edge_index_dict = batch.edge_index_dict
+        edge_index_dict = batch.collect("edge_index", allow_empty=True)
         layers = [(layer, self.intra_types) for layer in self.intra]
         layers += [(layer, self.cross_types) for layer in self.cross]
         for i, (layer, types) in enumerate(layers):
