@@ -173,6 +173,25 @@ def predict(run_dir, table, columns, out, imports) -> None:
         click.echo(f"accuracy against the given labels: {acc:.2f}%")
 
 
+@cli.command(name="show-graph")
+@config_option
+@set_option
+@root_option
+@import_option
+@click.option("--dialogue", "dialogue_id", required=True, help="Dialogue id, e.g. dev_3.")
+@click.option("--out", type=click.Path(), help="PNG path (default: graph_<dialogue>.png).")
+def show_graph(config, overrides, data_root, imports, dialogue_id, out) -> None:
+    """Draw one dialogue's graph to a PNG (nodes by speaker and modality, edges by type)."""
+    from ercgraph.show import show_graph as draw
+
+    _import_files(imports)
+    cfg = _load(config, overrides, data_root, None)
+    _import_files(tuple(p for p in cfg.imports if p not in imports))
+    path = Path(out or f"graph_{dialogue_id}.png")
+    counts = draw(cfg, dialogue_id, path)
+    click.echo(f"wrote {path}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+
+
 @cli.command(name="list")
 @click.argument("what", type=click.Choice(["builders", "models", "losses", "samplers",
                                            "readers"]))

@@ -286,3 +286,34 @@ def test_ablate_explicit_sets_and_unknown_type(tmp_path, meld_slice, cache, caps
     code = cli(*base, "--out", str(tmp_path / "b"), "--edge-types", "past+sideways")
     err = capsys.readouterr().err
     assert code == 2 and "sideways" in err and "same_speaker" in err
+
+
+def test_show_graph_draws_one_dialogue(tmp_path, meld_slice, capsys):
+    out = tmp_path / "g.png"
+    code = cli("show-graph", "-c", str(REPO / "configs/meld_text.yaml"), "--data-root",
+               str(meld_slice), "--dialogue", "train_1", "--out", str(out),
+               "--set", "features.modalities=[text]")
+    assert code == 0 and out.read_bytes()[:4] == b"\x89PNG"
+    printed = capsys.readouterr().out
+    # train_1 has 7 utterances; windows of 4 give 18 past and 18 future edges
+    assert "past 18" in printed and "future 18" in printed
+
+
+def test_show_graph_unknown_dialogue(tmp_path, meld_slice, capsys):
+    code = cli("show-graph", "-c", str(REPO / "configs/meld_text.yaml"), "--data-root",
+               str(meld_slice), "--dialogue", "train_1x", "--out", str(tmp_path / "g.png"))
+    err = capsys.readouterr().err
+    assert code == 2 and "train_1x" in err and "train_1" in err
+    assert not (tmp_path / "g.png").exists()
+
+
+def test_list_prints_builders_with_edge_types(capsys):
+    assert cli("list", "builders") == 0
+    out = capsys.readouterr().out
+    assert "temporal" in out and "past, future" in out and "cross_modal" in out
+    assert cli("list", "losses") == 0
+    out = capsys.readouterr().out
+    for name in ("ce", "class_balanced", "focal", "logit_adjusted"):
+        assert name in out
+    assert cli("list", "samplers") == 0 and "class_aware" in capsys.readouterr().out
+    assert cli("list", "models") == 0 and "dialoguegcn" in capsys.readouterr().out
