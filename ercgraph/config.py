@@ -90,6 +90,7 @@ class ModelConfig:
     heads: int = 4
     dropout: float = 0.3
     max_speakers: int = 9
+    context_rnn: bool = True
     options: dict[str, Any] = field(default_factory=dict)
 
 

@@ -6,6 +6,7 @@ import torch
 from torch import Tensor, nn
 from torch_geometric.data import Batch
 from torch_geometric.nn import HeteroConv
+from torch_geometric.utils import to_dense_batch
 
 from ercgraph.models.layers import ModalityProjection, conv_resolver, masked_mean
 from ercgraph.models.multitask import MaskedReconstruction
@@ -51,7 +52,7 @@ class HierarchicalGCN(nn.Module):
                  hidden: int = 128, conv: str = "rgcn", intra_layers: int = 2,
                  cross_layers: int = 1, heads: int = 4, dropout: float = 0.3,
                  max_speakers: int = 9, multitask: bool = False, mask_ratio: float = 0.15,
-                 mask_mode: str = "features") -> None:
+                 mask_mode: str = "features", context_rnn: bool = True) -> None:
         super().__init__()
         self.in_dims = dict(in_dims)
         self.modalities = list(in_dims)
@@ -60,6 +61,10 @@ class HierarchicalGCN(nn.Module):
         self.intra_types = [et for et in edge_types if et[0] == et[2]]
         self.cross_types = [et for et in edge_types if et[0] != et[2]]
         self.project = ModalityProjection(in_dims, hidden, max_speakers, dropout)
+        self.context_rnn = context_rnn
+        self.rnn = nn.ModuleDict({
+            m: nn.GRU(hidden, hidden // 2, batch_first=True, bidirectional=True)
+            for m in self.modalities}) if context_rnn else None
 
         def stack(types: list[EdgeType], n: int) -> nn.ModuleList:
             if not types:
@@ -94,6 +99,14 @@ class HierarchicalGCN(nn.Module):
             masks = self.reconstruction.draw(present)
             h0 = self.reconstruction.apply(h0, masks)
         h = h0
+        if self.rnn is not None:
+            h = {}
+            for m in self.modalities:
+                keep = present[m]  # missing nodes never enter the sequence
+                dense, mask = to_dense_batch(h0[m][keep], batch[m].batch[keep])
+                h[m] = h0[m].clone()
+                if dense.numel():
+                    h[m][keep] = self.rnn[m](dense)[0][mask]
         edge_index_dict = batch.collect("edge_index", allow_empty=True)
         layers = [(layer, self.intra_types) for layer in self.intra]
         layers += [(layer, self.cross_types) for layer in self.cross]
