@@ -88,9 +88,9 @@ class ModelConfig:
     intra_layers: int = 2
     cross_layers: int = 1
     heads: int = 4
-    dropout: float = 0.3
+    dropout: float = 0.5
     max_speakers: int = 9
-    context_rnn: bool = True
+    context_rnn: bool = False
     options: dict[str, Any] = field(default_factory=dict)
 
 
@@ -129,7 +129,7 @@ class TrainConfig:
     epochs: int = 40
     batch_size: int = 16
     lr: float = 1e-3
-    weight_decay: float = 1e-4
+    weight_decay: float = 0.01
     patience: int = 10
     select_metric: str = "weighted_f1"
     seeds: list[int] = field(default_factory=lambda: [0])

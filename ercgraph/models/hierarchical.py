@@ -52,7 +52,7 @@ class HierarchicalGCN(nn.Module):
                  hidden: int = 128, conv: str = "rgcn", intra_layers: int = 2,
                  cross_layers: int = 1, heads: int = 4, dropout: float = 0.3,
                  max_speakers: int = 9, multitask: bool = False, mask_ratio: float = 0.15,
-                 mask_mode: str = "features", context_rnn: bool = True) -> None:
+                 mask_mode: str = "features", context_rnn: bool = False) -> None:
         super().__init__()
         self.in_dims = dict(in_dims)
         self.modalities = list(in_dims)
