@@ -34,11 +34,15 @@ def _seeds(text: str | None) -> list[int] | None:
 
 
 def _load(config: str | None, overrides: tuple[str, ...], data_root: str | None,
-          seeds: str | None, cache_dir: str | None = None):
+          seeds: str | None, cache_dir: str | None, imports: tuple[str, ...]):
+    """Import ``--import`` files, read the config with overrides, import the config's files."""
     from ercgraph.config import load_config
 
+    _import_files(imports)
     direct = {"data_root": data_root, "cache_dir": cache_dir, "train.seeds": _seeds(seeds)}
-    return load_config(config, overrides, **direct)
+    cfg = load_config(config, overrides, **direct)
+    _import_files(tuple(p for p in cfg.imports if p not in imports))
+    return cfg
 
 
 import_option = click.option("--import", "imports", multiple=True, type=click.Path(),
@@ -53,6 +57,15 @@ cache_option = click.option("--cache-dir", type=click.Path(),
                             help="Cache folder (default: $ERCGRAPH_CACHE or ~/.cache/ercgraph).")
 
 
+def config_options(fn):
+    """The options every config-driven command takes: -c, --set, --data-root, --cache-dir,
+    --import, --seeds."""
+    for option in reversed([config_option, set_option, root_option, cache_option, import_option,
+                            click.option("--seeds", help="Comma-separated seeds, e.g. 0,1,2.")]):
+        fn = option(fn)
+    return fn
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
 @click.option("-q", "--quiet", is_flag=True, help="Only warnings and errors.")
@@ -64,12 +77,7 @@ def cli(verbose: int, quiet: bool) -> None:
 
 
 @cli.command()
-@config_option
-@set_option
-@root_option
-@cache_option
-@import_option
-@click.option("--seeds", help="Comma-separated seeds, e.g. 0,1,2,3,4.")
+@config_options
 @click.option("--out", type=click.Path(), help="Run directory (default: runs/<config>-<time>).")
 @click.option("--resume", is_flag=True, help="Continue an interrupted run in --out.")
 def train(config, overrides, data_root, cache_dir, imports, seeds, out, resume) -> None:
@@ -78,9 +86,7 @@ def train(config, overrides, data_root, cache_dir, imports, seeds, out, resume) 
 
     if config is None and resume and out and (Path(out) / "config.yaml").exists():
         config = str(Path(out) / "config.yaml")
-    _import_files(imports)
-    cfg = _load(config, overrides, data_root, seeds, cache_dir)
-    _import_files(tuple(p for p in cfg.imports if p not in imports))
+    cfg = _load(config, overrides, data_root, seeds, cache_dir, imports)
     if out is None:
         stem = Path(config).stem if config else "run"
         out = cfg.out or f"runs/{stem}-{time.strftime('%Y%m%d-%H%M%S')}"
@@ -117,12 +123,7 @@ def evaluate(run_dir, imports) -> None:
 
 
 @cli.command()
-@config_option
-@set_option
-@root_option
-@cache_option
-@import_option
-@click.option("--seeds", help="Comma-separated seeds, e.g. 0,1,2.")
+@config_options
 @click.option("--edge-types", help="Variants to run, comma-separated; '+' joins the relations of "
               "one variant (e.g. past+future,same_speaker+other_speaker). Default: the full "
               "graph and every leave-one-edge-type-out variant.")
@@ -131,9 +132,7 @@ def ablate(config, overrides, data_root, cache_dir, imports, seeds, edge_types, 
     """Ablate edge types: one table (markdown, CSV) and a bar chart."""
     from ercgraph.ablate import ablate as run_ablation
 
-    _import_files(imports)
-    cfg = _load(config, overrides, data_root, seeds, cache_dir)
-    _import_files(tuple(p for p in cfg.imports if p not in imports))
+    cfg = _load(config, overrides, data_root, seeds, cache_dir, imports)
     out = Path(out or f"runs/ablate-{time.strftime('%Y%m%d-%H%M%S')}")
     run_ablation(cfg, out, edge_types)
     click.echo((out / "ablation.md").read_text())
@@ -184,9 +183,7 @@ def show_graph(config, overrides, data_root, imports, dialogue_id, out) -> None:
     """Draw one dialogue's graph to a PNG (nodes by speaker and modality, edges by type)."""
     from ercgraph.show import show_graph as draw
 
-    _import_files(imports)
-    cfg = _load(config, overrides, data_root, None)
-    _import_files(tuple(p for p in cfg.imports if p not in imports))
+    cfg = _load(config, overrides, data_root, None, None, imports)
     path = Path(out or f"graph_{dialogue_id}.png")
     counts = draw(cfg, dialogue_id, path)
     click.echo(f"wrote {path}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
