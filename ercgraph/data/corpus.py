@@ -76,9 +76,8 @@ class Corpus:
 
     def label_ids(self) -> np.ndarray:
         """Label index per row; -1 where the label is missing."""
-        index = {lab: i for i, lab in enumerate(self.labels)}
-        return np.array([index.get(v, -1) if isinstance(v, str) else -1
-                         for v in self.df["label"]], dtype=np.int64)
+        codes = pd.Categorical(self.df["label"], categories=list(self.labels)).codes
+        return codes.astype(np.int64)
 
     def dialogue_index(self) -> np.ndarray:
         """Consecutive dialogue number (0..D-1) per row, in row order."""
