@@ -169,5 +169,5 @@ LOSSES: Registry = Registry("loss", "ercgraph.losses", ("ercgraph.losses.classif
 SAMPLERS: Registry = Registry("sampler", "ercgraph.samplers", ("ercgraph.data.samplers",))
 READERS: Registry = Registry(
     "data reader", "ercgraph.readers",
-    ("ercgraph.data.meld", "ercgraph.data.table", "ercgraph.data.pickles"),
+    ("ercgraph.data.meld", "ercgraph.data.table", "ercgraph.data.pickles", "ercgraph.data.iemocap"),
 )

@@ -317,3 +317,20 @@ def test_list_prints_builders_with_edge_types(capsys):
         assert name in out
     assert cli("list", "samplers") == 0 and "class_aware" in capsys.readouterr().out
     assert cli("list", "models") == 0 and "dialoguegcn" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("config", ["meld_mlp", "meld_dialoguegcn", "meld_text_finetuned"])
+def test_every_shipped_config_trains_on_the_slice(config, tmp_path, meld_slice, cache):
+    extra = ["--set", "features.text.finetune.epochs=1"] if "finetuned" in config else []
+    out = tmp_path / config
+    code = cli("train", "-c", str(REPO / f"configs/{config}.yaml"), "--data-root",
+               str(meld_slice), "--cache-dir", str(cache), "--out", str(out),
+               "--set", "train.epochs=1", *extra)
+    assert code == 0
+    m = json.loads((out / "metrics.json").read_text())
+    assert 0 < m["test"]["weighted_f1"]["mean"] <= 100
+    info = json.loads((out / "features.json").read_text())["text"]
+    if "finetuned" in config:
+        assert info["finetuned_path"] and Path(info["finetuned_path"], "finetune.json").is_file()
+    else:
+        assert info["finetuned_path"] is None
