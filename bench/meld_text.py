@@ -26,6 +26,9 @@ VARIANTS = {
     "frozen_mlp": ["--set", "model.name=mlp"],
     "finetuned_gcn": ["--set", "features.text.finetune.enabled=true"],
     "finetuned_mlp": ["--set", "features.text.finetune.enabled=true", "--set", "model.name=mlp"],
+    "frozen_dialoguegcn": ["-c", str(REPO / "configs/meld_dialoguegcn.yaml")],
+    "finetuned_dialoguegcn": ["-c", str(REPO / "configs/meld_dialoguegcn.yaml"),
+                              "--set", "features.text.finetune.enabled=true"],
 }
 
 CHILD = r"""
@@ -47,9 +50,9 @@ sys.exit(code)
 def run_variant(name: str, extra: list[str], seeds: str, cache: Path, out_root: Path) -> dict:
     out = out_root / name
     stats = out_root / f"{name}.stats.json"
-    cmd = [sys.executable, "-c", CHILD, str(stats), "-q", "train", "-c",
-           str(REPO / "configs/meld_text.yaml"), "--seeds", seeds, "--out", str(out),
-           "--cache-dir", str(cache), *extra]
+    config = ["-c", str(REPO / "configs/meld_text.yaml")] if "-c" not in extra else []
+    cmd = [sys.executable, "-c", CHILD, str(stats), "-q", "train", *config, "--seeds", seeds,
+           "--out", str(out), "--cache-dir", str(cache), *extra]
     print(f"[{name}] {' '.join(cmd[3:])}", flush=True)
     proc = subprocess.run(cmd, cwd=REPO)
     st = json.loads(stats.read_text())
@@ -81,16 +84,23 @@ def main() -> None:
     work = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="ercgraph-bench-"))
     work.mkdir(parents=True, exist_ok=True)
     cache = work / "cache"
-    rows = []
+    res_path = REPO / "bench" / "results" / "meld_text.json"
+    # rows of variants not run now are kept from the previous result (each row has its date)
+    old = json.loads(res_path.read_text())["rows"] if res_path.exists() else []
+    new = []
     for name in args.variants.split(","):
-        rows.append(run_variant(name, VARIANTS[name], args.seeds, cache, work))
+        row = run_variant(name, VARIANTS[name], args.seeds, cache, work)
+        row["date"] = time.strftime("%Y-%m-%d %H:%M")
+        new.append(row)
+    names = [r["variant"] for r in new]
+    rows = [r for r in old if r["variant"] not in names] + new
+    rows.sort(key=lambda r: list(VARIANTS).index(r["variant"]) if r["variant"] in VARIANTS else 99)
     result = {"bench": "meld_text", "date": time.strftime("%Y-%m-%d %H:%M"), "seeds": args.seeds,
               "machine": f"{os.cpu_count()} cores", "rows": rows,
               "note": "features_s includes fine-tuning for finetuned_* variants when the "
                       "fine-tuned encoder was not cached yet; *_mlp reuse the cache of *_gcn."}
-    res_dir = REPO / "bench" / "results"
-    res_dir.mkdir(parents=True, exist_ok=True)
-    (res_dir / "meld_text.json").write_text(json.dumps(result, indent=2))
+    res_path.parent.mkdir(parents=True, exist_ok=True)
+    res_path.write_text(json.dumps(result, indent=2))
     f = lambda m: f"{m['mean']:.2f} ± {m['std']:.2f}"  # noqa: E731
     print("\n| variant | dev wF1 | test acc | test wF1 | test macro F1 | fear F1 | disgust F1 |"
           " features s | graphs s | epoch s | peak RSS MB |")
