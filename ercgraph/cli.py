@@ -172,6 +172,28 @@ def predict(run_dir, table, columns, out, imports) -> None:
         click.echo(f"accuracy against the given labels: {acc:.2f}%")
 
 
+@cli.command()
+@config_options
+@click.option("--modality", default="text", show_default=True,
+              type=click.Choice(["text"]), help="Which modality to extract.")
+@click.option("--encoder", help="Encoder name or local path (overrides the config).")
+def extract(config, overrides, data_root, cache_dir, imports, seeds, modality, encoder) -> None:
+    """Compute (or reuse) a modality's features for the whole corpus into the cache."""
+    from ercgraph.config import cache_dir as resolve_cache
+    from ercgraph.data.load import load_corpus
+    from ercgraph.encoders.extract import extract_text_features
+
+    if encoder:
+        overrides = (*overrides, f"features.text.encoder={encoder}")
+    cfg = _load(config, overrides, data_root, seeds, cache_dir, imports)
+    corpus = load_corpus(cfg)
+    store, info = extract_text_features(corpus, cfg.features.text, resolve_cache(cfg))
+    n = corpus.num_utterances
+    reused = n if info["reused"] else 0
+    click.echo(f"{modality}: {n} utterances, dim {store.dims()[modality]}; "
+               f"{n - reused} done, 0 failed, {reused} reused ({info['seconds']:.1f} s)")
+
+
 @cli.command(name="show-graph")
 @config_option
 @set_option

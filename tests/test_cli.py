@@ -334,3 +334,16 @@ def test_every_shipped_config_trains_on_the_slice(config, tmp_path, meld_slice, 
         assert info["finetuned_path"] and Path(info["finetuned_path"], "finetune.json").is_file()
     else:
         assert info["finetuned_path"] is None
+
+
+def test_extract_computes_then_reuses(tmp_path, meld_slice, capsys):
+    args = ["extract", "-c", str(REPO / "configs/meld_text.yaml"), "--data-root", str(meld_slice),
+            "--cache-dir", str(tmp_path / "c")]
+    assert cli(*args) == 0
+    first = capsys.readouterr().out
+    assert cli(*args) == 0
+    second = capsys.readouterr().out
+    n = sum(len(pd.read_csv(meld_slice / "meld" / f"{s}_sent_emo.csv"))
+            for s in ("train", "dev", "test"))
+    assert f"{n} utterances, dim 384; {n} done, 0 failed, 0 reused" in first
+    assert f"0 done, 0 failed, {n} reused" in second
