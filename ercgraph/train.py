@@ -67,20 +67,35 @@ def pick_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def load_features(cfg: Config, corpus: Corpus) -> tuple[FeatureStore, dict[str, Any]]:
-    """Compute or reuse the FeatureStore for every configured modality."""
+def load_features(cfg: Config, corpus: Corpus, provided: FeatureStore | None = None
+                  ) -> tuple[FeatureStore, dict[str, Any]]:
+    """The FeatureStore for every configured modality.
+
+    A modality the reader already provided (a feature pickle) is taken from ``provided``; text is
+    otherwise extracted (or reused from the cache) with the configured encoder.
+    """
     from ercgraph.encoders.extract import extract_text_features
 
     store: FeatureStore | None = None
     info: dict[str, Any] = {}
     for modality in cfg.features.modalities:
-        if modality == "text":
+        if provided is not None and modality in provided.features:
+            made = provided.manifest.get(modality, {})
+            if made.get("corpus") not in (None, corpus.fingerprint()):
+                raise ErcgraphError(f"features for {modality!r} from {made.get('file')} were "
+                                    "made for another corpus (fingerprint differs)")
+            part = FeatureStore({modality: provided.features[modality]},
+                                {modality: provided.present[modality]},
+                                {modality: made})
+            info[modality] = {"source": made.get("encoder", "reader"), "reused": True}
+        elif modality == "text":
             part, info["text"] = extract_text_features(corpus, cfg.features.text,
                                                        cache_dir(cfg))
         else:
+            have = sorted(provided.features) if provided is not None else []
             raise ErcgraphError(
-                f"features.modalities: no feature source for modality {modality!r} is configured;"
-                " supported here: text")
+                f"features.modalities: no feature source for modality {modality!r}; the reader "
+                f"provides {have or 'none'} and text can be extracted")
         store = part if store is None else store.merge(part)
     if store is None:
         raise ErcgraphError("features.modalities is empty; name at least one modality")
@@ -97,12 +112,18 @@ def prepare(cfg: Config, corpus: Corpus | None = None,
         corpus: an already loaded corpus (``predict``); default: read ``cfg.data``.
         splits: the splits that must be present.
     """
+    from ercgraph.config import data_root
     from ercgraph.data.load import load_corpus
     from ercgraph.graphs.build import build_graphs
 
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
-    if corpus is None:
+    provided = None
+    if corpus is None and cfg.data.reader == "pickle":
+        from ercgraph.data.pickles import read_pickle_features
+
+        corpus, provided = read_pickle_features(cfg.data, data_root(cfg))
+    elif corpus is None:
         corpus = load_corpus(cfg)
     timings["read_s"] = time.perf_counter() - t0
     for split in splits:
@@ -110,7 +131,7 @@ def prepare(cfg: Config, corpus: Corpus | None = None,
             raise ErcgraphError(f"{corpus.source or corpus.name}: the corpus has no {split!r} "
                                 f"split (found {corpus.splits}); this needs {list(splits)}")
     t0 = time.perf_counter()
-    store, info = load_features(cfg, corpus)
+    store, info = load_features(cfg, corpus, provided)
     timings["features_s"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     graphs = build_graphs(corpus, store, cfg.graph.builders, cfg.graph.edge_types,

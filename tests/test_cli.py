@@ -347,3 +347,25 @@ def test_extract_computes_then_reuses(tmp_path, meld_slice, capsys):
             for s in ("train", "dev", "test"))
     assert f"{n} utterances, dim 384; {n} done, 0 failed, 0 reused" in first
     assert f"0 done, 0 failed, {n} reused" in second
+
+
+@pytest.mark.parametrize("layout", ["mmgcn_iemocap", "sdt_meld"])
+def test_train_three_modalities_from_a_feature_pickle(layout, tmp_path, cache):
+    """text/audio/visual nodes with cross_modal edges, features straight from the pickle."""
+    from tests.data.pickle_fixtures import WRITERS
+
+    fx = WRITERS[layout](tmp_path)
+    out = tmp_path / "run"
+    code = cli("train", "--cache-dir", str(cache), "--out", str(out),
+               "--set", "data.reader=pickle", "--set", f"data.path={fx.path}",
+               "--set", "features.modalities=[text,audio,visual]",
+               "--set", "graph.builders=[temporal, speaker, modality]",
+               "--set", "train.epochs=2", "--set", "model.hidden=16")
+    assert code == 0
+    m = json.loads((out / "metrics.json").read_text())
+    assert "text|cross_modal|audio" in m["edge_types"]
+    assert "visual|past|visual" in m["edge_types"]
+    dims = json.loads((out / "model.json").read_text())["in_dims"]
+    expected = {m: next(iter(fx.arrays[field].values())).shape[1]
+                for m, field in fx.modalities.items()}
+    assert dims == expected and set(dims) == {"text", "audio", "visual"}
