@@ -42,8 +42,10 @@ class FinetuneConfig:
     """Fine-tuning of the text encoder on the training split, previous turns as context."""
 
     enabled: bool = False
-    epochs: int = 2
-    lr: float = 3e-5
+    # 2 epochs at 3e-5 left the dev score still rising (47.8 → 54.0 dev wF1); 4 at 5e-5, best
+    # epoch by dev, is the default.
+    epochs: int = 4
+    lr: float = 5e-5
     batch_size: int = 32
     context_turns: int = 2
     max_length: int = 128
