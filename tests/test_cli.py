@@ -369,3 +369,34 @@ def test_train_three_modalities_from_a_feature_pickle(layout, tmp_path, cache):
     expected = {m: next(iter(fx.arrays[field].values())).shape[1]
                 for m, field in fx.modalities.items()}
     assert dims == expected and set(dims) == {"text", "audio", "visual"}
+
+
+GOOD = ("split,dialogue_id,turn,speaker,text,label\n"
+        "train,a,0,x,hello there,joy\ntrain,a,1,y,oh no,sadness\n"
+        "dev,b,0,x,fine,joy\ntest,c,0,y,bad,sadness\n")
+BAD_TABLES = {
+    "missing_column": (GOOD.replace("speaker,", "who,"), "'speaker'"),
+    "unknown_label": (GOOD.replace("test,c,0,y,bad,sadness", "test,c,0,y,bad,rage"), "'rage'"),
+    "duplicate_turn": (GOOD.replace("train,a,1,", "train,a,0,"), "duplicate"),
+    "empty_file": ("", "empty"),
+    "empty_utterance": (GOOD.replace("oh no", ""), "text"),
+}
+
+
+@pytest.mark.parametrize("case", [*BAD_TABLES, "not_utf8"])
+def test_bad_tables_fail_in_one_line_and_change_nothing(case, tmp_path, cache, capsys):
+    path = tmp_path / "conv.csv"
+    if case == "not_utf8":
+        path.write_bytes(GOOD.replace("hello there", "caf\xe9").encode("latin-1"))
+        expected = "UTF-8"
+    else:
+        path.write_text(BAD_TABLES[case][0])
+        expected = BAD_TABLES[case][1]
+    before = path.read_bytes()
+    code = cli("train", "--cache-dir", str(cache), "--out", str(tmp_path / "run"),
+               "--set", "data.reader=table", "--set", f"data.path={path}")
+    err = capsys.readouterr().err.strip()
+    assert code == 2, err
+    assert len(err.splitlines()) == 1 and expected in err and "conv.csv" in err
+    assert path.read_bytes() == before
+    assert not (tmp_path / "run").exists()
