@@ -175,23 +175,39 @@ def predict(run_dir, table, columns, out, imports) -> None:
 @cli.command()
 @config_options
 @click.option("--modality", default="text", show_default=True,
-              type=click.Choice(["text"]), help="Which modality to extract.")
-@click.option("--encoder", help="Encoder name or local path (overrides the config).")
+              type=click.Choice(["text", "audio", "visual"]), help="Which modality to extract.")
+@click.option("--encoder", help="Encoder: a text/vision model name or local path, or an audio "
+              "spec such as opensmile:IS10, fbank, mfcc:13, hf:<path> (overrides the config).")
 def extract(config, overrides, data_root, cache_dir, imports, seeds, modality, encoder) -> None:
-    """Compute (or reuse) a modality's features for the whole corpus into the cache."""
+    """Compute (or reuse) one modality's features for the whole corpus into the cache.
+
+    Audio and visual extraction is resumable (finished chunks are kept), runs on both cores, and
+    logs every media file that fails (its path and why) without losing the rest.
+    """
     from ercgraph.config import cache_dir as resolve_cache
     from ercgraph.data.load import load_corpus
-    from ercgraph.encoders.extract import extract_text_features
 
     if encoder:
-        overrides = (*overrides, f"features.text.encoder={encoder}")
+        overrides = (*overrides, f"features.{modality}.encoder={encoder}")
     cfg = _load(config, overrides, data_root, seeds, cache_dir, imports)
     corpus = load_corpus(cfg)
-    store, info = extract_text_features(corpus, cfg.features.text, resolve_cache(cfg))
     n = corpus.num_utterances
-    reused = n if info["reused"] else 0
+    if modality == "text":
+        from ercgraph.encoders.extract import extract_text_features
+
+        store, info = extract_text_features(corpus, cfg.features.text, resolve_cache(cfg))
+        reused = n if info["reused"] else 0
+        done, failed = n - reused, 0
+    else:
+        from ercgraph.encoders.media_extract import extract_media_features
+
+        store, info = extract_media_features(corpus, modality, getattr(cfg.features, modality),
+                                             resolve_cache(cfg))
+        done, failed, reused = info["done"], info["failed"], info["reused"]
+        for row, path, reason in info["errors"][:20]:
+            click.echo(f"failed: row {row}: {path}: {reason}", err=True)
     click.echo(f"{modality}: {n} utterances, dim {store.dims()[modality]}; "
-               f"{n - reused} done, 0 failed, {reused} reused ({info['seconds']:.1f} s)")
+               f"{done} done, {failed} failed, {reused} reused ({info['seconds']:.1f} s)")
 
 
 @cli.command(name="show-graph")

@@ -66,9 +66,40 @@ class TextFeatureConfig:
 
 
 @dataclass
+class AudioFeatureConfig:
+    """Audio features from media files: ``encoder`` is ``fbank``, ``mfcc``, ``opensmile:IS10``,
+    ``hf:<local path>``...; ``source`` the Corpus column with the file (a wav, or a video whose
+    audio track is used); ``segment`` cuts ``[start, end]`` out of it (dialogue-level files)."""
+
+    encoder: str | None = None
+    source: str = "audio_path"
+    segment: bool = False
+    workers: int = 2
+    chunk_size: int = 64
+
+
+@dataclass
+class VisualFeatureConfig:
+    """Visual features: frames sampled at ``fps`` (at most ``max_frames``), faces cropped with
+    OpenCV's Haar cascade (whole frame when none is found), embedded by a local transformers
+    vision model ``encoder`` and mean-pooled per utterance."""
+
+    encoder: str | None = None
+    source: str = "video_path"
+    segment: bool = False
+    fps: float = 2.0
+    max_frames: int = 16
+    face: bool = True
+    workers: int = 2
+    chunk_size: int = 32
+
+
+@dataclass
 class FeaturesConfig:
     modalities: list[str] = field(default_factory=lambda: ["text"])
     text: TextFeatureConfig = field(default_factory=TextFeatureConfig)
+    audio: AudioFeatureConfig = field(default_factory=AudioFeatureConfig)
+    visual: VisualFeatureConfig = field(default_factory=VisualFeatureConfig)
 
 
 @dataclass

@@ -91,11 +91,16 @@ def load_features(cfg: Config, corpus: Corpus, provided: FeatureStore | None = N
         elif modality == "text":
             part, info["text"] = extract_text_features(corpus, cfg.features.text,
                                                        cache_dir(cfg))
+        elif modality in ("audio", "visual"):
+            from ercgraph.encoders.media_extract import extract_media_features
+
+            part, info[modality] = extract_media_features(
+                corpus, modality, getattr(cfg.features, modality), cache_dir(cfg))
         else:
             have = sorted(provided.features) if provided is not None else []
             raise ErcgraphError(
                 f"features.modalities: no feature source for modality {modality!r}; the reader "
-                f"provides {have or 'none'} and text can be extracted")
+                f"provides {have or 'none'}; text, audio and visual can be extracted")
         store = part if store is None else store.merge(part)
     if store is None:
         raise ErcgraphError("features.modalities is empty; name at least one modality")

@@ -44,7 +44,10 @@ MELD_FILES = {"train": "train_sent_emo.csv", "dev": "dev_sent_emo.csv",
               "test": "test_sent_emo.csv"}
 #: First dialogue key of each split in the MELD feature pickles (DialogueRNN, MMGCN, COSMIC...).
 MELD_PICKLE_KEY_OFFSETS = {"train": 0, "dev": 1039, "test": 1153}
-MELD_OPTIONS = ("encoding",)
+MELD_OPTIONS = ("encoding", "clips")
+#: Folders of the MELD.Raw release, per split, holding ``dia{D}_utt{U}.mp4``.
+MELD_CLIP_FOLDERS = {"train": "train_splits", "dev": "dev_splits_complete",
+                     "test": "output_repeated_splits_test"}
 
 _REQUIRED = ("Utterance", "Speaker", "Emotion", "Dialogue_ID", "Utterance_ID")
 _RENAME = {"Sentiment": "sentiment", "Season": "season", "Episode": "episode",
@@ -180,4 +183,34 @@ def read_meld(data: DataConfig, root: Path | None) -> Corpus:
     frames = [read_meld_file(path, split, encoding, labels) for split, path in paths.items()]
     df = pd.concat(frames, ignore_index=True)
     source = ", ".join(str(p) for p in paths.values())
-    return Corpus(df, data.name or "meld", labels, source, {"reader": "meld"})
+    meta: dict = {"reader": "meld"}
+    clips = (data.options or {}).get("clips")
+    if clips is not None:
+        df["video_path"], meta["missing_clips"] = meld_clip_paths(df, clips, root)
+    return Corpus(df, data.name or "meld", labels, source, meta)
+
+
+def meld_clip_paths(df: pd.DataFrame, clips: str, root: Path | None) -> tuple[pd.Series, list]:
+    """The clip ``dia{D}_utt{U}.mp4`` of every row in the MELD.Raw split folders.
+
+    A clip that is not there is reported (logged with its path) and left empty, so its audio and
+    visual nodes are masked as missing, never zero-filled.
+    """
+    import logging
+
+    folder = resolve_data_path(clips, root, "data.options.clips")
+    for split, sub in MELD_CLIP_FOLDERS.items():
+        if split in set(df["split"]) and not (folder / sub).is_dir():
+            layout = ", ".join(MELD_CLIP_FOLDERS.values())
+            raise ErcgraphError(f"data.options.clips: {str(folder)!r} has no {sub!r} folder "
+                                f"(the MELD.Raw layout has {layout})")
+    paths = [folder / MELD_CLIP_FOLDERS[sp] / f"dia{d}_utt{u}.mp4" for sp, d, u in
+             zip(df["split"], df["meld_dialogue_id"], df["meld_utterance_id"])]
+    exists = [p.is_file() for p in paths]
+    missing = [str(p) for p, ok in zip(paths, exists) if not ok]
+    if missing:
+        logging.getLogger(__name__).warning(
+            "%d of %d MELD clips are missing (masked), e.g. %s", len(missing), len(paths),
+            ", ".join(missing[:3]))
+    return pd.Series([str(p) if ok else None for p, ok in zip(paths, exists)], index=df.index,
+                     dtype=object), missing
