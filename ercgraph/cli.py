@@ -210,6 +210,26 @@ def extract(config, overrides, data_root, cache_dir, imports, seeds, modality, e
                f"{done} done, {failed} failed, {reused} reused ({info['seconds']:.1f} s)")
 
 
+@cli.command()
+@config_options
+@click.option("--format", "fmt", type=click.Choice(["mmgcn"]), default="mmgcn",
+              show_default=True, help="Pickle layout to write.")
+@click.option("--out", type=click.Path(), required=True, help="The pickle to create.")
+def export(config, overrides, data_root, cache_dir, imports, seeds, fmt, out) -> None:
+    """Write the corpus and its features (text, audio, visual) as a feature pickle of the
+    literature, so other repositories can use features made here."""
+    from ercgraph.data.export import export_mmgcn
+    from ercgraph.train import prepare
+
+    cfg = _load(config, overrides, data_root, seeds, cache_dir, imports)
+    if Path(out).exists():
+        raise ErcgraphError(f"{out!r} already exists; choose another --out")
+    prep = prepare(cfg)
+    path = export_mmgcn(prep.corpus, prep.store, Path(out))
+    dims = ", ".join(f"{m} {d}" for m, d in prep.store.dims().items())
+    click.echo(f"wrote {path} ({fmt} layout; {prep.corpus.num_utterances} utterances; {dims})")
+
+
 @cli.command(name="show-graph")
 @config_option
 @set_option
