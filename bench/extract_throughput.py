@@ -5,9 +5,10 @@ synthetic 2-second 224x224 10 fps clips written by the bench. Each encoder runs 
 worker, the baseline) and with two worker processes (both cores), in the same run, on a fresh
 cache; the table gives utterances per second (wall time, including the ~5-10 s it takes two
 spawned workers to import torch and load the model, which a 13k-utterance corpus amortises),
-the speed-up of two workers, and peak RSS (this process and its children). Model encoders use randomly initialised models of real architectures built from
-transformers configs (wav2vec2-base, ViT-B/16, CLIP ViT-B/32 vision tower): no weights are
-downloaded, and the timings are those of the real sizes.
+the speed-up of two workers, and peak RSS (this process and its children). Model encoders use
+randomly initialised models of real architectures built from transformers configs
+(wav2vec2-base, ViT-B/16, CLIP ViT-B/32 vision tower): no weights are downloaded, and the
+timings are those of the real sizes.
 
 Usage: python bench/extract_throughput.py [--quick]
 Writes bench/results/extract_throughput.json and prints a markdown table.
