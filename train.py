@@ -1,4 +1,5 @@
 """Shim: ``python train.py -c configs/meld_text.yaml`` is ``ercgraph train -c ...``."""
+
 import sys
 
 from ercgraph.cli import main

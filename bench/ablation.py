@@ -32,32 +32,61 @@ def main() -> None:
     cache = args.cache_dir or str(work / "cache")
     out = work / "ablation"
     t0 = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "ercgraph", "-q", "ablate", "-c", args.config,
-                    "--seeds", args.seeds, "--out", str(out), "--cache-dir", cache], check=True,
-                   cwd=REPO)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ercgraph",
+            "-q",
+            "ablate",
+            "-c",
+            args.config,
+            "--seeds",
+            args.seeds,
+            "--out",
+            str(out),
+            "--cache-dir",
+            cache,
+        ],
+        check=True,
+        cwd=REPO,
+    )
     wall = time.perf_counter() - t0
     rows = json.loads((out / "ablation.json").read_text())
     full = next(r for r in rows if r["variant"] == "full")
     full_train = json.loads((out / "full" / "metrics.json").read_text())["timings"]["train_s"]
     for r in rows:
-        r["delta_test_wf1_vs_full"] = (r["test_weighted_f1"]["mean"]
-                                       - full["test_weighted_f1"]["mean"])
-        r["train_s"] = json.loads((out / r["variant"] / "metrics.json").read_text()
-                                  )["timings"]["train_s"]
-    result = {"bench": "ablation", "date": time.strftime("%Y-%m-%d %H:%M"), "seeds": args.seeds,
-              "machine": f"{os.cpu_count()} cores", "wall_s": wall,
-              "wall_over_full_train": wall / full_train, "features_cached": bool(args.cache_dir),
-              "rows": rows, "table_md": (out / "ablation.md").read_text()}
+        r["delta_test_wf1_vs_full"] = (
+            r["test_weighted_f1"]["mean"] - full["test_weighted_f1"]["mean"]
+        )
+        r["train_s"] = json.loads((out / r["variant"] / "metrics.json").read_text())["timings"][
+            "train_s"
+        ]
+    result = {
+        "bench": "ablation",
+        "date": time.strftime("%Y-%m-%d %H:%M"),
+        "seeds": args.seeds,
+        "machine": f"{os.cpu_count()} cores",
+        "wall_s": wall,
+        "wall_over_full_train": wall / full_train,
+        "features_cached": bool(args.cache_dir),
+        "rows": rows,
+        "table_md": (out / "ablation.md").read_text(),
+    }
     dest = REPO / "bench" / "results" / "ablation.json"
     dest.parent.mkdir(parents=True, exist_ok=True)
     dest.write_text(json.dumps(result, indent=2))
     print(result["table_md"])
-    print(f"wall time {wall / 60:.1f} min on {os.cpu_count()} cores "
-          f"({wall / full_train:.1f}x the full variant's training time); "
-          f"features cached: {bool(args.cache_dir)}")
+    print(
+        f"wall time {wall / 60:.1f} min on {os.cpu_count()} cores "
+        f"({wall / full_train:.1f}x the full variant's training time); "
+        f"features cached: {bool(args.cache_dir)}"
+    )
     for r in rows:
-        print(f"  {r['variant']:28s} Δ test wF1 vs full {r['delta_test_wf1_vs_full']:+.2f}  "
-              f"train {r['train_s']:.0f} s")
+        print(
+            f"  {r['variant']:28s} Δ test wF1 vs full {r['delta_test_wf1_vs_full']:+.2f}  "
+            f"train {r['train_s']:.0f} s"
+        )
 
 
 if __name__ == "__main__":

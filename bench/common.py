@@ -82,9 +82,16 @@ def environment() -> dict[str, Any]:
     if "torch" in sys.modules:
         env["torch_threads"] = sys.modules["torch"].get_num_threads()
     try:
-        env["git_rev"] = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True,
-            timeout=10).stdout.strip() or None
+        env["git_rev"] = (
+            subprocess.run(
+                ["git", "rev-parse", "--short", "HEAD"],
+                cwd=REPO,
+                capture_output=True,
+                text=True,
+                timeout=10,
+            ).stdout.strip()
+            or None
+        )
     except (OSError, subprocess.SubprocessError):
         env["git_rev"] = None
     return env
@@ -115,9 +122,11 @@ def _cell(value: Any, floatfmt: str) -> str:
     return str(value).replace("|", "\\|")
 
 
-def markdown_table(rows: Sequence[Mapping[str, Any]],
-                   columns: Mapping[str, str] | Sequence[str] | None = None,
-                   floatfmt: str = ".4g") -> str:
+def markdown_table(
+    rows: Sequence[Mapping[str, Any]],
+    columns: Mapping[str, str] | Sequence[str] | None = None,
+    floatfmt: str = ".4g",
+) -> str:
     """Render rows as a GitHub markdown table.
 
     Args:
@@ -128,15 +137,19 @@ def markdown_table(rows: Sequence[Mapping[str, Any]],
     if columns is None:
         columns = list(rows[0]) if rows else []
     headers = dict(columns) if isinstance(columns, Mapping) else {c: c for c in columns}
-    lines = ["| " + " | ".join(headers.values()) + " |",
-             "|" + "|".join("---" for _ in headers) + "|"]
+    lines = [
+        "| " + " | ".join(headers.values()) + " |",
+        "|" + "|".join("---" for _ in headers) + "|",
+    ]
     for row in rows:
         lines.append("| " + " | ".join(_cell(row.get(k), floatfmt) for k in headers) + " |")
     return "\n".join(lines)
 
 
-def print_table(rows: Sequence[Mapping[str, Any]],
-                columns: Mapping[str, str] | Sequence[str] | None = None,
-                floatfmt: str = ".4g") -> None:
+def print_table(
+    rows: Sequence[Mapping[str, Any]],
+    columns: Mapping[str, str] | Sequence[str] | None = None,
+    floatfmt: str = ".4g",
+) -> None:
     """Print :func:`markdown_table` (with a blank line before it)."""
     print("\n" + markdown_table(rows, columns, floatfmt), flush=True)

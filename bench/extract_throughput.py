@@ -40,10 +40,16 @@ def peak_rss_mb() -> float:
 def corpus_of(paths: list[str], column: str):
     from ercgraph.data.corpus import Corpus
 
-    df = pd.DataFrame({"split": "unlabelled", "dialogue_id": [f"d{i // 8}" for i in
-                                                              range(len(paths))],
-                       "turn": [i % 8 for i in range(len(paths))], "speaker": "s",
-                       "label": None, column: paths})
+    df = pd.DataFrame(
+        {
+            "split": "unlabelled",
+            "dialogue_id": [f"d{i // 8}" for i in range(len(paths))],
+            "turn": [i % 8 for i in range(len(paths))],
+            "speaker": "s",
+            "label": None,
+            column: paths,
+        }
+    )
     return Corpus(df, "bench", ("x",))
 
 
@@ -62,8 +68,11 @@ def build_models(work: Path, quick: bool) -> dict[str, Path]:
     )
 
     torch.manual_seed(0)
-    small = dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=2,
-                 intermediate_size=128) if quick else {}
+    small = (
+        dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=2, intermediate_size=128)
+        if quick
+        else {}
+    )
     out = {}
     p = work / "wav2vec2-base"
     Wav2Vec2Model(Wav2Vec2Config(**small)).save_pretrained(p)
@@ -96,24 +105,43 @@ def main() -> None:
     models = build_models(work, args.quick)
     audio_corpus = corpus_of(wavs * (2 if args.quick else 40), "audio_path")
     n_video = 8 if args.quick else 48
-    videos = [str(write_mp4(work / f"clip{i}.mp4", freq=300 + 10 * i, seconds=2.0, fps=10,
-                            size=(224, 224))) for i in range(n_video)]
+    videos = [
+        str(
+            write_mp4(
+                work / f"clip{i}.mp4", freq=300 + 10 * i, seconds=2.0, fps=10, size=(224, 224)
+            )
+        )
+        for i in range(n_video)
+    ]
     video_corpus = corpus_of(videos, "video_path")
-    encoders = [("audio", "fbank"), ("audio", "mfcc"), ("audio", "opensmile:IS09"),
-                ("audio", "opensmile:IS10"), ("audio", "opensmile:eGeMAPS"),
-                ("audio", "opensmile:ComParE"), ("audio", f"hf:{models['wav2vec2-base']}"),
-                ("visual", str(models["vit-b16"])), ("visual", str(models["clip-b32-vision"]))]
+    encoders = [
+        ("audio", "fbank"),
+        ("audio", "mfcc"),
+        ("audio", "opensmile:IS09"),
+        ("audio", "opensmile:IS10"),
+        ("audio", "opensmile:eGeMAPS"),
+        ("audio", "opensmile:ComParE"),
+        ("audio", f"hf:{models['wav2vec2-base']}"),
+        ("visual", str(models["vit-b16"])),
+        ("visual", str(models["clip-b32-vision"])),
+    ]
     rows = []
     for modality, spec in encoders:
         corpus = audio_corpus if modality == "audio" else video_corpus
-        row = {"modality": modality, "encoder": spec.replace(str(work) + "/", ""),
-               "utterances": corpus.num_utterances}
+        row = {
+            "modality": modality,
+            "encoder": spec.replace(str(work) + "/", ""),
+            "utterances": corpus.num_utterances,
+        }
         for workers in (1, 2):
             cache = Path(tempfile.mkdtemp(dir=work))
-            cfg = (AudioFeatureConfig(encoder=spec, workers=workers, chunk_size=20)
-                   if modality == "audio" else
-                   VisualFeatureConfig(encoder=spec, workers=workers, chunk_size=6, fps=2.0,
-                                       max_frames=4, face=True))
+            cfg = (
+                AudioFeatureConfig(encoder=spec, workers=workers, chunk_size=20)
+                if modality == "audio"
+                else VisualFeatureConfig(
+                    encoder=spec, workers=workers, chunk_size=6, fps=2.0, max_frames=4, face=True
+                )
+            )
             t0 = time.perf_counter()
             store, info = extract_media_features(corpus, modality, cfg, cache, progress=False)
             secs = time.perf_counter() - t0
@@ -124,21 +152,34 @@ def main() -> None:
         row["peak_rss_mb_so_far"] = peak_rss_mb()
         rows.append(row)
         print(f"{row['encoder']}: {row['utt_per_s_2w']:.1f} utt/s", flush=True)
-    result = {"bench": "extract_throughput", "date": time.strftime("%Y-%m-%d %H:%M"),
-              "machine": f"{os.cpu_count()} cores", "quick": args.quick,
-              "audio_corpus": "7 EmoDB clips (shared data) repeated", "video_corpus":
-              f"{n_video} synthetic 2 s 224x224 10 fps clips, sampled at 2 fps, max 4 frames",
-              "rows": rows}
-    dest = REPO / "bench" / "results" / ("extract_throughput_quick.json" if args.quick
-                                         else "extract_throughput.json")
+    result = {
+        "bench": "extract_throughput",
+        "date": time.strftime("%Y-%m-%d %H:%M"),
+        "machine": f"{os.cpu_count()} cores",
+        "quick": args.quick,
+        "audio_corpus": "7 EmoDB clips (shared data) repeated",
+        "video_corpus": f"{n_video} synthetic 2 s 224x224 10 fps clips, sampled at 2 fps, "
+        "max 4 frames",
+        "rows": rows,
+    }
+    dest = (
+        REPO
+        / "bench"
+        / "results"
+        / ("extract_throughput_quick.json" if args.quick else "extract_throughput.json")
+    )
     dest.write_text(json.dumps(result, indent=2))
-    print("\n| modality | encoder | dim | utt/s, 1 worker | utt/s, 2 workers | speed-up | "
-          "peak RSS MB |")
+    print(
+        "\n| modality | encoder | dim | utt/s, 1 worker | utt/s, 2 workers | speed-up | "
+        "peak RSS MB |"
+    )
     print("|---|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['modality']} | {r['encoder']} | {r['dim']} | {r['utt_per_s_1w']:.1f} | "
-              f"{r['utt_per_s_2w']:.1f} | {r['speedup_2w']:.2f}x | "
-              f"{r['peak_rss_mb_so_far']:.0f} |")
+        print(
+            f"| {r['modality']} | {r['encoder']} | {r['dim']} | {r['utt_per_s_1w']:.1f} | "
+            f"{r['utt_per_s_2w']:.1f} | {r['speedup_2w']:.2f}x | "
+            f"{r['peak_rss_mb_so_far']:.0f} |"
+        )
 
 
 if __name__ == "__main__":

@@ -50,8 +50,12 @@ DIMS = {"text": 384, "audio": 1582, "visual": 342}
 CONFIGS = [
     {"name": "whole dialogue", "w": (-1, -1), "modalities": ("text",), "cross_modal": False},
     {"name": "window 10/10", "w": (10, 10), "modalities": ("text",), "cross_modal": False},
-    {"name": "window 10/10, 3 modalities", "w": (10, 10),
-     "modalities": ("text", "audio", "visual"), "cross_modal": True},
+    {
+        "name": "window 10/10, 3 modalities",
+        "w": (10, 10),
+        "modalities": ("text", "audio", "visual"),
+        "cross_modal": True,
+    },
 ]
 TARGET_SPEEDUP = 50.0
 TARGET_FULL_S = 1.0
@@ -59,16 +63,23 @@ TARGET_FULL_S = 1.0
 
 def builders_for(cfg: dict) -> list:
     w_past, w_future = cfg["w"]
-    specs: list = [{"name": "temporal", "w_past": w_past, "w_future": w_future},
-                   {"name": "speaker", "w_past": w_past, "w_future": w_future, "directed": True}]
+    specs: list = [
+        {"name": "temporal", "w_past": w_past, "w_future": w_future},
+        {"name": "speaker", "w_past": w_past, "w_future": w_future, "directed": True},
+    ]
     if cfg["cross_modal"]:
         specs.append("modality")
     return specs
 
 
-def naive_edges(speakers: list[list[int]], w_past: int, w_future: int,
-                modalities: tuple[str, ...], cross_modal: bool,
-                relations: list[tuple[str, str, str]]) -> tuple[torch.Tensor, torch.Tensor]:
+def naive_edges(
+    speakers: list[list[int]],
+    w_past: int,
+    w_future: int,
+    modalities: tuple[str, ...],
+    cross_modal: bool,
+    relations: list[tuple[str, str, str]],
+) -> tuple[torch.Tensor, torch.Tensor]:
     """The per-edge loop baseline, as DialogueGCN / COGMEN-style code builds a batch graph.
 
     Nested loops per dialogue over ``i`` and the ``j`` of its window append each edge and its
@@ -102,12 +113,15 @@ def naive_edges(speakers: list[list[int]], w_past: int, w_future: int,
                             edges.append((offset + i, offset + i))
                             edge_type.append(type_id[(a, "cross_modal", b)])
         offset += n
-    return (torch.tensor(edges, dtype=torch.long).t().contiguous(),
-            torch.tensor(edge_type, dtype=torch.long))
+    return (
+        torch.tensor(edges, dtype=torch.long).t().contiguous(),
+        torch.tensor(edge_type, dtype=torch.long),
+    )
 
 
-def group_by_type(edge_index: torch.Tensor, edge_type: torch.Tensor,
-                  relations: list[tuple[str, str, str]]) -> dict[tuple, torch.Tensor]:
+def group_by_type(
+    edge_index: torch.Tensor, edge_type: torch.Tensor, relations: list[tuple[str, str, str]]
+) -> dict[tuple, torch.Tensor]:
     """``(edge_index, edge_type)`` -> ``{edge type: edge_index}`` (for the comparison only)."""
     out = {}
     for k, rel in enumerate(relations):
@@ -150,17 +164,26 @@ def run(corpus: Corpus, cfg: dict, repeats: int, naive_repeats: int, cache: Path
     relations = list(fast)
     naive_s, (slow_index, slow_type) = best_of(
         lambda: naive_edges(speakers, *cfg["w"], mods, cfg["cross_modal"], relations),
-        naive_repeats, 0)
+        naive_repeats,
+        0,
+    )
     same_edges(fast, group_by_type(slow_index, slow_type, relations), n)
     assert len(graphs) == dialogues.num_dialogues
     num_edges = sum(int(ei.shape[1]) for ei in fast.values())
     return {
-        "config": cfg["name"], "modalities": list(mods), "builders": [repr(b) for b in
-                                                                      comp.builders],
-        "dialogues": dialogues.num_dialogues, "utterances": n, "edge_types": len(fast),
-        "edges": num_edges, "vectorised_edges_s": edges_s, "build_graphs_s": full_s,
-        "build_graphs_cached_s": cached_s, "naive_s": naive_s,
-        "speedup": naive_s / edges_s, "naive_over_full_build": naive_s / full_s,
+        "config": cfg["name"],
+        "modalities": list(mods),
+        "builders": [repr(b) for b in comp.builders],
+        "dialogues": dialogues.num_dialogues,
+        "utterances": n,
+        "edge_types": len(fast),
+        "edges": num_edges,
+        "vectorised_edges_s": edges_s,
+        "build_graphs_s": full_s,
+        "build_graphs_cached_s": cached_s,
+        "naive_s": naive_s,
+        "speedup": naive_s / edges_s,
+        "naive_over_full_build": naive_s / full_s,
         "edge_sets_identical": True,
     }
 
@@ -169,9 +192,13 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--repeats", type=int, default=7, help="timed repeats of the vectorised code")
     ap.add_argument("--naive-repeats", type=int, default=3, help="timed repeats of the loop")
-    ap.add_argument("--threads", type=int, default=1,
-                    help="torch intra-op threads (default 1: like the single-threaded loop; "
-                         "0 = torch's default)")
+    ap.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch intra-op threads (default 1: like the single-threaded loop; "
+        "0 = torch's default)",
+    )
     args = ap.parse_args(argv)
     if args.threads > 0:
         torch.set_num_threads(args.threads)
@@ -186,24 +213,42 @@ def main(argv: list[str] | None = None) -> int:
     ok_speed = all(r["speedup"] >= TARGET_SPEEDUP for r in rows)
     ok_full = all(r["build_graphs_s"] < TARGET_FULL_S for r in rows)
     result = {
-        "corpus": {"name": corpus.name, "utterances": corpus.num_utterances,
-                   "dialogues": len(corpus.dialogue_ids()), "splits": corpus.splits},
+        "corpus": {
+            "name": corpus.name,
+            "utterances": corpus.num_utterances,
+            "dialogues": len(corpus.dialogue_ids()),
+            "splits": corpus.splits,
+        },
         "torch_threads": torch.get_num_threads(),
         "repeats": {"vectorised": args.repeats, "naive": args.naive_repeats, "statistic": "min"},
-        "targets": {"speedup_min": TARGET_SPEEDUP, "build_graphs_max_s": TARGET_FULL_S,
-                    "speedup_met": ok_speed, "build_graphs_met": ok_full},
+        "targets": {
+            "speedup_min": TARGET_SPEEDUP,
+            "build_graphs_max_s": TARGET_FULL_S,
+            "speedup_met": ok_speed,
+            "build_graphs_met": ok_full,
+        },
         "peak_rss_mb": peak_rss_mb(),
         "rows": rows,
     }
     path = write_result("graph_speed", result)
-    print_table(rows, {"config": "config", "edges": "edges",
-                       "vectorised_edges_s": "vectorised edges s",
-                       "build_graphs_s": "build_graphs s (HeteroData, no cache)",
-                       "build_graphs_cached_s": "build_graphs s (cache hit)",
-                       "naive_s": "naive loop s", "speedup": "speedup x"}, ".3g")
-    print(f"\nTargets: speedup >= {TARGET_SPEEDUP:g}x: {'met' if ok_speed else 'MISSED'}; "
-          f"build_graphs < {TARGET_FULL_S:g} s: {'met' if ok_full else 'MISSED'}. "
-          f"Peak RSS {result['peak_rss_mb']:.0f} MiB. Wrote {path}.")
+    print_table(
+        rows,
+        {
+            "config": "config",
+            "edges": "edges",
+            "vectorised_edges_s": "vectorised edges s",
+            "build_graphs_s": "build_graphs s (HeteroData, no cache)",
+            "build_graphs_cached_s": "build_graphs s (cache hit)",
+            "naive_s": "naive loop s",
+            "speedup": "speedup x",
+        },
+        ".3g",
+    )
+    print(
+        f"\nTargets: speedup >= {TARGET_SPEEDUP:g}x: {'met' if ok_speed else 'MISSED'}; "
+        f"build_graphs < {TARGET_FULL_S:g} s: {'met' if ok_full else 'MISSED'}. "
+        f"Peak RSS {result['peak_rss_mb']:.0f} MiB. Wrote {path}."
+    )
     return 0
 
 

@@ -63,16 +63,24 @@ def main() -> None:
         for split in ("dev", "test"):
             for key in ("accuracy", "weighted_f1", "macro_f1"):
                 row[f"{split}_{key}"] = m[split][key]
-            row[f"{split}_per_class_f1"] = {k: {"mean": v["f1"], "std": v["f1_std"]}
-                                            for k, v in m[split]["per_class"].items()}
+            row[f"{split}_per_class_f1"] = {
+                k: {"mean": v["f1"], "std": v["f1_std"]} for k, v in m[split]["per_class"].items()
+            }
         rows.append(row)
         print(f"{name}: test wF1 {m['test']['weighted_f1']['mean']:.2f}", flush=True)
     base = next((r for r in rows if r["variant"] == "ce"), rows[0])
     for r in rows:
-        r["test_weighted_f1_delta_vs_ce"] = (r["test_weighted_f1"]["mean"]
-                                             - base["test_weighted_f1"]["mean"])
-    result = {"bench": "imbalance", "date": time.strftime("%Y-%m-%d %H:%M"), "seeds": seeds,
-              "baseline": base["variant"], "peak_rss_mb": peak_rss_mb(), "rows": rows}
+        r["test_weighted_f1_delta_vs_ce"] = (
+            r["test_weighted_f1"]["mean"] - base["test_weighted_f1"]["mean"]
+        )
+    result = {
+        "bench": "imbalance",
+        "date": time.strftime("%Y-%m-%d %H:%M"),
+        "seeds": seeds,
+        "baseline": base["variant"],
+        "peak_rss_mb": peak_rss_mb(),
+        "rows": rows,
+    }
     out = REPO / "bench" / "results" / "imbalance.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2))
@@ -85,9 +93,11 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|")
     for r in rows:
         pc = r["test_per_class_f1"]
-        print(f"| {r['variant']} | {f(r['dev_weighted_f1'])} | {f(r['test_weighted_f1'])} | "
-              f"{r['test_weighted_f1_delta_vs_ce']:+.2f} | {f(r['test_macro_f1'])} | "
-              f"{f(pc['fear'])} | {f(pc['disgust'])} |")
+        print(
+            f"| {r['variant']} | {f(r['dev_weighted_f1'])} | {f(r['test_weighted_f1'])} | "
+            f"{r['test_weighted_f1_delta_vs_ce']:+.2f} | {f(r['test_macro_f1'])} | "
+            f"{f(pc['fear'])} | {f(pc['disgust'])} |"
+        )
 
 
 if __name__ == "__main__":

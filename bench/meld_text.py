@@ -27,8 +27,12 @@ VARIANTS = {
     "finetuned_gcn": ["--set", "features.text.finetune.enabled=true"],
     "finetuned_mlp": ["--set", "features.text.finetune.enabled=true", "--set", "model.name=mlp"],
     "frozen_dialoguegcn": ["-c", str(REPO / "configs/meld_dialoguegcn.yaml")],
-    "finetuned_dialoguegcn": ["-c", str(REPO / "configs/meld_dialoguegcn.yaml"),
-                              "--set", "features.text.finetune.enabled=true"],
+    "finetuned_dialoguegcn": [
+        "-c",
+        str(REPO / "configs/meld_dialoguegcn.yaml"),
+        "--set",
+        "features.text.finetune.enabled=true",
+    ],
 }
 
 CHILD = r"""
@@ -51,23 +55,46 @@ def run_variant(name: str, extra: list[str], seeds: str, cache: Path, out_root: 
     out = out_root / name
     stats = out_root / f"{name}.stats.json"
     config = ["-c", str(REPO / "configs/meld_text.yaml")] if "-c" not in extra else []
-    cmd = [sys.executable, "-c", CHILD, str(stats), "-q", "train", *config, "--seeds", seeds,
-           "--out", str(out), "--cache-dir", str(cache), *extra]
+    cmd = [
+        sys.executable,
+        "-c",
+        CHILD,
+        str(stats),
+        "-q",
+        "train",
+        *config,
+        "--seeds",
+        seeds,
+        "--out",
+        str(out),
+        "--cache-dir",
+        str(cache),
+        *extra,
+    ]
     print(f"[{name}] {' '.join(cmd[3:])}", flush=True)
     proc = subprocess.run(cmd, cwd=REPO)
     st = json.loads(stats.read_text())
     if proc.returncode != 0:
         raise SystemExit(f"variant {name} failed with exit code {proc.returncode}")
     m = json.loads((out / "metrics.json").read_text())
-    row = {"variant": name, "peak_rss_mb": st["peak_rss_mb"], "wall_s": st["wall_s"],
-           "features_s": m["timings"]["features_s"], "graphs_s": m["timings"]["graphs_s"],
-           "epoch_s": m["epoch_s_mean"], "best_epochs": m["best_epochs"], "run_dir": str(out)}
+    row = {
+        "variant": name,
+        "peak_rss_mb": st["peak_rss_mb"],
+        "wall_s": st["wall_s"],
+        "features_s": m["timings"]["features_s"],
+        "graphs_s": m["timings"]["graphs_s"],
+        "epoch_s": m["epoch_s_mean"],
+        "best_epochs": m["best_epochs"],
+        "run_dir": str(out),
+    }
     for split in ("dev", "test"):
         for key in ("accuracy", "weighted_f1", "macro_f1"):
             row[f"{split}_{key}"] = m[split][key]
         for cls in ("fear", "disgust"):
-            row[f"{split}_{cls}_f1"] = {"mean": m[split]["per_class"][cls]["f1"],
-                                        "std": m[split]["per_class"][cls]["f1_std"]}
+            row[f"{split}_{cls}_f1"] = {
+                "mean": m[split]["per_class"][cls]["f1"],
+                "std": m[split]["per_class"][cls]["f1_std"],
+            }
         row[f"{split}_per_class_f1"] = {k: v["f1"] for k, v in m[split]["per_class"].items()}
     return row
 
@@ -95,21 +122,30 @@ def main() -> None:
     names = [r["variant"] for r in new]
     rows = [r for r in old if r["variant"] not in names] + new
     rows.sort(key=lambda r: list(VARIANTS).index(r["variant"]) if r["variant"] in VARIANTS else 99)
-    result = {"bench": "meld_text", "date": time.strftime("%Y-%m-%d %H:%M"), "seeds": args.seeds,
-              "machine": f"{os.cpu_count()} cores", "rows": rows,
-              "note": "features_s includes fine-tuning for finetuned_* variants when the "
-                      "fine-tuned encoder was not cached yet; *_mlp reuse the cache of *_gcn."}
+    result = {
+        "bench": "meld_text",
+        "date": time.strftime("%Y-%m-%d %H:%M"),
+        "seeds": args.seeds,
+        "machine": f"{os.cpu_count()} cores",
+        "rows": rows,
+        "note": "features_s includes fine-tuning for finetuned_* variants when the "
+        "fine-tuned encoder was not cached yet; *_mlp reuse the cache of *_gcn.",
+    }
     res_path.parent.mkdir(parents=True, exist_ok=True)
     res_path.write_text(json.dumps(result, indent=2))
     f = lambda m: f"{m['mean']:.2f} ± {m['std']:.2f}"  # noqa: E731
-    print("\n| variant | dev wF1 | test acc | test wF1 | test macro F1 | fear F1 | disgust F1 |"
-          " features s | graphs s | epoch s | peak RSS MB |")
+    print(
+        "\n| variant | dev wF1 | test acc | test wF1 | test macro F1 | fear F1 | disgust F1 |"
+        " features s | graphs s | epoch s | peak RSS MB |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['variant']} | {f(r['dev_weighted_f1'])} | {f(r['test_accuracy'])} | "
-              f"{f(r['test_weighted_f1'])} | {f(r['test_macro_f1'])} | {f(r['test_fear_f1'])} | "
-              f"{f(r['test_disgust_f1'])} | {r['features_s']:.1f} | {r['graphs_s']:.2f} | "
-              f"{r['epoch_s']:.2f} | {r['peak_rss_mb']:.0f} |")
+        print(
+            f"| {r['variant']} | {f(r['dev_weighted_f1'])} | {f(r['test_accuracy'])} | "
+            f"{f(r['test_weighted_f1'])} | {f(r['test_macro_f1'])} | {f(r['test_fear_f1'])} | "
+            f"{f(r['test_disgust_f1'])} | {r['features_s']:.1f} | {r['graphs_s']:.2f} | "
+            f"{r['epoch_s']:.2f} | {r['peak_rss_mb']:.0f} |"
+        )
 
 
 if __name__ == "__main__":

@@ -41,48 +41,74 @@ def main() -> None:
     os.environ.setdefault("ERCGRAPH_DATA", str(REPO.parent / "shared" / "data"))
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     logging.basicConfig(level=logging.WARNING)
-    base = load_config(REPO / "configs/meld_text.yaml",
-                       [f"train.epochs={args.epochs}", f"train.patience={args.epochs}"])
+    base = load_config(
+        REPO / "configs/meld_text.yaml",
+        [f"train.epochs={args.epochs}", f"train.patience={args.epochs}"],
+    )
     corpus = load_corpus(base)
     text, _ = load_features(base, corpus)
     gen = torch.Generator().manual_seed(0)
     n = corpus.num_utterances
-    three = text.merge(FeatureStore({"audio": torch.randn(n, 300, generator=gen),
-                                     "visual": torch.randn(n, 342, generator=gen)}))
+    three = text.merge(
+        FeatureStore(
+            {
+                "audio": torch.randn(n, 300, generator=gen),
+                "visual": torch.randn(n, 342, generator=gen),
+            }
+        )
+    )
     work = Path(tempfile.mkdtemp(prefix="ercgraph-mm-bench-"))
     rows = []
-    for name, store, extra in (("text", text, []), ("text+audio+visual", three,
-                                                     [{"name": "modality"}])):
+    for name, store, extra in (
+        ("text", text, []),
+        ("text+audio+visual", three, [{"name": "modality"}]),
+    ):
         builders = list(base.graph.builders) + extra
-        cfg = dataclasses.replace(base, graph=GraphConfig(builders=builders),
-                                  features=dataclasses.replace(base.features,
-                                                               modalities=list(store.features)))
+        cfg = dataclasses.replace(
+            base,
+            graph=GraphConfig(builders=builders),
+            features=dataclasses.replace(base.features, modalities=list(store.features)),
+        )
         t0 = time.perf_counter()
         graphs = build_graphs(corpus, store, builders, None, cache_dir(cfg))
         graphs_s = time.perf_counter() - t0
         split = corpus.df.groupby("dialogue_id", sort=False)["split"].first()
-        by = {s: [g for g in graphs if split[g.dialogue_id] == s] for s in ("train", "dev",
-                                                                              "test")}
+        by = {s: [g for g in graphs if split[g.dialogue_id] == s] for s in ("train", "dev", "test")}
         prep = Prepared(corpus, store, by, sorted(graphs[0].edge_types), {}, {})
         m = run(cfg, work / name.replace("+", "_"), prep=prep)
         edges = sum(int(g[et].edge_index.size(1)) for g in graphs for et in g.edge_types)
-        rows.append({"variant": name, "edges": edges, "graphs_s": graphs_s,
-                     "epoch_s": m["epoch_s_mean"], "edge_types": len(prep.edge_types),
-                     "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-                     "dev_weighted_f1": m["dev"]["weighted_f1"]["mean"]})
+        rows.append(
+            {
+                "variant": name,
+                "edges": edges,
+                "graphs_s": graphs_s,
+                "epoch_s": m["epoch_s_mean"],
+                "edge_types": len(prep.edge_types),
+                "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                "dev_weighted_f1": m["dev"]["weighted_f1"]["mean"],
+            }
+        )
     rows[1]["epoch_ratio_vs_text"] = rows[1]["epoch_s"] / rows[0]["epoch_s"]
-    result = {"bench": "multimodal", "date": time.strftime("%Y-%m-%d %H:%M"),
-              "machine": f"{os.cpu_count()} cores", "epochs": args.epochs,
-              "note": "audio/visual are synthetic arrays of the published MELD dims (300/342); "
-                      "dev F1 of the 3-modality run is therefore not meaningful", "rows": rows}
+    result = {
+        "bench": "multimodal",
+        "date": time.strftime("%Y-%m-%d %H:%M"),
+        "machine": f"{os.cpu_count()} cores",
+        "epochs": args.epochs,
+        "note": "audio/visual are synthetic arrays of the published MELD dims (300/342); "
+        "dev F1 of the 3-modality run is therefore not meaningful",
+        "rows": rows,
+    }
     (REPO / "bench" / "results" / "multimodal.json").write_text(json.dumps(result, indent=2))
-    print("\n| variant | edge types | edges | graph build s | epoch s | ratio vs text | "
-          "peak RSS MB |")
+    print(
+        "\n| variant | edge types | edges | graph build s | epoch s | ratio vs text | peak RSS MB |"
+    )
     print("|---|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['variant']} | {r['edge_types']} | {r['edges']} | {r['graphs_s']:.2f} | "
-              f"{r['epoch_s']:.2f} | {r.get('epoch_ratio_vs_text', 1.0):.2f}x | "
-              f"{r['peak_rss_mb']:.0f} |")
+        print(
+            f"| {r['variant']} | {r['edge_types']} | {r['edges']} | {r['graphs_s']:.2f} | "
+            f"{r['epoch_s']:.2f} | {r.get('epoch_ratio_vs_text', 1.0):.2f}x | "
+            f"{r['peak_rss_mb']:.0f} |"
+        )
 
 
 if __name__ == "__main__":

@@ -37,8 +37,10 @@ def parse_edge_type_sets(text: str | None, available: list[str]) -> list[list[st
         names = [] if chunk == "none" else [n.strip() for n in chunk.split("+") if n.strip()]
         for n in names:
             if n not in available:
-                raise ErcgraphError(f"--edge-types: unknown edge type {n!r}; the configured "
-                                    f"builders produce: {', '.join(available)}")
+                raise ErcgraphError(
+                    f"--edge-types: unknown edge type {n!r}; the configured "
+                    f"builders produce: {', '.join(available)}"
+                )
         sets.append(names)
     if not sets:
         raise ErcgraphError("--edge-types is empty; give e.g. past+future,same_speaker")
@@ -69,19 +71,28 @@ def ablate(cfg: Config, out: Path, edge_type_sets: str | None = None) -> list[di
     for kept in sets:
         name = variant_name(kept, full)
         keep_rel = set(kept)
-        graphs = {split: [keep_relations(g, keep_rel) for g in gs]
-                  for split, gs in prep.graphs.items()}
+        graphs = {
+            split: [keep_relations(g, keep_rel) for g in gs] for split, gs in prep.graphs.items()
+        }
         edge_types = [et for et in prep.edge_types if et[1] in keep_rel]
-        vprep = Prepared(prep.corpus, prep.store, graphs, edge_types, prep.timings,
-                         prep.feature_info)
-        vcfg = dataclasses.replace(cfg, graph=GraphConfig(builders=cfg.graph.builders,
-                                                          edge_types=list(kept)))
+        vprep = Prepared(
+            prep.corpus, prep.store, graphs, edge_types, prep.timings, prep.feature_info
+        )
+        vcfg = dataclasses.replace(
+            cfg, graph=GraphConfig(builders=cfg.graph.builders, edge_types=list(kept))
+        )
         m = run(vcfg, out / name, prep=vprep)
-        rows.append({"variant": name, "edge_types": "+".join(kept) or "none",
-                     "dev_weighted_f1": m["dev"]["weighted_f1"],
-                     "test_weighted_f1": m["test"]["weighted_f1"],
-                     "test_macro_f1": m["test"]["macro_f1"],
-                     "test_fear_f1": _cls(m, "fear"), "test_disgust_f1": _cls(m, "disgust")})
+        rows.append(
+            {
+                "variant": name,
+                "edge_types": "+".join(kept) or "none",
+                "dev_weighted_f1": m["dev"]["weighted_f1"],
+                "test_weighted_f1": m["test"]["weighted_f1"],
+                "test_macro_f1": m["test"]["macro_f1"],
+                "test_fear_f1": _cls(m, "fear"),
+                "test_disgust_f1": _cls(m, "disgust"),
+            }
+        )
     write_ablation(rows, out, len(cfg.train.seeds))
     return rows
 
@@ -103,18 +114,30 @@ def _cls(m: dict, label: str) -> dict[str, float] | None:
 
 def write_ablation(rows: list[dict[str, Any]], out: Path, n_seeds: int) -> None:
     """The table as markdown and CSV, the bar chart, and the rows as JSON."""
-    cols = [("dev_weighted_f1", "dev wF1"), ("test_weighted_f1", "test wF1"),
-            ("test_macro_f1", "test macro F1"), ("test_fear_f1", "test fear F1"),
-            ("test_disgust_f1", "test disgust F1")]
-    md = [f"Edge-type ablation, mean ± std over {n_seeds} seed(s); model selection on dev.", "",
-          "| variant | edge types | " + " | ".join(c[1] for c in cols) + " |",
-          "|---|---|" + "---|" * len(cols)]
+    cols = [
+        ("dev_weighted_f1", "dev wF1"),
+        ("test_weighted_f1", "test wF1"),
+        ("test_macro_f1", "test macro F1"),
+        ("test_fear_f1", "test fear F1"),
+        ("test_disgust_f1", "test disgust F1"),
+    ]
+    md = [
+        f"Edge-type ablation, mean ± std over {n_seeds} seed(s); model selection on dev.",
+        "",
+        "| variant | edge types | " + " | ".join(c[1] for c in cols) + " |",
+        "|---|---|" + "---|" * len(cols),
+    ]
     csv = ["variant,edge_types," + ",".join(f"{c[0]}_mean,{c[0]}_std" for c in cols)]
     for r in rows:
-        md.append(f"| {r['variant']} | {r['edge_types']} | " + " | ".join(
-            fmt(r[c]) if r[c] else "n/a" for c, _ in cols) + " |")
-        csv.append(f"{r['variant']},{r['edge_types']}," + ",".join(
-            f"{r[c]['mean']:.4f},{r[c]['std']:.4f}" if r[c] else "," for c, _ in cols))
+        md.append(
+            f"| {r['variant']} | {r['edge_types']} | "
+            + " | ".join(fmt(r[c]) if r[c] else "n/a" for c, _ in cols)
+            + " |"
+        )
+        csv.append(
+            f"{r['variant']},{r['edge_types']},"
+            + ",".join(f"{r[c]['mean']:.4f},{r[c]['std']:.4f}" if r[c] else "," for c, _ in cols)
+        )
     atomic_write_bytes(out / "ablation.md", ("\n".join(md) + "\n").encode())
     atomic_write_bytes(out / "ablation.csv", ("\n".join(csv) + "\n").encode())
     write_json(out / "ablation.json", rows)
@@ -132,12 +155,20 @@ def _bar_chart(rows: list[dict[str, Any]], path: Path) -> None:
     names = [r["variant"] for r in rows]
     x = np.arange(len(rows))
     fig, ax = plt.subplots(figsize=(max(6, 1.3 * len(rows)), 4))
-    for i, (key, label) in enumerate([("dev_weighted_f1", "dev wF1"),
-                                      ("test_weighted_f1", "test wF1")]):
-        ax.bar(x + (i - 0.5) * 0.38, [r[key]["mean"] for r in rows], 0.38,
-               yerr=[r[key]["std"] for r in rows], capsize=3, label=label)
-    lo = min(r[k]["mean"] - r[k]["std"] for r in rows for k in ("dev_weighted_f1",
-                                                                 "test_weighted_f1"))
+    for i, (key, label) in enumerate(
+        [("dev_weighted_f1", "dev wF1"), ("test_weighted_f1", "test wF1")]
+    ):
+        ax.bar(
+            x + (i - 0.5) * 0.38,
+            [r[key]["mean"] for r in rows],
+            0.38,
+            yerr=[r[key]["std"] for r in rows],
+            capsize=3,
+            label=label,
+        )
+    lo = min(
+        r[k]["mean"] - r[k]["std"] for r in rows for k in ("dev_weighted_f1", "test_weighted_f1")
+    )
     ax.set_ylim(max(0, lo - 5), None)
     ax.set_xticks(x, names, rotation=30, ha="right")
     ax.set_ylabel("weighted F1 (%)")

@@ -29,12 +29,19 @@ def _seeds(text: str | None) -> list[int] | None:
     try:
         return [int(s) for s in text.replace(" ", "").split(",") if s]
     except ValueError:
-        raise ErcgraphError(f"--seeds expects comma-separated integers like 0,1,2; got {text!r}"
-                            ) from None
+        raise ErcgraphError(
+            f"--seeds expects comma-separated integers like 0,1,2; got {text!r}"
+        ) from None
 
 
-def _load(config: str | None, overrides: tuple[str, ...], data_root: str | None,
-          seeds: str | None, cache_dir: str | None, imports: tuple[str, ...]):
+def _load(
+    config: str | None,
+    overrides: tuple[str, ...],
+    data_root: str | None,
+    seeds: str | None,
+    cache_dir: str | None,
+    imports: tuple[str, ...],
+):
     """Import ``--import`` files, read the config with overrides, import the config's files."""
     from ercgraph.config import load_config
 
@@ -45,23 +52,44 @@ def _load(config: str | None, overrides: tuple[str, ...], data_root: str | None,
     return cfg
 
 
-import_option = click.option("--import", "imports", multiple=True, type=click.Path(),
-                             help="Python file(s) to import first (registers custom builders, "
-                                  "models, losses).")
+import_option = click.option(
+    "--import",
+    "imports",
+    multiple=True,
+    type=click.Path(),
+    help="Python file(s) to import first (registers custom builders, models, losses).",
+)
 config_option = click.option("-c", "--config", type=click.Path(), help="YAML config file.")
-set_option = click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
-                          help="Override a config value, e.g. --set train.epochs=10.")
-root_option = click.option("--data-root", type=click.Path(),
-                           help="Data root (default: $ERCGRAPH_DATA).")
-cache_option = click.option("--cache-dir", type=click.Path(),
-                            help="Cache folder (default: $ERCGRAPH_CACHE or ~/.cache/ercgraph).")
+set_option = click.option(
+    "--set",
+    "overrides",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Override a config value, e.g. --set train.epochs=10.",
+)
+root_option = click.option(
+    "--data-root", type=click.Path(), help="Data root (default: $ERCGRAPH_DATA)."
+)
+cache_option = click.option(
+    "--cache-dir",
+    type=click.Path(),
+    help="Cache folder (default: $ERCGRAPH_CACHE or ~/.cache/ercgraph).",
+)
 
 
 def config_options(fn):
     """The options every config-driven command takes: -c, --set, --data-root, --cache-dir,
     --import, --seeds."""
-    for option in reversed([config_option, set_option, root_option, cache_option, import_option,
-                            click.option("--seeds", help="Comma-separated seeds, e.g. 0,1,2.")]):
+    for option in reversed(
+        [
+            config_option,
+            set_option,
+            root_option,
+            cache_option,
+            import_option,
+            click.option("--seeds", help="Comma-separated seeds, e.g. 0,1,2."),
+        ]
+    ):
         fn = option(fn)
     return fn
 
@@ -72,8 +100,9 @@ def config_options(fn):
 def cli(verbose: int, quiet: bool) -> None:
     """ercgraph: graph-based multimodal emotion recognition in conversation."""
     level = logging.WARNING if quiet else logging.DEBUG if verbose > 1 else logging.INFO
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-                        datefmt="%H:%M:%S")
+    logging.basicConfig(
+        level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S"
+    )
 
 
 @cli.command()
@@ -100,8 +129,10 @@ def _print_metrics(metrics: dict, out: Path) -> None:
     click.echo(f"\nrun directory: {out}")
     for split in ("dev", "test"):
         m = metrics[split]
-        click.echo(f"{split:5s} acc {fmt(m['accuracy'])}  wF1 {fmt(m['weighted_f1'])}  "
-                   f"macroF1 {fmt(m['macro_f1'])}")
+        click.echo(
+            f"{split:5s} acc {fmt(m['accuracy'])}  wF1 {fmt(m['weighted_f1'])}  "
+            f"macroF1 {fmt(m['macro_f1'])}"
+        )
     pc = metrics["test"]["per_class"]
     click.echo("test per-class F1: " + ", ".join(f"{k} {v['f1']:.1f}" for k, v in pc.items()))
 
@@ -118,15 +149,20 @@ def evaluate(run_dir, imports) -> None:
     res = evaluate_run(Path(run_dir))
     for split in ("dev", "test"):
         m = res[split]
-        click.echo(f"{split:5s} acc {fmt(m['accuracy'])}  wF1 {fmt(m['weighted_f1'])}  "
-                   f"macroF1 {fmt(m['macro_f1'])}")
+        click.echo(
+            f"{split:5s} acc {fmt(m['accuracy'])}  wF1 {fmt(m['weighted_f1'])}  "
+            f"macroF1 {fmt(m['macro_f1'])}"
+        )
 
 
 @cli.command()
 @config_options
-@click.option("--edge-types", help="Variants to run, comma-separated; '+' joins the relations of "
-              "one variant (e.g. past+future,same_speaker+other_speaker). Default: the full "
-              "graph and every leave-one-edge-type-out variant.")
+@click.option(
+    "--edge-types",
+    help="Variants to run, comma-separated; '+' joins the relations of "
+    "one variant (e.g. past+future,same_speaker+other_speaker). Default: the full "
+    "graph and every leave-one-edge-type-out variant.",
+)
 @click.option("--out", type=click.Path(), help="Output folder (default: runs/ablate-<time>).")
 def ablate(config, overrides, data_root, cache_dir, imports, seeds, edge_types, out) -> None:
     """Ablate edge types: one table (markdown, CSV) and a bar chart."""
@@ -136,18 +172,25 @@ def ablate(config, overrides, data_root, cache_dir, imports, seeds, edge_types, 
     out = Path(out or f"runs/ablate-{time.strftime('%Y%m%d-%H%M%S')}")
     run_ablation(cfg, out, edge_types)
     click.echo((out / "ablation.md").read_text())
-    click.echo(f"table: {out / 'ablation.md'}, {out / 'ablation.csv'}; chart: "
-               f"{out / 'ablation.png'}")
+    click.echo(
+        f"table: {out / 'ablation.md'}, {out / 'ablation.csv'}; chart: {out / 'ablation.png'}"
+    )
 
 
 @cli.command()
 @click.argument("run_dir", type=click.Path())
 @click.argument("table", type=click.Path())
-@click.option("--column", "columns", multiple=True, metavar="FIELD=COLUMN",
-              help="Map a Corpus field to a column of TABLE, e.g. --column text=Utterance; "
-                   "dialogue_id may list several columns joined by '+'.")
-@click.option("--out", type=click.Path(),
-              help="Output CSV (default: <run>/predictions/<table>.csv).")
+@click.option(
+    "--column",
+    "columns",
+    multiple=True,
+    metavar="FIELD=COLUMN",
+    help="Map a Corpus field to a column of TABLE, e.g. --column text=Utterance; "
+    "dialogue_id may list several columns joined by '+'.",
+)
+@click.option(
+    "--out", type=click.Path(), help="Output CSV (default: <run>/predictions/<table>.csv)."
+)
 @import_option
 def predict(run_dir, table, columns, out, imports) -> None:
     """Predict the emotion of every utterance in TABLE with a trained run."""
@@ -174,10 +217,18 @@ def predict(run_dir, table, columns, out, imports) -> None:
 
 @cli.command()
 @config_options
-@click.option("--modality", default="text", show_default=True,
-              type=click.Choice(["text", "audio", "visual"]), help="Which modality to extract.")
-@click.option("--encoder", help="Encoder: a text/vision model name or local path, or an audio "
-              "spec such as opensmile:IS10, fbank, mfcc:13, hf:<path> (overrides the config).")
+@click.option(
+    "--modality",
+    default="text",
+    show_default=True,
+    type=click.Choice(["text", "audio", "visual"]),
+    help="Which modality to extract.",
+)
+@click.option(
+    "--encoder",
+    help="Encoder: a text/vision model name or local path, or an audio "
+    "spec such as opensmile:IS10, fbank, mfcc:13, hf:<path> (overrides the config).",
+)
 def extract(config, overrides, data_root, cache_dir, imports, seeds, modality, encoder) -> None:
     """Compute (or reuse) one modality's features for the whole corpus into the cache.
 
@@ -201,19 +252,28 @@ def extract(config, overrides, data_root, cache_dir, imports, seeds, modality, e
     else:
         from ercgraph.encoders.media_extract import extract_media_features
 
-        store, info = extract_media_features(corpus, modality, getattr(cfg.features, modality),
-                                             resolve_cache(cfg))
+        store, info = extract_media_features(
+            corpus, modality, getattr(cfg.features, modality), resolve_cache(cfg)
+        )
         done, failed, reused = info["done"], info["failed"], info["reused"]
         for row, path, reason in info["errors"][:20]:
             click.echo(f"failed: row {row}: {path}: {reason}", err=True)
-    click.echo(f"{modality}: {n} utterances, dim {store.dims()[modality]}; "
-               f"{done} done, {failed} failed, {reused} reused ({info['seconds']:.1f} s)")
+    click.echo(
+        f"{modality}: {n} utterances, dim {store.dims()[modality]}; "
+        f"{done} done, {failed} failed, {reused} reused ({info['seconds']:.1f} s)"
+    )
 
 
 @cli.command()
 @config_options
-@click.option("--format", "fmt", type=click.Choice(["mmgcn"]), default="mmgcn",
-              show_default=True, help="Pickle layout to write.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["mmgcn"]),
+    default="mmgcn",
+    show_default=True,
+    help="Pickle layout to write.",
+)
 @click.option("--out", type=click.Path(), required=True, help="The pickle to create.")
 def export(config, overrides, data_root, cache_dir, imports, seeds, fmt, out) -> None:
     """Write the corpus and its features (text, audio, visual) as a feature pickle of the
@@ -248,16 +308,20 @@ def show_graph(config, overrides, data_root, imports, dialogue_id, out) -> None:
 
 
 @cli.command(name="list")
-@click.argument("what", type=click.Choice(["builders", "models", "losses", "samplers",
-                                           "readers"]))
+@click.argument("what", type=click.Choice(["builders", "models", "losses", "samplers", "readers"]))
 @import_option
 def list_(what, imports) -> None:
     """Print the registered components (builders with their edge types)."""
     from ercgraph import registry
 
     _import_files(imports)
-    reg = {"builders": registry.BUILDERS, "models": registry.MODELS, "losses": registry.LOSSES,
-           "samplers": registry.SAMPLERS, "readers": registry.READERS}[what]
+    reg = {
+        "builders": registry.BUILDERS,
+        "models": registry.MODELS,
+        "losses": registry.LOSSES,
+        "samplers": registry.SAMPLERS,
+        "readers": registry.READERS,
+    }[what]
     for name, obj in reg.items():
         line = f"{name:22s} {obj.__module__}.{obj.__qualname__}"
         if what == "builders":

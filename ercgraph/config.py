@@ -106,10 +106,12 @@ class FeaturesConfig:
 class GraphConfig:
     """Graph builders (names or ``{name: ..., **kwargs}``) and the edge types kept (null = all)."""
 
-    builders: list[Any] = field(default_factory=lambda: [
-        {"name": "temporal", "w_past": 4, "w_future": 4},
-        {"name": "speaker", "w_past": 4, "w_future": 4},
-    ])
+    builders: list[Any] = field(
+        default_factory=lambda: [
+            {"name": "temporal", "w_past": 4, "w_future": 4},
+            {"name": "speaker", "w_past": 4, "w_future": 4},
+        ]
+    )
     edge_types: list[str] | None = None
 
 
@@ -205,7 +207,8 @@ def _build(cls: type, raw: Any, where: str) -> Any:
         if key not in allowed:
             raise ErcgraphError(
                 f"config: unknown key {path!r}; allowed keys{' in ' + where if where else ''}: "
-                f"{', '.join(allowed)}")
+                f"{', '.join(allowed)}"
+            )
         hint = hints[key]
         if is_dataclass(hint):
             kwargs[key] = _build(hint, value, path)
@@ -265,8 +268,9 @@ def parse_override(text: str) -> tuple[str, Any]:
     return key.strip(), yaml.safe_load(val) if val.strip() else None
 
 
-def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = (),
-                **direct: Any) -> Config:
+def load_config(
+    path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = (), **direct: Any
+) -> Config:
     """Read a YAML config, apply ``--set`` overrides and direct values, and validate."""
     raw: dict[str, Any] = {}
     if path is not None:
@@ -312,8 +316,9 @@ def resolve_data_path(rel: str | Path | None, root: Path | None, what: str = "da
     if not p.is_absolute() and root is not None:
         p = root / p
     if not p.exists():
-        hint = ("check --data-root / ERCGRAPH_DATA" if not Path(rel).is_absolute()
-                else "check the path")
+        hint = (
+            "check --data-root / ERCGRAPH_DATA" if not Path(rel).is_absolute() else "check the path"
+        )
         raise ErcgraphError(f"{what}: {str(p)!r} does not exist ({hint})")
     return p
 

@@ -25,15 +25,18 @@ def _run_files(run_dir: Path) -> tuple[Config, dict[str, Any], list[Path]]:
     if not (run_dir / "config.yaml").is_file():
         raise ErcgraphError(f"{str(run_dir)!r} is not a run directory (no config.yaml)")
     if not (run_dir / "model.json").is_file():
-        raise ErcgraphError(f"{str(run_dir)!r} has no model.json; it was not trained to the "
-                            "point of saving a model")
+        raise ErcgraphError(
+            f"{str(run_dir)!r} has no model.json; it was not trained to the point of saving a model"
+        )
     cfg = load_config(run_dir / "config.yaml")
     meta = json.loads((run_dir / "model.json").read_text())
     ckpts = [run_dir / f"seed_{s}" / "best.safetensors" for s in cfg.train.seeds]
     ckpts = [c for c in ckpts if c.is_file()]
     if not ckpts:
-        raise ErcgraphError(f"{str(run_dir)!r} holds no checkpoint (seed_*/best.safetensors); "
-                            "train it first or resume it with --resume")
+        raise ErcgraphError(
+            f"{str(run_dir)!r} holds no checkpoint (seed_*/best.safetensors); "
+            "train it first or resume it with --resume"
+        )
     return cfg, meta, ckpts
 
 
@@ -44,17 +47,27 @@ def _feature_config(cfg: Config, run_dir: Path) -> Config:
         info = json.loads((run_dir / "features.json").read_text())
         path = (info.get("text") or {}).get("finetuned_path")
         if not path or not Path(path).is_dir():
-            raise ErcgraphError(f"the run's fine-tuned text encoder {path!r} is gone (it lives in "
-                                "the cache); re-run training to recreate it")
+            raise ErcgraphError(
+                f"the run's fine-tuned text encoder {path!r} is gone (it lives in "
+                "the cache); re-run training to recreate it"
+            )
         ft = text.finetune
-        text = dataclasses.replace(text, encoder=path, context_turns=ft.context_turns,
-                                   max_length=ft.max_length,
-                                   finetune=dataclasses.replace(ft, enabled=False))
+        text = dataclasses.replace(
+            text,
+            encoder=path,
+            context_turns=ft.context_turns,
+            max_length=ft.max_length,
+            finetune=dataclasses.replace(ft, enabled=False),
+        )
     return dataclasses.replace(cfg, features=dataclasses.replace(cfg.features, text=text))
 
 
-def predict(run_dir: Path, table: Path, columns: dict[str, Any] | None = None,
-            options: dict[str, Any] | None = None) -> pd.DataFrame:
+def predict(
+    run_dir: Path,
+    table: Path,
+    columns: dict[str, Any] | None = None,
+    options: dict[str, Any] | None = None,
+) -> pd.DataFrame:
     """Predict every utterance of ``table``.
 
     Returns:
@@ -77,19 +90,27 @@ def predict(run_dir: Path, table: Path, columns: dict[str, Any] | None = None,
     has_label = "label" in columns or "label" in header
     if has_label and "split" not in columns and "split" not in header:
         opts.setdefault("split", "test")  # labelled rows are scored, never trained on
-    data = DataConfig(reader="table", path=str(Path(table).resolve()), columns=columns or None,
-                      labels=labels, options=opts)
+    data = DataConfig(
+        reader="table",
+        path=str(Path(table).resolve()),
+        columns=columns or None,
+        labels=labels,
+        options=opts,
+    )
     corpus = read_table(data, None)
     for need in ("text",):
         if need in cfg.features.modalities and need not in corpus.df.columns:
-            raise ErcgraphError(f"{table}: the model needs a {need!r} column (map it with "
-                                f"--column {need}=<your column>); the file has {header}")
+            raise ErcgraphError(
+                f"{table}: the model needs a {need!r} column (map it with "
+                f"--column {need}=<your column>); the file has {header}"
+            )
     pcfg = _feature_config(cfg, run_dir)
     prep = prepare(dataclasses.replace(pcfg, data=data), corpus, splits=())
     model_types = [tuple(et) for et in meta["edge_types"]]
     if sorted(prep.edge_types) != sorted(model_types):
-        raise ErcgraphError(f"graphs of {table} have edge types {prep.edge_types}, the model "
-                            f"expects {model_types}")
+        raise ErcgraphError(
+            f"graphs of {table} have edge types {prep.edge_types}, the model expects {model_types}"
+        )
     graphs = [g for split in prep.graphs.values() for g in split]
     probs = np.zeros((corpus.num_utterances, len(labels)))
     for ckpt in ckpts:
@@ -102,8 +123,9 @@ def predict(run_dir: Path, table: Path, columns: dict[str, Any] | None = None,
         rows = torch.cat([b.row for b in batches]).numpy()
         probs[rows] += p / len(ckpts)
     df = corpus.df
-    out = pd.DataFrame({"dialogue_id": df["dialogue_id"], "turn": df["turn"],
-                        "speaker": df["speaker"]})
+    out = pd.DataFrame(
+        {"dialogue_id": df["dialogue_id"], "turn": df["turn"], "speaker": df["speaker"]}
+    )
     if "text" in df.columns:
         out["text"] = df["text"]
     if has_label:

@@ -33,8 +33,9 @@ class Registry(Generic[T]):
         builtin_modules: Modules imported on first lookup so their built-ins register themselves.
     """
 
-    def __init__(self, kind: str, entry_point_group: str | None = None,
-                 builtin_modules: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self, kind: str, entry_point_group: str | None = None, builtin_modules: tuple[str, ...] = ()
+    ) -> None:
         self.kind = kind
         self.entry_point_group = entry_point_group
         self.builtin_modules = builtin_modules
@@ -137,7 +138,8 @@ def load_dotted(path: str, kind: str = "object") -> Any:
         module = importlib.import_module(mod_name)
     except ImportError as exc:
         raise ErcgraphError(
-            f"cannot import module {mod_name!r} for {kind} {path!r}: {exc}") from exc
+            f"cannot import module {mod_name!r} for {kind} {path!r}: {exc}"
+        ) from exc
     try:
         return getattr(module, attr)
     except AttributeError as exc:
@@ -159,7 +161,8 @@ def import_file(path: str | Path) -> None:
 
 
 BUILDERS: Registry = Registry(
-    "graph builder", "ercgraph.graph_builders",
+    "graph builder",
+    "ercgraph.graph_builders",
     ("ercgraph.graphs.temporal", "ercgraph.graphs.speaker", "ercgraph.graphs.modality"),
 )
 MODELS: Registry = Registry(
@@ -168,6 +171,7 @@ MODELS: Registry = Registry(
 LOSSES: Registry = Registry("loss", "ercgraph.losses", ("ercgraph.losses.classification",))
 SAMPLERS: Registry = Registry("sampler", "ercgraph.samplers", ("ercgraph.data.samplers",))
 READERS: Registry = Registry(
-    "data reader", "ercgraph.readers",
+    "data reader",
+    "ercgraph.readers",
     ("ercgraph.data.meld", "ercgraph.data.table", "ercgraph.data.pickles", "ercgraph.data.iemocap"),
 )

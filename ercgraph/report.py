@@ -22,12 +22,18 @@ def score(y_true: np.ndarray, y_pred: np.ndarray, labels: Sequence[str]) -> dict
     p, r, f, s = precision_recall_fscore_support(y_true, y_pred, labels=ids, zero_division=0)
     return {
         "accuracy": 100.0 * accuracy_score(y_true, y_pred),
-        "weighted_f1": 100.0 * f1_score(y_true, y_pred, labels=ids, average="weighted",
-                                        zero_division=0),
+        "weighted_f1": 100.0
+        * f1_score(y_true, y_pred, labels=ids, average="weighted", zero_division=0),
         "macro_f1": 100.0 * f1_score(y_true, y_pred, labels=ids, average="macro", zero_division=0),
-        "per_class": {lab: {"precision": 100.0 * p[i], "recall": 100.0 * r[i],
-                            "f1": 100.0 * f[i], "support": int(s[i])}
-                      for i, lab in enumerate(labels)},
+        "per_class": {
+            lab: {
+                "precision": 100.0 * p[i],
+                "recall": 100.0 * r[i],
+                "f1": 100.0 * f[i],
+                "support": int(s[i]),
+            }
+            for i, lab in enumerate(labels)
+        },
     }
 
 
@@ -41,8 +47,11 @@ def aggregate(per_seed: dict[int, dict[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key in HEADLINE:
         vals = np.array([per_seed[s][key] for s in seeds], dtype=float)
-        out[key] = {"mean": float(vals.mean()), "std": float(vals.std(ddof=1)) if len(vals) > 1
-                    else 0.0, "per_seed": {str(s): float(v) for s, v in zip(seeds, vals)}}
+        out[key] = {
+            "mean": float(vals.mean()),
+            "std": float(vals.std(ddof=1)) if len(vals) > 1 else 0.0,
+            "per_seed": {str(s): float(v) for s, v in zip(seeds, vals)},
+        }
     labels = list(per_seed[seeds[0]]["per_class"])
     out["per_class"] = {}
     for lab in labels:
@@ -62,27 +71,35 @@ def fmt(m: dict[str, float]) -> str:
     return f"{m['mean']:.2f} ± {m['std']:.2f}"
 
 
-def markdown_summary(metrics: dict[str, Any], title: str, extra: dict[str, Any] | None = None
-                     ) -> str:
+def markdown_summary(
+    metrics: dict[str, Any], title: str, extra: dict[str, Any] | None = None
+) -> str:
     """The run's markdown summary: headline table, per-class F1 table, notes."""
     lines = [f"# {title}", ""]
     seeds = list(metrics["dev"]["accuracy"]["per_seed"])
-    lines += [f"Seeds: {', '.join(seeds)}. Model selection: best epoch by dev "
-              f"{metrics.get('select_metric', 'weighted_f1')} (the test split is never used for "
-              "selection). Values are percent, mean ± std over seeds.", ""]
+    lines += [
+        f"Seeds: {', '.join(seeds)}. Model selection: best epoch by dev "
+        f"{metrics.get('select_metric', 'weighted_f1')} (the test split is never used for "
+        "selection). Values are percent, mean ± std over seeds.",
+        "",
+    ]
     lines += ["| split | accuracy | weighted F1 | macro F1 |", "|---|---|---|---|"]
     for split in ("dev", "test"):
         if split in metrics:
             m = metrics[split]
-            lines.append(f"| {split} | {fmt(m['accuracy'])} | {fmt(m['weighted_f1'])} | "
-                         f"{fmt(m['macro_f1'])} |")
+            lines.append(
+                f"| {split} | {fmt(m['accuracy'])} | {fmt(m['weighted_f1'])} | "
+                f"{fmt(m['macro_f1'])} |"
+            )
     lines += ["", "## Per-class F1 (test, mean ± std over seeds)", ""]
     if "test" in metrics:
         pc = metrics["test"]["per_class"]
         lines += ["| class | precision | recall | F1 | support |", "|---|---|---|---|---|"]
         for lab, v in pc.items():
-            lines.append(f"| {lab} | {v['precision']:.2f} | {v['recall']:.2f} | "
-                         f"{v['f1']:.2f} ± {v['f1_std']:.2f} | {v['support']} |")
+            lines.append(
+                f"| {lab} | {v['precision']:.2f} | {v['recall']:.2f} | "
+                f"{v['f1']:.2f} ± {v['f1_std']:.2f} | {v['support']} |"
+            )
     if extra:
         lines += ["", "## Run facts", ""]
         lines += [f"- {k}: {v}" for k, v in extra.items()]
@@ -93,8 +110,9 @@ def write_json(path: Path, obj: Any) -> None:
     atomic_write_bytes(path, json.dumps(obj, indent=2, default=str).encode())
 
 
-def plot_confusion(y_true: np.ndarray, y_pred: np.ndarray, labels: Sequence[str], path: Path,
-                   title: str) -> None:
+def plot_confusion(
+    y_true: np.ndarray, y_pred: np.ndarray, labels: Sequence[str], path: Path, title: str
+) -> None:
     """Row-normalised confusion matrix with counts, saved as PNG."""
     import matplotlib
 
@@ -108,8 +126,15 @@ def plot_confusion(y_true: np.ndarray, y_pred: np.ndarray, labels: Sequence[str]
     ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
     for i in range(len(labels)):
         for j in range(len(labels)):
-            ax.text(j, i, f"{cm[i, j]}\n{norm[i, j]:.0%}", ha="center", va="center", fontsize=7,
-                    color="white" if norm[i, j] > 0.5 else "black")
+            ax.text(
+                j,
+                i,
+                f"{cm[i, j]}\n{norm[i, j]:.0%}",
+                ha="center",
+                va="center",
+                fontsize=7,
+                color="white" if norm[i, j] > 0.5 else "black",
+            )
     ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right")
     ax.set_yticks(range(len(labels)), labels)
     ax.set_xlabel("predicted")
@@ -119,8 +144,9 @@ def plot_confusion(y_true: np.ndarray, y_pred: np.ndarray, labels: Sequence[str]
     _save_fig(fig, path)
 
 
-def plot_learning_curves(histories: dict[int, list[dict[str, float]]], path: Path,
-                         select_metric: str) -> None:
+def plot_learning_curves(
+    histories: dict[int, list[dict[str, float]]], path: Path, select_metric: str
+) -> None:
     """Training loss and dev metric per epoch for every seed, best epochs marked."""
     import matplotlib
 

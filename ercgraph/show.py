@@ -34,8 +34,10 @@ def show_graph(cfg: Config, dialogue_id: str, out: Path) -> dict[str, int]:
     if dialogue_id not in ids:
         close = difflib.get_close_matches(dialogue_id, ids, n=3)
         hint = f" Close: {', '.join(close)}." if close else f" Examples: {', '.join(ids[:3])}."
-        raise ErcgraphError(f"unknown dialogue id {dialogue_id!r} in {corpus.source or corpus.name}"
-                            f" ({len(ids)} dialogues).{hint}")
+        raise ErcgraphError(
+            f"unknown dialogue id {dialogue_id!r} in {corpus.source or corpus.name}"
+            f" ({len(ids)} dialogues).{hint}"
+        )
     one = corpus.subset(dialogues=[dialogue_id])
     mods = tuple(cfg.features.modalities)
     dialogues = Dialogues.from_corpus(one, mods)
@@ -58,28 +60,60 @@ def show_graph(cfg: Config, dialogue_id: str, out: Path) -> dict[str, int]:
             for s, d in ei.t().tolist():
                 (x0, y0), (x1, y1) = pos[(src_m, s)], pos[(dst_m, d)]
                 bend = (0.15 + 0.12 * r) if x0 != x1 else 0.0
-                ax.add_patch(FancyArrowPatch((x0, y0), (x1, y1),
-                                             connectionstyle=f"arc3,rad={bend}", color=color,
-                                             alpha=0.45, arrowstyle="-|>", mutation_scale=8,
-                                             lw=0.8, shrinkA=9, shrinkB=9))
+                ax.add_patch(
+                    FancyArrowPatch(
+                        (x0, y0),
+                        (x1, y1),
+                        connectionstyle=f"arc3,rad={bend}",
+                        color=color,
+                        alpha=0.45,
+                        arrowstyle="-|>",
+                        mutation_scale=8,
+                        lw=0.8,
+                        shrinkA=9,
+                        shrinkB=9,
+                    )
+                )
     for (m, i), (x, y) in pos.items():
-        ax.scatter([x], [y], s=330, color=spk_color(names.index(speakers[i]) % 10),
-                   edgecolors="black", zorder=3, marker="o" if m == mods[0] else "s")
+        ax.scatter(
+            [x],
+            [y],
+            s=330,
+            color=spk_color(names.index(speakers[i]) % 10),
+            edgecolors="black",
+            zorder=3,
+            marker="o" if m == mods[0] else "s",
+        )
         ax.text(x, y, str(i), ha="center", va="center", fontsize=7, zorder=4, color="white")
     for k, m in enumerate(mods):
         ax.text(-1.0, -2.0 * k, m, ha="right", va="center", fontsize=9)
-    handles = [Line2D([], [], marker="o", ls="", color=spk_color(j % 10), markeredgecolor="black",
-                      label=name) for j, name in enumerate(names)]
-    handles += [Line2D([], [], color=rel_color(r % 9), label=f"{rel} ({counts.get(rel, 0)})")
-                for r, rel in enumerate(relations)]
-    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=7,
-              title="speakers / edge types", title_fontsize=7)
+    handles = [
+        Line2D(
+            [], [], marker="o", ls="", color=spk_color(j % 10), markeredgecolor="black", label=name
+        )
+        for j, name in enumerate(names)
+    ]
+    handles += [
+        Line2D([], [], color=rel_color(r % 9), label=f"{rel} ({counts.get(rel, 0)})")
+        for r, rel in enumerate(relations)
+    ]
+    ax.legend(
+        handles=handles,
+        loc="upper left",
+        bbox_to_anchor=(1.01, 1.0),
+        fontsize=7,
+        title="speakers / edge types",
+        title_fontsize=7,
+    )
     ys = np.array([y for _, y in pos.values()])
     ax.set_xlim(-1.8, n)
     ax.set_ylim(ys.min() - 1.3, ys.max() + 1.3)
     ax.axis("off")
-    ax.set_title(f"dialogue {dialogue_id}: {n} utterances, {sum(counts.values())} edges "
-                 f"(arrow: message from source to target)", fontsize=9)
+    ax.set_title(
+        f"dialogue {dialogue_id}: {n} utterances, {sum(counts.values())} edges "
+        f"(arrow: message from source to target)",
+        fontsize=9,
+    )
     fig.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
     _save_fig(fig, out)

@@ -67,8 +67,9 @@ def pick_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def load_features(cfg: Config, corpus: Corpus, provided: FeatureStore | None = None
-                  ) -> tuple[FeatureStore, dict[str, Any]]:
+def load_features(
+    cfg: Config, corpus: Corpus, provided: FeatureStore | None = None
+) -> tuple[FeatureStore, dict[str, Any]]:
     """The FeatureStore for every configured modality.
 
     A modality the reader already provided (a feature pickle) is taken from ``provided``; text is
@@ -82,25 +83,30 @@ def load_features(cfg: Config, corpus: Corpus, provided: FeatureStore | None = N
         if provided is not None and modality in provided.features:
             made = provided.manifest.get(modality, {})
             if made.get("corpus") not in (None, corpus.fingerprint()):
-                raise ErcgraphError(f"features for {modality!r} from {made.get('file')} were "
-                                    "made for another corpus (fingerprint differs)")
-            part = FeatureStore({modality: provided.features[modality]},
-                                {modality: provided.present[modality]},
-                                {modality: made})
+                raise ErcgraphError(
+                    f"features for {modality!r} from {made.get('file')} were "
+                    "made for another corpus (fingerprint differs)"
+                )
+            part = FeatureStore(
+                {modality: provided.features[modality]},
+                {modality: provided.present[modality]},
+                {modality: made},
+            )
             info[modality] = {"source": made.get("encoder", "reader"), "reused": True}
         elif modality == "text":
-            part, info["text"] = extract_text_features(corpus, cfg.features.text,
-                                                       cache_dir(cfg))
+            part, info["text"] = extract_text_features(corpus, cfg.features.text, cache_dir(cfg))
         elif modality in ("audio", "visual"):
             from ercgraph.encoders.media_extract import extract_media_features
 
             part, info[modality] = extract_media_features(
-                corpus, modality, getattr(cfg.features, modality), cache_dir(cfg))
+                corpus, modality, getattr(cfg.features, modality), cache_dir(cfg)
+            )
         else:
             have = sorted(provided.features) if provided is not None else []
             raise ErcgraphError(
                 f"features.modalities: no feature source for modality {modality!r}; the reader "
-                f"provides {have or 'none'}; text, audio and visual can be extracted")
+                f"provides {have or 'none'}; text, audio and visual can be extracted"
+            )
         store = part if store is None else store.merge(part)
     if store is None:
         raise ErcgraphError("features.modalities is empty; name at least one modality")
@@ -108,8 +114,9 @@ def load_features(cfg: Config, corpus: Corpus, provided: FeatureStore | None = N
     return store, info
 
 
-def prepare(cfg: Config, corpus: Corpus | None = None,
-            splits: tuple[str, ...] = ("train", "dev", "test")) -> Prepared:
+def prepare(
+    cfg: Config, corpus: Corpus | None = None, splits: tuple[str, ...] = ("train", "dev", "test")
+) -> Prepared:
     """Corpus, features and graphs (each cached on disk where deterministic).
 
     Args:
@@ -133,14 +140,15 @@ def prepare(cfg: Config, corpus: Corpus | None = None,
     timings["read_s"] = time.perf_counter() - t0
     for split in splits:
         if split not in corpus.splits:
-            raise ErcgraphError(f"{corpus.source or corpus.name}: the corpus has no {split!r} "
-                                f"split (found {corpus.splits}); this needs {list(splits)}")
+            raise ErcgraphError(
+                f"{corpus.source or corpus.name}: the corpus has no {split!r} "
+                f"split (found {corpus.splits}); this needs {list(splits)}"
+            )
     t0 = time.perf_counter()
     store, info = load_features(cfg, corpus, provided)
     timings["features_s"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    graphs = build_graphs(corpus, store, cfg.graph.builders, cfg.graph.edge_types,
-                          cache_dir(cfg))
+    graphs = build_graphs(corpus, store, cfg.graph.builders, cfg.graph.edge_types, cache_dir(cfg))
     timings["graphs_s"] = time.perf_counter() - t0
     if not graphs:
         raise ErcgraphError("no dialogue graphs were built")
@@ -161,8 +169,9 @@ def _loader(graphs: list, batch_size: int, shuffle: bool, seed: int = 0):
 
 
 @torch.no_grad()
-def predict_graphs(model: nn.Module, batches: list, device: torch.device,
-                   loss_fn: nn.Module | None = None) -> tuple[np.ndarray, np.ndarray, float]:
+def predict_graphs(
+    model: nn.Module, batches: list, device: torch.device, loss_fn: nn.Module | None = None
+) -> tuple[np.ndarray, np.ndarray, float]:
     """Probabilities, labels and mean loss over pre-collated batches."""
     model.eval()
     probs, ys, total, n = [], [], 0.0, 0
@@ -187,9 +196,12 @@ def _train_loader(cfg: Config, prep: Prepared, seed: int):
 
     gen = torch.Generator().manual_seed(seed)
     graphs = prep.graphs["train"]
-    sampler = SAMPLERS.create({"name": cfg.sampler.name, **cfg.sampler.options},
-                              dialogue_labels=[g.y for g in graphs],
-                              num_classes=len(prep.corpus.labels), generator=gen)
+    sampler = SAMPLERS.create(
+        {"name": cfg.sampler.name, **cfg.sampler.options},
+        dialogue_labels=[g.y for g in graphs],
+        num_classes=len(prep.corpus.labels),
+        generator=gen,
+    )
     return DataLoader(graphs, batch_size=cfg.train.batch_size, sampler=sampler), gen
 
 
@@ -198,8 +210,9 @@ def class_counts(graphs: list, num_classes: int) -> torch.Tensor:
     return torch.bincount(y[y >= 0], minlength=num_classes).float()
 
 
-def fit_seed(cfg: Config, prep: Prepared, seed: int, seed_dir: Path, resume: bool
-             ) -> dict[str, Any]:
+def fit_seed(
+    cfg: Config, prep: Prepared, seed: int, seed_dir: Path, resume: bool
+) -> dict[str, Any]:
     """Train one seed with dev-split model selection; returns the seed's result dict."""
     from safetensors.torch import load_file, save
 
@@ -214,13 +227,16 @@ def fit_seed(cfg: Config, prep: Prepared, seed: int, seed_dir: Path, resume: boo
     device = pick_device(cfg.train.device)
     set_seed(seed)
     labels = prep.corpus.labels
-    model = build_model(cfg.model, prep.store.dims(), prep.edge_types, len(labels),
-                        cfg.multitask).to(device)
+    model = build_model(
+        cfg.model, prep.store.dims(), prep.edge_types, len(labels), cfg.multitask
+    ).to(device)
     counts = class_counts(prep.graphs["train"], len(labels))
-    loss_fn = LOSSES.create({"name": cfg.loss.name, **cfg.loss.options},
-                            class_counts=counts).to(device)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.train.lr,
-                            weight_decay=cfg.train.weight_decay)
+    loss_fn = LOSSES.create({"name": cfg.loss.name, **cfg.loss.options}, class_counts=counts).to(
+        device
+    )
+    opt = torch.optim.AdamW(
+        model.parameters(), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay
+    )
     train_loader, train_gen = _train_loader(cfg, prep, seed)
     dev_batches = list(_loader(prep.graphs["dev"], 64, False))
     metric = cfg.train.select_metric
@@ -259,25 +275,46 @@ def fit_seed(cfg: Config, prep: Prepared, seed: int, seed_dir: Path, resume: boo
         epoch_s = time.perf_counter() - t0
         probs, y, dev_loss = predict_graphs(model, dev_batches, device, loss_fn)
         dev = score(y, probs.argmax(1), labels)
-        row = {"epoch": epoch, "train_loss": total / max(n, 1), "dev_loss": dev_loss,
-               "epoch_s": epoch_s, **{f"dev_{k}": dev[k] for k in ("accuracy", "weighted_f1",
-                                                                   "macro_f1")}}
+        row = {
+            "epoch": epoch,
+            "train_loss": total / max(n, 1),
+            "dev_loss": dev_loss,
+            "epoch_s": epoch_s,
+            **{f"dev_{k}": dev[k] for k in ("accuracy", "weighted_f1", "macro_f1")},
+        }
         history.append(row)
         if row[f"dev_{metric}"] > best:
             best, best_epoch = row[f"dev_{metric}"], epoch
-            atomic_write_bytes(seed_dir / "best.safetensors",
-                               save({k: v.detach().cpu().contiguous()
-                                     for k, v in model.state_dict().items()}))
-        log.info("seed %d epoch %d: loss %.4f dev %s %.2f (best %.2f @ %d) %.1fs", seed, epoch,
-                 row["train_loss"], metric, row[f"dev_{metric}"], best, best_epoch, epoch_s)
-        state = {"model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch,
-                 "history": history, "best": best, "best_epoch": best_epoch,
-                 "torch_rng": torch.get_rng_state(),
-                 "loader_rng": train_gen.get_state()}
+            atomic_write_bytes(
+                seed_dir / "best.safetensors",
+                save({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}),
+            )
+        log.info(
+            "seed %d epoch %d: loss %.4f dev %s %.2f (best %.2f @ %d) %.1fs",
+            seed,
+            epoch,
+            row["train_loss"],
+            metric,
+            row[f"dev_{metric}"],
+            best,
+            best_epoch,
+            epoch_s,
+        )
+        state = {
+            "model": model.state_dict(),
+            "optimizer": opt.state_dict(),
+            "epoch": epoch,
+            "history": history,
+            "best": best,
+            "best_epoch": best_epoch,
+            "torch_rng": torch.get_rng_state(),
+            "loader_rng": train_gen.get_state(),
+        }
         _atomic_torch_save(state, ckpt)
         if epoch - best_epoch >= cfg.train.patience:
-            log.info("seed %d: no dev improvement for %d epochs; stopping", seed,
-                     cfg.train.patience)
+            log.info(
+                "seed %d: no dev improvement for %d epochs; stopping", seed, cfg.train.patience
+            )
             break
 
     model.load_state_dict(load_file(seed_dir / "best.safetensors"))
@@ -305,19 +342,40 @@ def environment() -> dict[str, Any]:
     import importlib.metadata as md
 
     versions = {}
-    for pkg in ("ercgraph", "torch", "torch-geometric", "transformers", "torchaudio", "numpy",
-                "pandas", "scikit-learn", "safetensors"):
+    for pkg in (
+        "ercgraph",
+        "torch",
+        "torch-geometric",
+        "transformers",
+        "torchaudio",
+        "numpy",
+        "pandas",
+        "scikit-learn",
+        "safetensors",
+    ):
         try:
             versions[pkg] = md.version(pkg)
         except md.PackageNotFoundError:
             versions[pkg] = None
     try:
-        rev = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
-                             cwd=Path(__file__).parent, timeout=5).stdout.strip() or None
+        rev = (
+            subprocess.run(
+                ["git", "rev-parse", "HEAD"],
+                capture_output=True,
+                text=True,
+                cwd=Path(__file__).parent,
+                timeout=5,
+            ).stdout.strip()
+            or None
+        )
     except (OSError, subprocess.SubprocessError):
         rev = None
-    return {"versions": versions, "git_revision": rev, "python": platform.python_version(),
-            "platform": platform.platform()}
+    return {
+        "versions": versions,
+        "git_revision": rev,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }
 
 
 def check_out_dir(out: Path, cfg: Config, resume: bool) -> None:
@@ -327,8 +385,10 @@ def check_out_dir(out: Path, cfg: Config, resume: bool) -> None:
     anything else must match the saved ``config.yaml``.
     """
     if out.exists() and any(out.iterdir()) and not resume:
-        raise ErcgraphError(f"run directory {str(out)!r} already exists and is not empty; "
-                            "pass --resume to continue it or choose another --out")
+        raise ErcgraphError(
+            f"run directory {str(out)!r} already exists and is not empty; "
+            "pass --resume to continue it or choose another --out"
+        )
     saved_path = out / "config.yaml"
     if resume and saved_path.exists():
         import yaml
@@ -339,15 +399,23 @@ def check_out_dir(out: Path, cfg: Config, resume: bool) -> None:
             d["train"].pop("epochs", None)
             d["train"].pop("seeds", None)
         if saved != new:
-            diff = sorted(f"{sec}.{k}" for sec in new if isinstance(new[sec], dict)
-                          for k in new[sec] if saved.get(sec, {}).get(k) != new[sec][k])
-            raise ErcgraphError(f"--resume: the config differs from {str(saved_path)!r} "
-                                f"(at {', '.join(diff) or 'top level'}); resume with the same "
-                                "config (only train.epochs and train.seeds may change)")
+            diff = sorted(
+                f"{sec}.{k}"
+                for sec in new
+                if isinstance(new[sec], dict)
+                for k in new[sec]
+                if saved.get(sec, {}).get(k) != new[sec][k]
+            )
+            raise ErcgraphError(
+                f"--resume: the config differs from {str(saved_path)!r} "
+                f"(at {', '.join(diff) or 'top level'}); resume with the same "
+                "config (only train.epochs and train.seeds may change)"
+            )
 
 
-def run(cfg: Config, out: Path, resume: bool = False, prep: Prepared | None = None
-        ) -> dict[str, Any]:
+def run(
+    cfg: Config, out: Path, resume: bool = False, prep: Prepared | None = None
+) -> dict[str, Any]:
     """Train every seed in ``cfg.train.seeds`` and write the run directory.
 
     Returns:
@@ -360,9 +428,14 @@ def run(cfg: Config, out: Path, resume: bool = False, prep: Prepared | None = No
     atomic_write_bytes(out / "config.yaml", dump_config(cfg).encode())
     write_json(out / "environment.json", environment())
     write_json(out / "features.json", prep.feature_info)
-    write_json(out / "model.json", {"labels": list(prep.corpus.labels),
-                                    "in_dims": prep.store.dims(),
-                                    "edge_types": [list(et) for et in prep.edge_types]})
+    write_json(
+        out / "model.json",
+        {
+            "labels": list(prep.corpus.labels),
+            "in_dims": prep.store.dims(),
+            "edge_types": [list(et) for et in prep.edge_types],
+        },
+    )
     t_train = time.perf_counter()
     threads = torch.get_num_threads()
     try:
@@ -381,24 +454,39 @@ def run(cfg: Config, out: Path, resume: bool = False, prep: Prepared | None = No
 def summarise(cfg: Config, prep: Prepared, results: dict[int, dict], out: Path) -> dict:
     """metrics.json content, summary.md, confusion matrix and learning curves."""
     labels = list(prep.corpus.labels)
-    metrics: dict[str, Any] = {"select_metric": cfg.train.select_metric,
-                               "seeds": list(results), "labels": labels,
-                               "edge_types": ["|".join(et) for et in prep.edge_types],
-                               "best_epochs": {str(s): r["best_epoch"] for s, r in results.items()}}
+    metrics: dict[str, Any] = {
+        "select_metric": cfg.train.select_metric,
+        "seeds": list(results),
+        "labels": labels,
+        "edge_types": ["|".join(et) for et in prep.edge_types],
+        "best_epochs": {str(s): r["best_epoch"] for s, r in results.items()},
+    }
     for split in ("dev", "test"):
         metrics[split] = aggregate({s: r[split] for s, r in results.items()})
     epoch_s = [h["epoch_s"] for r in results.values() for h in r["history"]]
     metrics["epoch_s_mean"] = float(np.mean(epoch_s)) if epoch_s else None
     y_true = np.concatenate([r["test_true"] for r in results.values()])
     y_pred = np.concatenate([r["test_pred"] for r in results.values()])
-    plot_confusion(y_true, y_pred, labels, out / "confusion_test.png",
-                   f"test confusion, pooled over {len(results)} seed(s)")
-    plot_learning_curves({s: r["history"] for s, r in results.items()},
-                         out / "learning_curve.png", cfg.train.select_metric)
-    extra = {"model": cfg.model.name, "edge types": ", ".join(metrics["edge_types"]) or "none",
-             "best epochs": metrics["best_epochs"],
-             "train dialogues / dev / test": "/".join(str(len(prep.graphs[s]))
-                                                      for s in ("train", "dev", "test"))}
+    plot_confusion(
+        y_true,
+        y_pred,
+        labels,
+        out / "confusion_test.png",
+        f"test confusion, pooled over {len(results)} seed(s)",
+    )
+    plot_learning_curves(
+        {s: r["history"] for s, r in results.items()},
+        out / "learning_curve.png",
+        cfg.train.select_metric,
+    )
+    extra = {
+        "model": cfg.model.name,
+        "edge types": ", ".join(metrics["edge_types"]) or "none",
+        "best epochs": metrics["best_epochs"],
+        "train dialogues / dev / test": "/".join(
+            str(len(prep.graphs[s])) for s in ("train", "dev", "test")
+        ),
+    }
     title = f"ercgraph run: {prep.corpus.name}, {cfg.model.name}"
     atomic_write_bytes(out / "summary.md", markdown_summary(metrics, title, extra).encode())
     return metrics
@@ -422,15 +510,15 @@ def evaluate_run(run_dir: Path) -> dict[str, Any]:
         weights = run_dir / f"seed_{seed}" / "best.safetensors"
         if not weights.exists():
             raise ErcgraphError(f"{str(weights)!r} is missing; the run did not finish seed {seed}")
-        model = build_model(cfg.model, prep.store.dims(), prep.edge_types,
-                            len(prep.corpus.labels), cfg.multitask).to(device)
+        model = build_model(
+            cfg.model, prep.store.dims(), prep.edge_types, len(prep.corpus.labels), cfg.multitask
+        ).to(device)
         model.load_state_dict(load_file(weights))
         for split in per_split:
-            probs, y, _ = predict_graphs(model, list(_loader(prep.graphs[split], 64, False)),
-                                         device)
+            probs, y, _ = predict_graphs(
+                model, list(_loader(prep.graphs[split], 64, False)), device
+            )
             per_split[split][seed] = score(y, probs.argmax(1), prep.corpus.labels)
     rescored = {split: aggregate(v) for split, v in per_split.items()}
     write_json(run_dir / "rescored.json", rescored)
     return rescored
-
-

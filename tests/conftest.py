@@ -21,6 +21,9 @@ def data_root() -> Path:
     if not root.is_absolute() and not root.is_dir():
         root = REPO / root  # CI gives it relative to the repository root
     if not root.is_dir():
-        pytest.fail(f"shared data folder {str(root)!r} not found: set ERCGRAPH_DATA to the folder "
-                    f"holding meld/ (by default <repo>/../shared/data)", pytrace=False)
+        pytest.fail(
+            f"shared data folder {str(root)!r} not found: set ERCGRAPH_DATA to the folder "
+            f"holding meld/ (by default <repo>/../shared/data)",
+            pytrace=False,
+        )
     return root.resolve()

@@ -22,8 +22,9 @@ def meld_slice(tmp_path_factory, data_root):
     for split, k in (("train", 30), ("dev", 10), ("test", 10)):
         df = pd.read_csv(data_root / "meld" / f"{split}_sent_emo.csv", encoding="utf-8")
         keep = sorted(df["Dialogue_ID"].unique())[:k]
-        df[df["Dialogue_ID"].isin(keep)].to_csv(root / "meld" / f"{split}_sent_emo.csv",
-                                                index=False, lineterminator="\r\n")
+        df[df["Dialogue_ID"].isin(keep)].to_csv(
+            root / "meld" / f"{split}_sent_emo.csv", index=False, lineterminator="\r\n"
+        )
     return root
 
 
@@ -41,8 +42,19 @@ def cli(*args) -> int:
 
 
 def train(out, root, cache, *extra) -> int:
-    return cli("train", "-c", str(REPO / "configs/meld_text.yaml"), "--data-root", str(root),
-               "--cache-dir", str(cache), "--out", str(out), *FAST, *extra)
+    return cli(
+        "train",
+        "-c",
+        str(REPO / "configs/meld_text.yaml"),
+        "--data-root",
+        str(root),
+        "--cache-dir",
+        str(cache),
+        "--out",
+        str(out),
+        *FAST,
+        *extra,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -59,12 +71,26 @@ def test_run_directory_holds_the_report(run_dir):
             assert set(m[split][key]) == {"mean", "std", "per_seed"}
             assert set(m[split][key]["per_seed"]) == {"0", "1"}
             assert 0 <= m[split][key]["mean"] <= 100
-        assert list(m[split]["per_class"]) == ["neutral", "surprise", "fear", "sadness", "joy",
-                                               "disgust", "anger"]
+        assert list(m[split]["per_class"]) == [
+            "neutral",
+            "surprise",
+            "fear",
+            "sadness",
+            "joy",
+            "disgust",
+            "anger",
+        ]
         assert set(m[split]["per_class"]["fear"]) >= {"precision", "recall", "f1", "support"}
     assert m["test"]["per_class"]["neutral"]["support"] > 0
-    for name in ("summary.md", "confusion_test.png", "learning_curve.png", "config.yaml",
-                 "environment.json", "seed_0/best.safetensors", "seed_1/last.pt"):
+    for name in (
+        "summary.md",
+        "confusion_test.png",
+        "learning_curve.png",
+        "config.yaml",
+        "environment.json",
+        "seed_0/best.safetensors",
+        "seed_1/last.pt",
+    ):
         assert (run_dir / name).is_file(), name
     assert (run_dir / "confusion_test.png").read_bytes()[:4] == b"\x89PNG"
     env = json.loads((run_dir / "environment.json").read_text())
@@ -90,7 +116,8 @@ def test_evaluate_rescores_the_saved_run(run_dir, meld_slice, monkeypatch, cache
     again = json.loads((run_dir / "rescored.json").read_text())
     for split in ("dev", "test"):
         assert again[split]["weighted_f1"]["mean"] == pytest.approx(
-            saved[split]["weighted_f1"]["mean"], abs=1e-6)
+            saved[split]["weighted_f1"]["mean"], abs=1e-6
+        )
 
 
 def test_resume_continues_an_interrupted_run_identically(tmp_path, meld_slice, cache):
@@ -146,25 +173,35 @@ def test_custom_builder_through_import_flag(tmp_path, meld_slice, cache):
         "        first = dialogues.ptr[:-1][dialogues.batch]\n"
         "        keep = first != torch.arange(dialogues.num_utterances)\n"
         "        return {'from_first': torch.stack([first[keep],\n"
-        "                 torch.arange(dialogues.num_utterances)[keep]])}\n")
+        "                 torch.arange(dialogues.num_utterances)[keep]])}\n"
+    )
     out = tmp_path / "run"
-    code = train(out, meld_slice, cache, "--import", str(plugin),
-                 "--set", "graph.builders=[first_turn]")
+    code = train(
+        out, meld_slice, cache, "--import", str(plugin), "--set", "graph.builders=[first_turn]"
+    )
     assert code == 0
     m = json.loads((out / "metrics.json").read_text())
     assert m["edge_types"] == ["text|from_first|text"]
 
 
 def test_root_train_py_shim_accepts_the_same_arguments():
-    proc = subprocess.run([sys.executable, str(REPO / "train.py"), "--help"], cwd=REPO,
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "train.py"), "--help"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0 and "--seeds" in proc.stdout and "--resume" in proc.stdout
 
 
 def test_help_is_cheap():
-    proc = subprocess.run([sys.executable, "-c",
-                           "import sys, ercgraph.cli; print('torch' in sys.modules)"],
-                          capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-c", "import sys, ercgraph.cli; print('torch' in sys.modules)"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.stdout.strip() == "False"
 
 
@@ -172,15 +209,30 @@ def test_help_is_cheap():
 def conversations(tmp_path, meld_slice):
     """New conversations in a user's own layout (MELD test dialogues, renamed columns)."""
     df = pd.read_csv(meld_slice / "meld" / "test_sent_emo.csv")
-    df = df.rename(columns={"Utterance": "utt", "Speaker": "who", "Dialogue_ID": "conv",
-                            "Utterance_ID": "idx", "Emotion": "gold"})
+    df = df.rename(
+        columns={
+            "Utterance": "utt",
+            "Speaker": "who",
+            "Dialogue_ID": "conv",
+            "Utterance_ID": "idx",
+            "Emotion": "gold",
+        }
+    )
     path = tmp_path / "conversations.csv"
     df[["conv", "idx", "who", "utt", "gold"]].to_csv(path, index=False)
     return path, df
 
 
-MAP = ["--column", "dialogue_id=conv", "--column", "turn=idx", "--column", "speaker=who",
-       "--column", "text=utt"]
+MAP = [
+    "--column",
+    "dialogue_id=conv",
+    "--column",
+    "turn=idx",
+    "--column",
+    "speaker=who",
+    "--column",
+    "text=utt",
+]
 
 
 def test_predict_unlabelled_conversations(run_dir, conversations, tmp_path, monkeypatch, cache):
@@ -199,16 +251,20 @@ def test_predict_unlabelled_conversations(run_dir, conversations, tmp_path, monk
     assert "label" not in pred.columns
     # the same utterance keys come back, in dialogue/turn order
     assert sorted(zip(pred["dialogue_id"].astype(str), pred["turn"])) == sorted(
-        zip(df["conv"].astype(str), df["idx"]))
+        zip(df["conv"].astype(str), df["idx"])
+    )
 
 
-def test_predict_with_labels_reports_accuracy(run_dir, conversations, tmp_path, monkeypatch,
-                                              cache, capsys):
+def test_predict_with_labels_reports_accuracy(
+    run_dir, conversations, tmp_path, monkeypatch, cache, capsys
+):
     monkeypatch.setenv("ERCGRAPH_CACHE", str(cache))
     path, _ = conversations
     out = tmp_path / "pred.csv"
-    assert cli("predict", str(run_dir), str(path), *MAP, "--column", "label=gold",
-               "--out", str(out)) == 0
+    assert (
+        cli("predict", str(run_dir), str(path), *MAP, "--column", "label=gold", "--out", str(out))
+        == 0
+    )
     assert "accuracy against the given labels" in capsys.readouterr().out
     assert "label" in pd.read_csv(out).columns
 
@@ -216,9 +272,19 @@ def test_predict_with_labels_reports_accuracy(run_dir, conversations, tmp_path, 
 def test_predict_input_without_text_fails_clearly(run_dir, conversations, tmp_path, capsys):
     path, df = conversations
     df[["conv", "idx", "who"]].to_csv(tmp_path / "notext.csv", index=False)
-    code = cli("predict", str(run_dir), str(tmp_path / "notext.csv"), "--column",
-               "dialogue_id=conv", "--column", "turn=idx", "--column", "speaker=who",
-               "--out", str(tmp_path / "p.csv"))
+    code = cli(
+        "predict",
+        str(run_dir),
+        str(tmp_path / "notext.csv"),
+        "--column",
+        "dialogue_id=conv",
+        "--column",
+        "turn=idx",
+        "--column",
+        "speaker=who",
+        "--out",
+        str(tmp_path / "p.csv"),
+    )
     err = capsys.readouterr().err
     assert code == 2 and "'text'" in err and not (tmp_path / "p.csv").exists()
 
@@ -242,8 +308,9 @@ def test_predict_never_overwrites(run_dir, conversations, tmp_path, capsys):
     assert out.read_text() == "precious\n"
 
 
-def test_ablate_runs_variants_on_shared_features_and_graphs(tmp_path, meld_slice, cache,
-                                                            monkeypatch):
+def test_ablate_runs_variants_on_shared_features_and_graphs(
+    tmp_path, meld_slice, cache, monkeypatch
+):
     import ercgraph.encoders.extract as extract
     import ercgraph.graphs.build as build
 
@@ -254,19 +321,36 @@ def test_ablate_runs_variants_on_shared_features_and_graphs(tmp_path, meld_slice
         def wrapped(*a, **k):
             calls[key] += 1
             return fn(*a, **k)
+
         return wrapped
 
     monkeypatch.setattr(extract, "extract_text_features", count("features", real_features))
     monkeypatch.setattr(build, "build_graphs", count("graphs", real_graphs))
     out = tmp_path / "abl"
-    code = cli("ablate", "-c", str(REPO / "configs/meld_text.yaml"), "--data-root",
-               str(meld_slice), "--cache-dir", str(cache), "--out", str(out), "--seeds", "0,1",
-               *FAST)
+    code = cli(
+        "ablate",
+        "-c",
+        str(REPO / "configs/meld_text.yaml"),
+        "--data-root",
+        str(meld_slice),
+        "--cache-dir",
+        str(cache),
+        "--out",
+        str(out),
+        "--seeds",
+        "0,1",
+        *FAST,
+    )
     assert code == 0
     assert calls == {"features": 1, "graphs": 1}
     table = (out / "ablation.md").read_text()
-    for name in ("full", "without_past", "without_future", "without_same_speaker",
-                 "without_other_speaker"):
+    for name in (
+        "full",
+        "without_past",
+        "without_future",
+        "without_same_speaker",
+        "without_other_speaker",
+    ):
         assert f"| {name} |" in table
     assert "fear" in table and "disgust" in table and "±" in table
     csv = pd.read_csv(out / "ablation.csv")
@@ -277,8 +361,18 @@ def test_ablate_runs_variants_on_shared_features_and_graphs(tmp_path, meld_slice
 
 
 def test_ablate_explicit_sets_and_unknown_type(tmp_path, meld_slice, cache, capsys):
-    base = ["ablate", "-c", str(REPO / "configs/meld_text.yaml"), "--data-root", str(meld_slice),
-            "--cache-dir", str(cache), "--seeds", "0", *FAST]
+    base = [
+        "ablate",
+        "-c",
+        str(REPO / "configs/meld_text.yaml"),
+        "--data-root",
+        str(meld_slice),
+        "--cache-dir",
+        str(cache),
+        "--seeds",
+        "0",
+        *FAST,
+    ]
     out = tmp_path / "abl"
     assert cli(*base, "--out", str(out), "--edge-types", "past+future,none") == 0
     csv = pd.read_csv(out / "ablation.csv")
@@ -290,9 +384,19 @@ def test_ablate_explicit_sets_and_unknown_type(tmp_path, meld_slice, cache, caps
 
 def test_show_graph_draws_one_dialogue(tmp_path, meld_slice, capsys):
     out = tmp_path / "g.png"
-    code = cli("show-graph", "-c", str(REPO / "configs/meld_text.yaml"), "--data-root",
-               str(meld_slice), "--dialogue", "train_1", "--out", str(out),
-               "--set", "features.modalities=[text]")
+    code = cli(
+        "show-graph",
+        "-c",
+        str(REPO / "configs/meld_text.yaml"),
+        "--data-root",
+        str(meld_slice),
+        "--dialogue",
+        "train_1",
+        "--out",
+        str(out),
+        "--set",
+        "features.modalities=[text]",
+    )
     assert code == 0 and out.read_bytes()[:4] == b"\x89PNG"
     printed = capsys.readouterr().out
     # train_1 has 7 utterances; windows of 4 give 18 past and 18 future edges
@@ -300,8 +404,17 @@ def test_show_graph_draws_one_dialogue(tmp_path, meld_slice, capsys):
 
 
 def test_show_graph_unknown_dialogue(tmp_path, meld_slice, capsys):
-    code = cli("show-graph", "-c", str(REPO / "configs/meld_text.yaml"), "--data-root",
-               str(meld_slice), "--dialogue", "train_1x", "--out", str(tmp_path / "g.png"))
+    code = cli(
+        "show-graph",
+        "-c",
+        str(REPO / "configs/meld_text.yaml"),
+        "--data-root",
+        str(meld_slice),
+        "--dialogue",
+        "train_1x",
+        "--out",
+        str(tmp_path / "g.png"),
+    )
     err = capsys.readouterr().err
     assert code == 2 and "train_1x" in err and "train_1" in err
     assert not (tmp_path / "g.png").exists()
@@ -323,9 +436,20 @@ def test_list_prints_builders_with_edge_types(capsys):
 def test_every_shipped_config_trains_on_the_slice(config, tmp_path, meld_slice, cache):
     extra = ["--set", "features.text.finetune.epochs=1"] if "finetuned" in config else []
     out = tmp_path / config
-    code = cli("train", "-c", str(REPO / f"configs/{config}.yaml"), "--data-root",
-               str(meld_slice), "--cache-dir", str(cache), "--out", str(out),
-               "--set", "train.epochs=1", *extra)
+    code = cli(
+        "train",
+        "-c",
+        str(REPO / f"configs/{config}.yaml"),
+        "--data-root",
+        str(meld_slice),
+        "--cache-dir",
+        str(cache),
+        "--out",
+        str(out),
+        "--set",
+        "train.epochs=1",
+        *extra,
+    )
     assert code == 0
     m = json.loads((out / "metrics.json").read_text())
     assert 0 < m["test"]["weighted_f1"]["mean"] <= 100
@@ -337,14 +461,23 @@ def test_every_shipped_config_trains_on_the_slice(config, tmp_path, meld_slice, 
 
 
 def test_extract_computes_then_reuses(tmp_path, meld_slice, capsys):
-    args = ["extract", "-c", str(REPO / "configs/meld_text.yaml"), "--data-root", str(meld_slice),
-            "--cache-dir", str(tmp_path / "c")]
+    args = [
+        "extract",
+        "-c",
+        str(REPO / "configs/meld_text.yaml"),
+        "--data-root",
+        str(meld_slice),
+        "--cache-dir",
+        str(tmp_path / "c"),
+    ]
     assert cli(*args) == 0
     first = capsys.readouterr().out
     assert cli(*args) == 0
     second = capsys.readouterr().out
-    n = sum(len(pd.read_csv(meld_slice / "meld" / f"{s}_sent_emo.csv"))
-            for s in ("train", "dev", "test"))
+    n = sum(
+        len(pd.read_csv(meld_slice / "meld" / f"{s}_sent_emo.csv"))
+        for s in ("train", "dev", "test")
+    )
     assert f"{n} utterances, dim 384; {n} done, 0 failed, 0 reused" in first
     assert f"0 done, 0 failed, {n} reused" in second
 
@@ -356,24 +489,41 @@ def test_train_three_modalities_from_a_feature_pickle(layout, tmp_path, cache):
 
     fx = WRITERS[layout](tmp_path)
     out = tmp_path / "run"
-    code = cli("train", "--cache-dir", str(cache), "--out", str(out),
-               "--set", "data.reader=pickle", "--set", f"data.path={fx.path}",
-               "--set", "features.modalities=[text,audio,visual]",
-               "--set", "graph.builders=[temporal, speaker, modality]",
-               "--set", "train.epochs=2", "--set", "model.hidden=16")
+    code = cli(
+        "train",
+        "--cache-dir",
+        str(cache),
+        "--out",
+        str(out),
+        "--set",
+        "data.reader=pickle",
+        "--set",
+        f"data.path={fx.path}",
+        "--set",
+        "features.modalities=[text,audio,visual]",
+        "--set",
+        "graph.builders=[temporal, speaker, modality]",
+        "--set",
+        "train.epochs=2",
+        "--set",
+        "model.hidden=16",
+    )
     assert code == 0
     m = json.loads((out / "metrics.json").read_text())
     assert "text|cross_modal|audio" in m["edge_types"]
     assert "visual|past|visual" in m["edge_types"]
     dims = json.loads((out / "model.json").read_text())["in_dims"]
-    expected = {m: next(iter(fx.arrays[field].values())).shape[1]
-                for m, field in fx.modalities.items()}
+    expected = {
+        m: next(iter(fx.arrays[field].values())).shape[1] for m, field in fx.modalities.items()
+    }
     assert dims == expected and set(dims) == {"text", "audio", "visual"}
 
 
-GOOD = ("split,dialogue_id,turn,speaker,text,label\n"
-        "train,a,0,x,hello there,joy\ntrain,a,1,y,oh no,sadness\n"
-        "dev,b,0,x,fine,joy\ntest,c,0,y,bad,sadness\n")
+GOOD = (
+    "split,dialogue_id,turn,speaker,text,label\n"
+    "train,a,0,x,hello there,joy\ntrain,a,1,y,oh no,sadness\n"
+    "dev,b,0,x,fine,joy\ntest,c,0,y,bad,sadness\n"
+)
 BAD_TABLES = {
     "missing_column": (GOOD.replace("speaker,", "who,"), "'speaker'"),
     "unknown_label": (GOOD.replace("test,c,0,y,bad,sadness", "test,c,0,y,bad,rage"), "'rage'"),
@@ -393,8 +543,17 @@ def test_bad_tables_fail_in_one_line_and_change_nothing(case, tmp_path, cache, c
         path.write_text(BAD_TABLES[case][0])
         expected = BAD_TABLES[case][1]
     before = path.read_bytes()
-    code = cli("train", "--cache-dir", str(cache), "--out", str(tmp_path / "run"),
-               "--set", "data.reader=table", "--set", f"data.path={path}")
+    code = cli(
+        "train",
+        "--cache-dir",
+        str(cache),
+        "--out",
+        str(tmp_path / "run"),
+        "--set",
+        "data.reader=table",
+        "--set",
+        f"data.path={path}",
+    )
     err = capsys.readouterr().err.strip()
     assert code == 2, err
     assert len(err.splitlines()) == 1 and expected in err and "conv.csv" in err

@@ -17,8 +17,10 @@ def test_shipped_config_loads_and_has_no_absolute_paths():
 
 
 def test_override_parses_yaml_values(tmp_path):
-    cfg = load_config(None, ["train.epochs=3", "train.seeds=[1, 2]", "model.dropout=0.1",
-                             "graph.edge_types=[past]"])
+    cfg = load_config(
+        None,
+        ["train.epochs=3", "train.seeds=[1, 2]", "model.dropout=0.1", "graph.edge_types=[past]"],
+    )
     assert cfg.train.epochs == 3 and cfg.train.seeds == [1, 2]
     assert cfg.model.dropout == 0.1 and cfg.graph.edge_types == ["past"]
 

@@ -25,10 +25,23 @@ def test_iemocap_config_on_the_official_layout(tmp_path):
     root = tmp_path / "data"
     write_iemocap_fixture(root)
     out = tmp_path / "run"
-    code = cli("train", "-c", str(REPO / "configs/iemocap.yaml"), "--data-root", str(root),
-               "--cache-dir", str(tmp_path / "c"), "--out", str(out),
-               "--set", "features.audio.encoder=fbank:16", "--set", "train.epochs=1",
-               "--set", "model.hidden=16")
+    code = cli(
+        "train",
+        "-c",
+        str(REPO / "configs/iemocap.yaml"),
+        "--data-root",
+        str(root),
+        "--cache-dir",
+        str(tmp_path / "c"),
+        "--out",
+        str(out),
+        "--set",
+        "features.audio.encoder=fbank:16",
+        "--set",
+        "train.epochs=1",
+        "--set",
+        "model.hidden=16",
+    )
     assert code == 0
     m = json.loads((out / "metrics.json").read_text())
     assert m["labels"] == ["hap", "sad", "neu", "ang", "exc", "fru"]
@@ -41,10 +54,20 @@ def test_meld_multimodal_config_and_export_round_trip(tmp_path):
 
     fx = WRITERS["mmgcn_meld"](tmp_path)
     out = tmp_path / "run"
-    base = ["-c", str(REPO / "configs/meld_multimodal.yaml"), "--cache-dir",
-            str(tmp_path / "c"), "--set", f"data.path={fx.path}"]
-    assert cli("train", *base, "--out", str(out), "--set", "train.epochs=1",
-               "--set", "model.hidden=16") == 0
+    base = [
+        "-c",
+        str(REPO / "configs/meld_multimodal.yaml"),
+        "--cache-dir",
+        str(tmp_path / "c"),
+        "--set",
+        f"data.path={fx.path}",
+    ]
+    assert (
+        cli(
+            "train", *base, "--out", str(out), "--set", "train.epochs=1", "--set", "model.hidden=16"
+        )
+        == 0
+    )
     dims = json.loads((out / "model.json").read_text())["in_dims"]
     assert dims == {"text": 600, "audio": 300, "visual": 342}
     exported = tmp_path / "again.pkl"

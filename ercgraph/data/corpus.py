@@ -63,16 +63,22 @@ class Corpus:
     def num_classes(self) -> int:
         return len(self.labels)
 
-    def subset(self, splits: Iterable[str] | None = None,
-               dialogues: Iterable[str] | None = None) -> Corpus:
+    def subset(
+        self, splits: Iterable[str] | None = None, dialogues: Iterable[str] | None = None
+    ) -> Corpus:
         """A new Corpus holding only some splits and/or dialogues (row order kept)."""
         mask = np.ones(len(self.df), dtype=bool)
         if splits is not None:
             mask &= self.df["split"].isin(list(splits)).to_numpy()
         if dialogues is not None:
             mask &= self.df["dialogue_id"].isin(list(dialogues)).to_numpy()
-        return Corpus(self.df[mask].reset_index(drop=True), self.name, self.labels,
-                      self.source, dict(self.meta))
+        return Corpus(
+            self.df[mask].reset_index(drop=True),
+            self.name,
+            self.labels,
+            self.source,
+            dict(self.meta),
+        )
 
     def label_ids(self) -> np.ndarray:
         """Label index per row; -1 where the label is missing."""
@@ -96,23 +102,29 @@ class Corpus:
         ranks = first.groupby(level=0, sort=False).rank(method="first").astype(int) - 1
         return ranks.reindex(keys).to_numpy().astype(np.int64)
 
-    def fingerprint(self, columns: Sequence[str] = ("split", "dialogue_id", "turn", "speaker",
-                                                     "text")) -> str:
+    def fingerprint(
+        self, columns: Sequence[str] = ("split", "dialogue_id", "turn", "speaker", "text")
+    ) -> str:
         """A hash of the listed columns' content (used as part of every cache key)."""
         h = hashlib.sha256()
         for col in columns:
             if col not in self.df.columns:
                 continue
             h.update(col.encode())
-            h.update(pd.util.hash_pandas_object(self.df[col].astype(str), index=False)
-                     .to_numpy().tobytes())
+            h.update(
+                pd.util.hash_pandas_object(self.df[col].astype(str), index=False)
+                .to_numpy()
+                .tobytes()
+            )
         return h.hexdigest()[:16]
 
     def __repr__(self) -> str:
         counts = self.df.groupby("split", sort=False).size().to_dict()
-        return (f"Corpus(name={self.name!r}, utterances={len(self.df)}, "
-                f"dialogues={self.df['dialogue_id'].nunique()}, splits={counts}, "
-                f"labels={list(self.labels)})")
+        return (
+            f"Corpus(name={self.name!r}, utterances={len(self.df)}, "
+            f"dialogues={self.df['dialogue_id'].nunique()}, splits={counts}, "
+            f"labels={list(self.labels)})"
+        )
 
 
 def validate_frame(df: pd.DataFrame, labels: Sequence[str], source: str) -> pd.DataFrame:
@@ -134,7 +146,8 @@ def validate_frame(df: pd.DataFrame, labels: Sequence[str], source: str) -> pd.D
     if bad_split.any():
         i = int(np.flatnonzero(bad_split.to_numpy())[0])
         raise ErcgraphError(
-            f"{source}: row {i}: split {df['split'].iloc[i]!r} is not one of {list(SPLITS)}")
+            f"{source}: row {i}: split {df['split'].iloc[i]!r} is not one of {list(SPLITS)}"
+        )
     for col in ("dialogue_id", "speaker"):
         null = df[col].isna()
         if null.any():
@@ -145,7 +158,8 @@ def validate_frame(df: pd.DataFrame, labels: Sequence[str], source: str) -> pd.D
     if turn.isna().any() or (turn % 1 != 0).any():
         i = int(np.flatnonzero((turn.isna() | (turn % 1 != 0)).to_numpy())[0])
         raise ErcgraphError(
-            f"{source}: row {i}: column 'turn' must be an integer, got {df['turn'].iloc[i]!r}")
+            f"{source}: row {i}: column 'turn' must be an integer, got {df['turn'].iloc[i]!r}"
+        )
     df["turn"] = turn.astype(np.int64)
     dup = df.duplicated(["dialogue_id", "turn"], keep="first")
     if dup.any():
@@ -153,7 +167,8 @@ def validate_frame(df: pd.DataFrame, labels: Sequence[str], source: str) -> pd.D
         raise ErcgraphError(
             f"{source}: row {i}: duplicate utterance key "
             f"(dialogue_id={df['dialogue_id'].iloc[i]!r}, turn={int(df['turn'].iloc[i])}); "
-            "each (dialogue, turn) must appear once")
+            "each (dialogue, turn) must appear once"
+        )
     split_per_dialogue = df.groupby("dialogue_id")["split"].nunique()
     if (split_per_dialogue > 1).any():
         d = split_per_dialogue[split_per_dialogue > 1].index[0]
@@ -166,13 +181,15 @@ def validate_frame(df: pd.DataFrame, labels: Sequence[str], source: str) -> pd.D
         i = int(np.flatnonzero(unknown.to_numpy())[0])
         raise ErcgraphError(
             f"{source}: row {i}: unknown label {lab.iloc[i]!r} in column 'label'; "
-            f"expected one of {sorted(known)}")
+            f"expected one of {sorted(known)}"
+        )
     df["label"] = lab.where(present, None)
     labelled = df["split"].isin(["train", "dev", "test"])
     if (labelled & ~present).any():
         i = int(np.flatnonzero((labelled & ~present).to_numpy())[0])
         raise ErcgraphError(
-            f"{source}: row {i}: split {df['split'].iloc[i]!r} needs a label, but 'label' is empty")
+            f"{source}: row {i}: split {df['split'].iloc[i]!r} needs a label, but 'label' is empty"
+        )
     # order: split, dialogue by first appearance, turn
     split_rank = df["split"].map({s: i for i, s in enumerate(SPLITS)})
     dia_rank = df["dialogue_id"].map({d: i for i, d in enumerate(dict.fromkeys(df["dialogue_id"]))})

@@ -51,28 +51,34 @@ def _dataset(corpus: Corpus, dataset: str | None) -> str:
         name = str(corpus.meta.get("dataset") or corpus.name).lower()
         return name if name in ("meld", "iemocap") else "other"
     if dataset not in EXPORT_DATASETS:
-        raise ErcgraphError(f"export_mmgcn: dataset must be one of {', '.join(EXPORT_DATASETS)} "
-                            f"or None, got {dataset!r}")
+        raise ErcgraphError(
+            f"export_mmgcn: dataset must be one of {', '.join(EXPORT_DATASETS)} "
+            f"or None, got {dataset!r}"
+        )
     return dataset
 
 
 def _meld_keys(dialogue_ids: list[str]) -> list[int]:
     """MELD pickle keys of ``train_12``-style dialogue ids."""
-    span = {"train": MELD_PICKLE_KEY_OFFSETS["dev"],
-            "dev": MELD_PICKLE_KEY_OFFSETS["test"] - MELD_PICKLE_KEY_OFFSETS["dev"],
-            "test": None}
+    span = {
+        "train": MELD_PICKLE_KEY_OFFSETS["dev"],
+        "dev": MELD_PICKLE_KEY_OFFSETS["test"] - MELD_PICKLE_KEY_OFFSETS["dev"],
+        "test": None,
+    }
     keys = []
     for d in dialogue_ids:
         m = _MELD_ID.match(d)
         if m is None:
             raise ErcgraphError(
                 f"export_mmgcn: dialogue id {d!r} does not follow the MELD convention "
-                f"('train_12', 'dev_3', 'test_0') needed for MELD pickle keys")
+                f"('train_12', 'dev_3', 'test_0') needed for MELD pickle keys"
+            )
         prefix, number = m.group(1), int(m.group(2))
         if span[prefix] is not None and number >= span[prefix]:
             raise ErcgraphError(
                 f"export_mmgcn: dialogue id {d!r}: MELD {prefix} dialogue numbers stop at "
-                f"{span[prefix] - 1} in the pickle key space (train D, dev D+1039, test D+1153)")
+                f"{span[prefix] - 1} in the pickle key space (train D, dev D+1039, test D+1153)"
+            )
         keys.append(MELD_PICKLE_KEY_OFFSETS[prefix] + number)
     return keys
 
@@ -90,13 +96,15 @@ def _one_hot(corpus: Corpus, blocks: list[slice], dialogue_ids: list[str]) -> li
         if idx.max() >= MELD_SPEAKER_SLOTS:
             raise ErcgraphError(
                 f"export_mmgcn: dialogue {d!r} has speaker index {int(idx.max())}; MELD pickles "
-                f"hold {MELD_SPEAKER_SLOTS}-d one-hot speakers")
+                f"hold {MELD_SPEAKER_SLOTS}-d one-hot speakers"
+            )
         out.append(np.eye(MELD_SPEAKER_SLOTS, dtype=np.int64)[idx].tolist())
     return out
 
 
-def export_mmgcn(corpus: Corpus, store: FeatureStore, path: Path,
-                 dataset: str | None = None) -> Path:
+def export_mmgcn(
+    corpus: Corpus, store: FeatureStore, path: Path, dataset: str | None = None
+) -> Path:
     """Write ``corpus`` + ``store`` as an MMGCN/DialogueGCN feature pickle (module docstring).
 
     Args:
@@ -123,7 +131,8 @@ def export_mmgcn(corpus: Corpus, store: FeatureStore, path: Path,
     if missing:
         raise ErcgraphError(
             f"export_mmgcn: the feature store has no {missing[0]!r} modality (it has "
-            f"{store.modalities}); the MMGCN layout needs {', '.join(MMGCN_MODALITIES)}")
+            f"{store.modalities}); the MMGCN layout needs {', '.join(MMGCN_MODALITIES)}"
+        )
     store.check_rows(corpus.num_utterances, "export_mmgcn")
     for m in MMGCN_MODALITIES:
         absent = ~store.present[m].numpy()
@@ -133,16 +142,20 @@ def export_mmgcn(corpus: Corpus, store: FeatureStore, path: Path,
                 f"export_mmgcn: modality {m!r} is missing for {int(absent.sum())} utterance(s) "
                 f"(first: dialogue {corpus.df['dialogue_id'].iloc[i]!r}, turn "
                 f"{int(corpus.df['turn'].iloc[i])}); the MMGCN layout cannot mark missing "
-                f"features")
+                f"features"
+            )
     extra = sorted(set(corpus.splits) - {"train", "dev", "test"})
     if extra:
-        raise ErcgraphError(f"export_mmgcn: split {extra[0]!r} has no place in the MMGCN layout "
-                            f"(train/dev/test only)")
+        raise ErcgraphError(
+            f"export_mmgcn: split {extra[0]!r} has no place in the MMGCN layout "
+            f"(train/dev/test only)"
+        )
     expected = {"meld": MELD_LABELS, "iemocap": IEMOCAP_LABELS}.get(dataset)
     if expected is not None and corpus.labels != expected:
         raise ErcgraphError(
             f"export_mmgcn: the {dataset} layout stores label ids into {list(expected)}, but the "
-            f"corpus labels are {list(corpus.labels)}")
+            f"corpus labels are {list(corpus.labels)}"
+        )
 
     df = corpus.df
     dialogue_index = corpus.dialogue_index()
@@ -161,8 +174,10 @@ def export_mmgcn(corpus: Corpus, store: FeatureStore, path: Path,
     else:
         names = df["speaker"].astype(str).tolist()
         speakers = [names[b] for b in blocks]
-    feats = {m: store.features[m].detach().cpu().numpy().astype(np.float32, copy=False)
-             for m in MMGCN_MODALITIES}
+    feats = {
+        m: store.features[m].detach().cpu().numpy().astype(np.float32, copy=False)
+        for m in MMGCN_MODALITIES
+    }
 
     video_ids, video_speakers, video_labels, video_sentence = {}, {}, {}, {}
     video = {m: {} for m in MMGCN_MODALITIES}
@@ -175,8 +190,17 @@ def export_mmgcn(corpus: Corpus, store: FeatureStore, path: Path,
             video[m][key] = np.array(feats[m][block], dtype=np.float32)
     train_vid = [k for k, s in zip(keys, splits) if s in ("train", "dev")]
     test_vid = [k for k, s in zip(keys, splits) if s == "test"]
-    obj: list[Any] = [video_ids, video_speakers, video_labels, video["text"], video["audio"],
-                      video["visual"], video_sentence, train_vid, test_vid]
+    obj: list[Any] = [
+        video_ids,
+        video_speakers,
+        video_labels,
+        video["text"],
+        video["audio"],
+        video["visual"],
+        video_sentence,
+        train_vid,
+        test_vid,
+    ]
     if dataset == "meld":
         sentiment: dict[Any, list[int]] = {}
         if "sentiment" in df.columns and df["sentiment"].isin(MELD_SENTIMENTS).all():

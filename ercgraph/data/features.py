@@ -75,10 +75,12 @@ class FeatureStore:
         for m, x in self.features.items():
             if x.dim() != 2:
                 raise ErcgraphError(
-                    f"features[{m!r}] must be 2-D [utterances, dim], got {tuple(x.shape)}")
+                    f"features[{m!r}] must be 2-D [utterances, dim], got {tuple(x.shape)}"
+                )
             if n is not None and x.shape[0] != n:
                 raise ErcgraphError(
-                    f"features[{m!r}] has {x.shape[0]} rows but another modality has {n}")
+                    f"features[{m!r}] has {x.shape[0]} rows but another modality has {n}"
+                )
             n = x.shape[0]
             self.features[m] = x.float()
             if m not in self.present:
@@ -99,14 +101,18 @@ class FeatureStore:
             if x.shape[0] != num_utterances:
                 raise ErcgraphError(
                     f"{source}: modality {m!r} has {x.shape[0]} feature rows but the corpus has "
-                    f"{num_utterances} utterances")
+                    f"{num_utterances} utterances"
+                )
 
     def merge(self, other: FeatureStore) -> FeatureStore:
         clash = set(self.features) & set(other.features)
         if clash:
             raise ErcgraphError(f"two feature sources both provide modality {sorted(clash)}")
-        return FeatureStore({**self.features, **other.features}, {**self.present, **other.present},
-                            {**self.manifest, **other.manifest})
+        return FeatureStore(
+            {**self.features, **other.features},
+            {**self.present, **other.present},
+            {**self.manifest, **other.manifest},
+        )
 
     # -- disk -----------------------------------------------------------------------------
     def save(self, path: Path) -> None:
@@ -118,14 +124,18 @@ class FeatureStore:
             tensors[f"{m}.x"] = self.features[m].contiguous()
             tensors[f"{m}.present"] = self.present[m].to(torch.uint8).contiguous()
         blob = save(tensors)
-        meta = {"format": FORMAT_VERSION, "manifest": self.manifest,
-                "sha256": hashlib.sha256(blob).hexdigest()}
+        meta = {
+            "format": FORMAT_VERSION,
+            "manifest": self.manifest,
+            "sha256": hashlib.sha256(blob).hexdigest(),
+        }
         atomic_write_bytes(path, blob)
         atomic_write_bytes(path.with_suffix(".json"), json.dumps(meta, indent=1).encode())
 
     @classmethod
-    def load(cls, path: Path, expected_manifest: dict[str, dict[str, Any]] | None = None
-             ) -> FeatureStore:
+    def load(
+        cls, path: Path, expected_manifest: dict[str, dict[str, Any]] | None = None
+    ) -> FeatureStore:
         """Load and verify a saved store.
 
         Raises:
@@ -143,10 +153,12 @@ class FeatureStore:
         if meta.get("format") != FORMAT_VERSION:
             raise ErcgraphError(f"feature cache {str(path)!r} has format {meta.get('format')}")
         if hashlib.sha256(blob).hexdigest() != meta.get("sha256"):
-            raise ErcgraphError(f"feature cache {str(path)!r} is corrupt or truncated "
-                                "(checksum mismatch)")
-        if expected_manifest is not None and json.loads(json.dumps(
-                expected_manifest, default=str)) != meta.get("manifest"):
+            raise ErcgraphError(
+                f"feature cache {str(path)!r} is corrupt or truncated (checksum mismatch)"
+            )
+        if expected_manifest is not None and json.loads(
+            json.dumps(expected_manifest, default=str)
+        ) != meta.get("manifest"):
             raise ErcgraphError(f"feature cache {str(path)!r} is stale (its manifest differs)")
         try:
             tensors = load(blob)
@@ -157,8 +169,9 @@ class FeatureStore:
         for m in mods:
             x = tensors[f"{m}.x"]
             if not torch.isfinite(x).all():
-                raise ErcgraphError(f"feature cache {str(path)!r}: modality {m!r} has non-finite "
-                                    "values")
+                raise ErcgraphError(
+                    f"feature cache {str(path)!r}: modality {m!r} has non-finite values"
+                )
             feats[m] = x
             present[m] = tensors[f"{m}.present"].bool()
         return cls(feats, present, meta.get("manifest", {}))

@@ -81,8 +81,19 @@ from ercgraph.registry import READERS
 #: Four-class setting: the six-class order restricted to the kept classes (exc merged into hap).
 IEMOCAP_FOUR_LABELS = ("hap", "sad", "neu", "ang")
 #: Every consensus label that occurs in the EmoEvaluation files.
-IEMOCAP_CONSENSUS_LABELS = ("neu", "hap", "sad", "ang", "exc", "fru", "sur", "fea", "dis", "oth",
-                            "xxx")
+IEMOCAP_CONSENSUS_LABELS = (
+    "neu",
+    "hap",
+    "sad",
+    "ang",
+    "exc",
+    "fru",
+    "sur",
+    "fea",
+    "dis",
+    "oth",
+    "xxx",
+)
 IEMOCAP_SESSIONS = (1, 2, 3, 4, 5)
 IEMOCAP_OPTIONS = ("labels", "sessions", "test_session", "dev_every", "encoding")
 #: Consensus label → Corpus label per setting; a label absent from the map is dropped.
@@ -94,7 +105,8 @@ LABEL_MAPS = {
 _NUM = r"[-+]?\d+(?:\.\d*)?"
 _LABEL_LINE = re.compile(
     rf"^\[\s*({_NUM})\s*-\s*({_NUM})\s*\]\s+(\S+)\s+(\S+)\s+"
-    rf"\[\s*({_NUM})\s*,\s*({_NUM})\s*,\s*({_NUM})\s*\]\s*$")
+    rf"\[\s*({_NUM})\s*,\s*({_NUM})\s*,\s*({_NUM})\s*\]\s*$"
+)
 _TRANSCRIPT_LINE = re.compile(rf"^(\S+)\s+\[\s*({_NUM})\s*-\s*({_NUM})\s*\]\s*:\s?(.*)$")
 _UTTERANCE_ID = re.compile(r"^Ses(\d{2})[FM]_.+_([FM])\d{3}$")
 _SESSION_DIR = re.compile(r"^Session(\d+)$")
@@ -123,7 +135,8 @@ def iemocap_speaker(utterance_id: str) -> str:
     m = _UTTERANCE_ID.match(utterance_id)
     if m is None:
         raise ErcgraphError(
-            f"{utterance_id!r} is not an IEMOCAP utterance id like 'Ses01F_impro01_M000'")
+            f"{utterance_id!r} is not an IEMOCAP utterance id like 'Ses01F_impro01_M000'"
+        )
     return f"Ses{m.group(1)}_{m.group(2)}"
 
 
@@ -145,32 +158,38 @@ def parse_emo_evaluation(path: Path, encoding: str = "utf-8") -> list[EmoLine]:
         if m is None:
             raise ErcgraphError(
                 f"{path}: line {no}: cannot parse {line.strip()!r}; expected "
-                f"'[start - end]<TAB>utterance id<TAB>label<TAB>[valence, activation, dominance]'")
+                f"'[start - end]<TAB>utterance id<TAB>label<TAB>[valence, activation, dominance]'"
+            )
         utt, label = m.group(3), m.group(4)
         if not utt.startswith(dialogue + "_") or _UTTERANCE_ID.match(utt) is None:
             raise ErcgraphError(
                 f"{path}: line {no}: utterance id {utt!r} is not an utterance of dialogue "
-                f"{dialogue!r} (expected '{dialogue}_F000'-style ids)")
+                f"{dialogue!r} (expected '{dialogue}_F000'-style ids)"
+            )
         if label not in IEMOCAP_CONSENSUS_LABELS:
             raise ErcgraphError(
                 f"{path}: line {no}: unknown consensus label {label!r} for {utt!r}; expected one "
-                f"of {list(IEMOCAP_CONSENSUS_LABELS)}")
+                f"of {list(IEMOCAP_CONSENSUS_LABELS)}"
+            )
         if utt in seen:
             raise ErcgraphError(
                 f"{path}: line {no}: utterance {utt!r} is labelled twice (already at line "
-                f"{seen[utt]})")
+                f"{seen[utt]})"
+            )
         seen[utt] = no
         start, end, val, act, dom = (float(m.group(k)) for k in (1, 2, 5, 6, 7))
         out.append(EmoLine(utt, start, end, label, val, act, dom, no))
     if not out:
         raise ErcgraphError(
             f"{path}: no utterance line '[start - end]<TAB>utterance id<TAB>label<TAB>[V, A, D]' "
-            f"found; is this an IEMOCAP EmoEvaluation file?")
+            f"found; is this an IEMOCAP EmoEvaluation file?"
+        )
     return out
 
 
-def parse_transcription(path: Path, wanted: set[str],
-                        encoding: str = "utf-8") -> tuple[dict[str, str], int]:
+def parse_transcription(
+    path: Path, wanted: set[str], encoding: str = "utf-8"
+) -> tuple[dict[str, str], int]:
     """Text of the ``wanted`` utterances of one transcription file, and the lines skipped.
 
     Raises:
@@ -188,7 +207,8 @@ def parse_transcription(path: Path, wanted: set[str],
             raise ErcgraphError(
                 f"{path}: line {no}: cannot parse {line.strip()!r}; expected "
                 f"'<utterance id> [start-end]: text' (e.g. "
-                f"'Ses01F_impro01_F000 [006.2901-008.2357]: Excuse me.')")
+                f"'Ses01F_impro01_F000 [006.2901-008.2357]: Excuse me.')"
+            )
         utt = m.group(1)
         if utt not in wanted:
             skipped += 1  # overlaps (..._MXX0) and other turns without a label
@@ -196,7 +216,8 @@ def parse_transcription(path: Path, wanted: set[str],
         if utt in texts:
             raise ErcgraphError(
                 f"{path}: line {no}: utterance {utt!r} is transcribed twice (already at line "
-                f"{where[utt]})")
+                f"{where[utt]})"
+            )
         texts[utt] = m.group(4).strip()
         where[utt] = no
     return texts, skipped
@@ -208,33 +229,45 @@ def _options(data: DataConfig) -> dict[str, Any]:
     opts = dict(data.options or {})
     setting = opts.get("labels", "six")
     if setting not in LABEL_MAPS:
-        raise ErcgraphError(
-            f"config: data.options.labels must be 'six' or 'four', got {setting!r}")
+        raise ErcgraphError(f"config: data.options.labels must be 'six' or 'four', got {setting!r}")
     sessions = opts.get("sessions", list(IEMOCAP_SESSIONS))
-    if (not isinstance(sessions, (list, tuple)) or not sessions
-            or not all(isinstance(s, int) and not isinstance(s, bool) and s in IEMOCAP_SESSIONS
-                       for s in sessions)
-            or len(set(sessions)) != len(sessions)):
+    if (
+        not isinstance(sessions, (list, tuple))
+        or not sessions
+        or not all(
+            isinstance(s, int) and not isinstance(s, bool) and s in IEMOCAP_SESSIONS
+            for s in sessions
+        )
+        or len(set(sessions)) != len(sessions)
+    ):
         raise ErcgraphError(
             f"config: data.options.sessions must be a non-empty list of distinct session numbers "
-            f"from {list(IEMOCAP_SESSIONS)}, got {sessions!r}")
+            f"from {list(IEMOCAP_SESSIONS)}, got {sessions!r}"
+        )
     sessions = sorted(sessions)
     test_session = opts.get("test_session", 5)
     if test_session is not None and test_session not in sessions:
         raise ErcgraphError(
             f"config: data.options.test_session is {test_session!r}, which is not among the "
             f"sessions read {sessions}; add it to data.options.sessions or set test_session: "
-            f"null (no test split)")
+            f"null (no test split)"
+        )
     dev_every = opts.get("dev_every", 10)
     if not isinstance(dev_every, int) or isinstance(dev_every, bool) or dev_every < 0:
         raise ErcgraphError(
             f"config: data.options.dev_every must be an integer >= 0 (0 = no dev split), got "
-            f"{dev_every!r}")
+            f"{dev_every!r}"
+        )
     encoding = opts.get("encoding", "utf-8")
     if not isinstance(encoding, str):
         raise ErcgraphError(f"config: data.options.encoding must be a string, got {encoding!r}")
-    return {"labels": setting, "sessions": sessions, "test_session": test_session,
-            "dev_every": dev_every, "encoding": encoding}
+    return {
+        "labels": setting,
+        "sessions": sessions,
+        "test_session": test_session,
+        "dev_every": dev_every,
+        "encoding": encoding,
+    }
 
 
 def _labels(data: DataConfig, setting: str) -> tuple[str, ...]:
@@ -245,7 +278,8 @@ def _labels(data: DataConfig, setting: str) -> tuple[str, ...]:
     if sorted(given) != sorted(default):
         raise ErcgraphError(
             f"config: data.labels {list(given)} must be an ordering of the {setting}-class IEMOCAP "
-            f"labels {list(default)}")
+            f"labels {list(default)}"
+        )
     return given
 
 
@@ -259,15 +293,20 @@ def release_folder(data: DataConfig, root: Path | None, sessions: list[int]) -> 
     if data.paths or data.columns:
         raise ErcgraphError(
             "config: the iemocap reader takes data.path (the IEMOCAP_full_release folder); "
-            "data.paths and data.columns are not used by it")
+            "data.paths and data.columns are not used by it"
+        )
     folder = resolve_data_path(data.path or "IEMOCAP_full_release", root, "data.path")
     if not folder.is_dir():
         raise ErcgraphError(
             f"data.path: {str(folder)!r} is not a folder; the iemocap reader wants the "
-            f"IEMOCAP_full_release folder holding Session1 ... Session5")
+            f"IEMOCAP_full_release folder holding Session1 ... Session5"
+        )
     folder = folder.resolve()
-    found = sorted(int(m.group(1)) for p in folder.iterdir()
-                   if p.is_dir() and (m := _SESSION_DIR.match(p.name)))
+    found = sorted(
+        int(m.group(1))
+        for p in folder.iterdir()
+        if p.is_dir() and (m := _SESSION_DIR.match(p.name))
+    )
     missing = [s for s in sessions if s not in found]
     if missing:
         names = ", ".join(f"Session{s}" for s in missing)
@@ -277,7 +316,8 @@ def release_folder(data: DataConfig, root: Path | None, sessions: list[int]) -> 
             hint = f"; did you mean {str(folder / 'IEMOCAP_full_release')!r}?"
         raise ErcgraphError(
             f"{folder}: missing {names} (found {seen}); point data.path at IEMOCAP_full_release "
-            f"or set data.options.sessions to the sessions present{hint}")
+            f"or set data.options.sessions to the sessions present{hint}"
+        )
     return folder
 
 
@@ -286,16 +326,21 @@ def _dialogue_files(folder: Path, session: int) -> list[Path]:
     if not emo_dir.is_dir():
         raise ErcgraphError(
             f"{emo_dir}: folder not found; every session needs dialog/EmoEvaluation/ with one "
-            f"<dialogue>.txt label file per dialogue")
-    files = sorted(p for p in emo_dir.iterdir()
-                   if p.suffix == ".txt" and not p.name.startswith(".") and p.is_file())
+            f"<dialogue>.txt label file per dialogue"
+        )
+    files = sorted(
+        p
+        for p in emo_dir.iterdir()
+        if p.suffix == ".txt" and not p.name.startswith(".") and p.is_file()
+    )
     if not files:
         raise ErcgraphError(f"{emo_dir}: no <dialogue>.txt label file found")
     return files
 
 
-def _read_dialogue(folder: Path, session: int, emo_path: Path, encoding: str,
-                   rows: list[dict[str, Any]]) -> int:
+def _read_dialogue(
+    folder: Path, session: int, emo_path: Path, encoding: str, rows: list[dict[str, Any]]
+) -> int:
     """Append one row per labelled utterance of a dialogue; return transcript lines skipped."""
     dialogue = emo_path.stem
     labelled = parse_emo_evaluation(emo_path, encoding)
@@ -303,35 +348,38 @@ def _read_dialogue(folder: Path, session: int, emo_path: Path, encoding: str,
     if not trans_path.is_file():
         raise ErcgraphError(
             f"{emo_path}: dialogue {dialogue!r} has labels but no transcription file "
-            f"{str(trans_path)!r}")
-    texts, skipped = parse_transcription(trans_path, {e.utterance_id for e in labelled},
-                                         encoding)
+            f"{str(trans_path)!r}"
+        )
+    texts, skipped = parse_transcription(trans_path, {e.utterance_id for e in labelled}, encoding)
     for e in labelled:
         if e.utterance_id not in texts:
             raise ErcgraphError(
                 f"{trans_path}: no line for utterance {e.utterance_id!r}, which is labelled at "
-                f"{emo_path}: line {e.line}")
+                f"{emo_path}: line {e.line}"
+            )
     wav_dir = folder / f"Session{session}" / "sentences" / "wav" / dialogue
     wavs = set(os.listdir(wav_dir)) if wav_dir.is_dir() else set()
     avi = folder / f"Session{session}" / "dialog" / "avi" / "DivX" / f"{dialogue}.avi"
     video = str(avi) if avi.is_file() else None
     for e in labelled:
         wav = f"{e.utterance_id}.wav"
-        rows.append({
-            "dialogue_id": dialogue,
-            "speaker": iemocap_speaker(e.utterance_id),
-            "consensus_label": e.label,
-            "text": texts[e.utterance_id],
-            "start": e.start,
-            "end": e.end,
-            "valence": e.valence,
-            "arousal": e.arousal,
-            "dominance": e.dominance,
-            "audio_path": str(wav_dir / wav) if wav in wavs else None,
-            "video_path": video,
-            "session": session,
-            "utterance_id": e.utterance_id,
-        })
+        rows.append(
+            {
+                "dialogue_id": dialogue,
+                "speaker": iemocap_speaker(e.utterance_id),
+                "consensus_label": e.label,
+                "text": texts[e.utterance_id],
+                "start": e.start,
+                "end": e.end,
+                "valence": e.valence,
+                "arousal": e.arousal,
+                "dominance": e.dominance,
+                "audio_path": str(wav_dir / wav) if wav in wavs else None,
+                "video_path": video,
+                "session": session,
+                "utterance_id": e.utterance_id,
+            }
+        )
     return skipped
 
 
@@ -387,8 +435,11 @@ def read_iemocap(data: DataConfig, root: Path | None) -> Corpus:
     first = ["split", "dialogue_id", "turn", "speaker", "label"]
     kept = kept[first + [c for c in kept.columns if c not in first]].reset_index(drop=True)
 
-    dev_rule = (f"every {opts['dev_every']}th training dialogue by sorted name, from the first"
-                if opts["dev_every"] else "none")
+    dev_rule = (
+        f"every {opts['dev_every']}th training dialogue by sorted name, from the first"
+        if opts["dev_every"]
+        else "none"
+    )
     meta = {
         "reader": "iemocap",
         "label_setting": opts["labels"],

@@ -21,5 +21,6 @@ def load_corpus(cfg: Config) -> Corpus:
     corpus = reader(cfg.data, data_root(cfg))
     if not isinstance(corpus, Corpus):
         raise ErcgraphError(
-            f"data reader {cfg.data.reader!r} returned {type(corpus).__name__}, expected a Corpus")
+            f"data reader {cfg.data.reader!r} returned {type(corpus).__name__}, expected a Corpus"
+        )
     return corpus

@@ -40,18 +40,19 @@ from ercgraph.data.table import (
 from ercgraph.errors import ErcgraphError
 from ercgraph.registry import READERS
 
-MELD_FILES = {"train": "train_sent_emo.csv", "dev": "dev_sent_emo.csv",
-              "test": "test_sent_emo.csv"}
+MELD_FILES = {"train": "train_sent_emo.csv", "dev": "dev_sent_emo.csv", "test": "test_sent_emo.csv"}
 #: First dialogue key of each split in the MELD feature pickles (DialogueRNN, MMGCN, COSMIC...).
 MELD_PICKLE_KEY_OFFSETS = {"train": 0, "dev": 1039, "test": 1153}
 MELD_OPTIONS = ("encoding", "clips")
 #: Folders of the MELD.Raw release, per split, holding ``dia{D}_utt{U}.mp4``.
-MELD_CLIP_FOLDERS = {"train": "train_splits", "dev": "dev_splits_complete",
-                     "test": "output_repeated_splits_test"}
+MELD_CLIP_FOLDERS = {
+    "train": "train_splits",
+    "dev": "dev_splits_complete",
+    "test": "output_repeated_splits_test",
+}
 
 _REQUIRED = ("Utterance", "Speaker", "Emotion", "Dialogue_ID", "Utterance_ID")
-_RENAME = {"Sentiment": "sentiment", "Season": "season", "Episode": "episode",
-           "Sr No.": "sr_no"}
+_RENAME = {"Sentiment": "sentiment", "Season": "season", "Episode": "episode", "Sr No.": "sr_no"}
 _TIME = r"^\s*(\d+):(\d{1,2}):(\d{1,2})(?:[,.](\d{1,6}))?\s*$"
 
 
@@ -84,23 +85,29 @@ def parse_times(src: SourceTable, column: str) -> pd.Series:
     if i is not None:
         raise ErcgraphError(
             f"{src.where(i)}: column {column!r}: expected a time like '00:16:16,059', got "
-            f"{raw.iloc[i]!r}")
+            f"{raw.iloc[i]!r}"
+        )
     hms = parts[[0, 1, 2]].astype("float64")
     frac = parts[3].fillna("0")
     seconds = frac.astype("float64") / np.power(10.0, frac.str.len().astype("float64"))
     return hms[0] * 3600 + hms[1] * 60 + hms[2] + seconds
 
 
-def read_meld_file(path: Path, split: str, encoding: str = "utf-8",
-                   labels: tuple[str, ...] = MELD_LABELS) -> pd.DataFrame:
+def read_meld_file(
+    path: Path, split: str, encoding: str = "utf-8", labels: tuple[str, ...] = MELD_LABELS
+) -> pd.DataFrame:
     """One official MELD CSV as Corpus-shaped rows of ``split``.
 
     Raises:
         ErcgraphError: naming the file (and row/column) for a non-UTF-8 file, a missing column,
             an unknown emotion, a non-integer id or a duplicate utterance.
     """
-    src = read_table_file(path, "csv", ("Utterance", "Speaker", "Emotion", "Sentiment",
-                                        "StartTime", "EndTime"), encoding)
+    src = read_table_file(
+        path,
+        "csv",
+        ("Utterance", "Speaker", "Emotion", "Sentiment", "StartTime", "EndTime"),
+        encoding,
+    )
     src.require(_REQUIRED, "a MELD CSV needs " + ", ".join(_REQUIRED))
     df = src.df
     dia = check_integers(src, "Dialogue_ID", "dialogue id")
@@ -113,21 +120,25 @@ def read_meld_file(path: Path, split: str, encoding: str = "utf-8",
     if i is not None:
         raise ErcgraphError(
             f"{src.where(i)}: unknown emotion {df['Emotion'].iloc[i]!r} in column 'Emotion'; "
-            f"expected one of {list(labels)}")
+            f"expected one of {list(labels)}"
+        )
 
-    out = pd.DataFrame({
-        "split": split,
-        "dialogue_id": split + "_" + dia.astype("str"),
-        "turn": utt,
-        "speaker": df["Speaker"].astype("str").str.strip(),
-        "label": label,
-        "text": repair_text_column(df["Utterance"].fillna("")),
-    })
+    out = pd.DataFrame(
+        {
+            "split": split,
+            "dialogue_id": split + "_" + dia.astype("str"),
+            "turn": utt,
+            "speaker": df["Speaker"].astype("str").str.strip(),
+            "label": label,
+            "text": repair_text_column(df["Utterance"].fillna("")),
+        }
+    )
     for col, name in _RENAME.items():
         if col in df.columns:
             values = df[col]
-            out[name] = values.astype("str").str.strip().str.lower() if name == "sentiment" \
-                else values
+            out[name] = (
+                values.astype("str").str.strip().str.lower() if name == "sentiment" else values
+            )
     if "StartTime" in df.columns:
         out["start"] = parse_times(src, "StartTime")
     if "EndTime" in df.columns:
@@ -144,8 +155,9 @@ def read_meld_file(path: Path, split: str, encoding: str = "utf-8",
 def meld_paths(data: DataConfig, root: Path | None) -> dict[str, Path]:
     """Split → CSV file from ``data.paths`` or the folder ``data.path`` (default ``meld``)."""
     if data.path is not None and data.paths:
-        raise ErcgraphError("config: set either data.path (the MELD folder) or data.paths "
-                            "({split: csv}), not both")
+        raise ErcgraphError(
+            "config: set either data.path (the MELD folder) or data.paths ({split: csv}), not both"
+        )
     if data.paths:
         out = {}
         for key, rel in data.paths.items():
@@ -158,7 +170,8 @@ def meld_paths(data: DataConfig, root: Path | None) -> dict[str, Path]:
     if not folder.is_dir():
         raise ErcgraphError(
             f"data.path: {str(folder)!r} is not a folder; the meld reader wants the folder "
-            f"holding {', '.join(MELD_FILES.values())} (or data.paths for single files)")
+            f"holding {', '.join(MELD_FILES.values())} (or data.paths for single files)"
+        )
     out = {}
     for split, name in MELD_FILES.items():
         path = folder / name
@@ -202,15 +215,23 @@ def meld_clip_paths(df: pd.DataFrame, clips: str, root: Path | None) -> tuple[pd
     for split, sub in MELD_CLIP_FOLDERS.items():
         if split in set(df["split"]) and not (folder / sub).is_dir():
             layout = ", ".join(MELD_CLIP_FOLDERS.values())
-            raise ErcgraphError(f"data.options.clips: {str(folder)!r} has no {sub!r} folder "
-                                f"(the MELD.Raw layout has {layout})")
-    paths = [folder / MELD_CLIP_FOLDERS[sp] / f"dia{d}_utt{u}.mp4" for sp, d, u in
-             zip(df["split"], df["meld_dialogue_id"], df["meld_utterance_id"])]
+            raise ErcgraphError(
+                f"data.options.clips: {str(folder)!r} has no {sub!r} folder "
+                f"(the MELD.Raw layout has {layout})"
+            )
+    paths = [
+        folder / MELD_CLIP_FOLDERS[sp] / f"dia{d}_utt{u}.mp4"
+        for sp, d, u in zip(df["split"], df["meld_dialogue_id"], df["meld_utterance_id"])
+    ]
     exists = [p.is_file() for p in paths]
     missing = [str(p) for p, ok in zip(paths, exists) if not ok]
     if missing:
         logging.getLogger(__name__).warning(
-            "%d of %d MELD clips are missing (masked), e.g. %s", len(missing), len(paths),
-            ", ".join(missing[:3]))
-    return pd.Series([str(p) if ok else None for p, ok in zip(paths, exists)], index=df.index,
-                     dtype=object), missing
+            "%d of %d MELD clips are missing (masked), e.g. %s",
+            len(missing),
+            len(paths),
+            ", ".join(missing[:3]),
+        )
+    return pd.Series(
+        [str(p) if ok else None for p, ok in zip(paths, exists)], index=df.index, dtype=object
+    ), missing

@@ -161,8 +161,16 @@ class PickleLayout:
     @property
     def table_fields(self) -> tuple[str, ...]:
         """Fields that must be dicts keyed by dialogue."""
-        named = (self.speakers, self.labels, self.sentiments, self.sentences, self.ids,
-                 *self.text, self.audio, self.visual)
+        named = (
+            self.speakers,
+            self.labels,
+            self.sentiments,
+            self.sentences,
+            self.ids,
+            *self.text,
+            self.audio,
+            self.visual,
+        )
         return tuple(f for f in named if f is not None)
 
     @property
@@ -179,7 +187,8 @@ class PickleLayout:
                 known = sorted(set(self.text) | {a for a, f in self.aliases if f in self.text})
                 raise ErcgraphError(
                     f"config: data.options.text_fields: {name!r} is not a text field of the "
-                    f"{self.name} layout; available: {', '.join(known)}")
+                    f"{self.name} layout; available: {', '.join(known)}"
+                )
             out.append(field)
         return out
 
@@ -232,7 +241,8 @@ def _as_keys(obj: Any, field: str, path: Path) -> list:
         obj = sorted(obj, key=_sort_key)
     if not isinstance(obj, (list, tuple)):
         raise ErcgraphError(
-            f"{path}: field {field!r} should be a list of dialogue keys, got {type(obj).__name__}")
+            f"{path}: field {field!r} should be a list of dialogue keys, got {type(obj).__name__}"
+        )
     return list(obj)
 
 
@@ -253,14 +263,16 @@ def _flat_ints(table: dict, keys: list, field: str, path: Path) -> np.ndarray:
     return values.astype(np.int64)
 
 
-def _ids_to_names(ids: np.ndarray, names: Sequence[str], field: str, path: Path,
-                  where: Callable[[int], str]) -> np.ndarray:
+def _ids_to_names(
+    ids: np.ndarray, names: Sequence[str], field: str, path: Path, where: Callable[[int], str]
+) -> np.ndarray:
     bad = (ids < 0) | (ids >= len(names))
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
         raise ErcgraphError(
             f"{path}: {where(i)}: {field} id {int(ids[i])} is outside 0..{len(names) - 1} "
-            f"({list(names)})")
+            f"({list(names)})"
+        )
     return np.asarray(names, dtype=object)[ids]
 
 
@@ -314,8 +326,10 @@ class ParsedPickle:
                 unlike the other dialogues', or a non-finite value.
         """
         if not isinstance(table, dict):
-            raise ErcgraphError(f"{source}: field {field!r} should be a dict keyed by dialogue, "
-                                f"got {type(table).__name__}")
+            raise ErcgraphError(
+                f"{source}: field {field!r} should be a dict keyed by dialogue, "
+                f"got {type(table).__name__}"
+            )
         blocks, dim, first = [], None, None
         for key, n in zip(self.keys, self.lengths.tolist()):
             if key not in table:
@@ -325,21 +339,25 @@ class ParsedPickle:
             except (TypeError, ValueError):
                 raise ErcgraphError(
                     f"{source}: dialogue key {key!r}: field {field!r} is not a numeric "
-                    f"[utterances, dim] array") from None
+                    f"[utterances, dim] array"
+                ) from None
             if block.ndim != 2:
                 raise ErcgraphError(
                     f"{source}: dialogue key {key!r}: field {field!r} should be an [utterances, "
-                    f"dim] array, got shape {block.shape}")
+                    f"dim] array, got shape {block.shape}"
+                )
             if block.shape[0] != n:
                 raise ErcgraphError(
                     f"{source}: dialogue key {key!r}: field {field!r} has {block.shape[0]} "
-                    f"feature rows, expected {n} (one per utterance)")
+                    f"feature rows, expected {n} (one per utterance)"
+                )
             if dim is None:
                 dim, first = block.shape[1], key
             elif block.shape[1] != dim:
                 raise ErcgraphError(
                     f"{source}: field {field!r}: dialogue key {key!r} has {block.shape[1]}-d "
-                    f"features but dialogue key {first!r} has {dim}-d (one width per field)")
+                    f"features but dialogue key {first!r} has {dim}-d (one width per field)"
+                )
             blocks.append(block)
         x = np.concatenate(blocks)
         finite = np.isfinite(x).all(axis=1)
@@ -349,13 +367,13 @@ class ParsedPickle:
             k = int(np.searchsorted(starts, i, side="right") - 1)
             raise ErcgraphError(
                 f"{source}: dialogue key {self.keys[k]!r}, utterance {i - int(starts[k])}: field "
-                f"{field!r} has a non-finite value")
+                f"{field!r} has a non-finite value"
+            )
         return x[self.rows]
 
 
 def _check_float(value: Any, what: str, low: float, high: float) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (
-            low <= value < high):
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (low <= value < high):
         raise ErcgraphError(f"config: {what} must be a number in [{low}, {high}), got {value!r}")
     return float(value)
 
@@ -368,24 +386,31 @@ def _carve_dev(train: list, fraction: float) -> tuple[list, list]:
         n_dev = min(max(n_dev, 1), n - 1)
     else:
         n_dev = 0
-    dev = set(sorted(train, key=_sort_key)[n - n_dev:]) if n_dev else set()
+    dev = set(sorted(train, key=_sort_key)[n - n_dev :]) if n_dev else set()
     return [k for k in train if k not in dev], [k for k in train if k in dev]
 
 
-def parse_layout(obj: Sequence[Any], path: Path, data: DataConfig,
-                 layout: PickleLayout) -> ParsedPickle:
+def parse_layout(
+    obj: Sequence[Any], path: Path, data: DataConfig, layout: PickleLayout
+) -> ParsedPickle:
     """Build the Corpus of an object known to be in ``layout`` (see the module docstring).
 
     Raises:
         ErcgraphError: naming the file, field and dialogue key of any inconsistency.
     """
-    fraction = _check_float((data.options or {}).get("dev_fraction", 0.1),
-                            "data.options.dev_fraction", 0.0, 1.0)
+    fraction = _check_float(
+        (data.options or {}).get("dev_fraction", 0.1), "data.options.dev_fraction", 0.0, 1.0
+    )
     field = {name: obj[i] for i, name in enumerate(layout.fields)}
-    tables = [(name, field[name]) for name in (layout.speakers, layout.labels, layout.sentiments,
-                                               layout.sentences) if name is not None]
-    lists = {"train": _as_keys(field[layout.train], layout.train, path),
-             "test": _as_keys(field[layout.test], layout.test, path)}
+    tables = [
+        (name, field[name])
+        for name in (layout.speakers, layout.labels, layout.sentiments, layout.sentences)
+        if name is not None
+    ]
+    lists = {
+        "train": _as_keys(field[layout.train], layout.train, path),
+        "test": _as_keys(field[layout.test], layout.test, path),
+    }
     if layout.dev is not None:
         lists["dev"] = _as_keys(field[layout.dev], layout.dev, path)
     list_field = {"train": layout.train, "test": layout.test, "dev": layout.dev}
@@ -408,13 +433,14 @@ def parse_layout(obj: Sequence[Any], path: Path, data: DataConfig,
             name = list_field[split]
             if key in owner:
                 raise ErcgraphError(
-                    f"{path}: dialogue key {key!r} is in both {owner[key]!r} and {split!r} ids")
+                    f"{path}: dialogue key {key!r} is in both {owner[key]!r} and {split!r} ids"
+                )
             owner[key] = split
             for table_name, table in tables:
                 if key not in table:
                     raise ErcgraphError(
-                        f"{path}: dialogue key {key!r} of {name!r} is missing from "
-                        f"{table_name!r}")
+                        f"{path}: dialogue key {key!r} of {name!r} is missing from {table_name!r}"
+                    )
             if dataset == "meld":
                 try:
                     range_of[key] = meld_pickle_key_to_id(key)
@@ -423,12 +449,14 @@ def parse_layout(obj: Sequence[Any], path: Path, data: DataConfig,
                         f"{path}: {exc}; expected the {layout.title} layout (MELD integer keys)"
                     ) from None
                 in_range = range_of[key][0]
-                allowed = (split,) if layout.dev is not None or split == "test" else (
-                    "train", "dev")
+                allowed = (
+                    (split,) if layout.dev is not None or split == "test" else ("train", "dev")
+                )
                 if in_range not in allowed:
                     raise ErcgraphError(
                         f"{path}: dialogue key {key!r} is listed in {name!r} but MELD keys of "
-                        f"that range belong to {in_range!r} (train D, dev D+1039, test D+1153)")
+                        f"that range belong to {in_range!r} (train D, dev D+1039, test D+1153)"
+                    )
                 split_of[key] = in_range
             else:
                 split_of[key] = split
@@ -436,8 +464,11 @@ def parse_layout(obj: Sequence[Any], path: Path, data: DataConfig,
     dev = [k for k in lists.get("dev", lists["train"]) if split_of[k] == "dev"]
     if layout.dev is None and not dev:
         train, dev = _carve_dev(train, fraction)
-    order = ([("train", k) for k in train] + [("dev", k) for k in dev]
-             + [("test", k) for k in lists["test"]])
+    order = (
+        [("train", k) for k in train]
+        + [("dev", k) for k in dev]
+        + [("test", k) for k in lists["test"]]
+    )
     keys = [k for _, k in order]
 
     # one entry per utterance in every per-utterance field
@@ -447,14 +478,17 @@ def parse_layout(obj: Sequence[Any], path: Path, data: DataConfig,
     for key in keys:
         n = _length(ref[key])
         if n is None:
-            raise ErcgraphError(f"{path}: dialogue key {key!r}: {ref_name!r} should be a list "
-                                f"with one entry per utterance")
+            raise ErcgraphError(
+                f"{path}: dialogue key {key!r}: {ref_name!r} should be a list "
+                f"with one entry per utterance"
+            )
         for name, table in tables:
             m = _length(table[key])
             if m != n:
                 raise ErcgraphError(
                     f"{path}: dialogue key {key!r}: {name!r} has {m} entries but {ref_name!r} "
-                    f"has {n}")
+                    f"has {n}"
+                )
         if n == 0:
             raise ErcgraphError(f"{path}: dialogue key {key!r} has no utterances")
         lengths.append(n)
@@ -472,8 +506,13 @@ def parse_layout(obj: Sequence[Any], path: Path, data: DataConfig,
         "dialogue_id": None,
         "turn": turn,
         "speaker": speaker,
-        "label": _ids_to_names(_flat_ints(field[layout.labels], keys, layout.labels, path),
-                               labels, "emotion", path, where),
+        "label": _ids_to_names(
+            _flat_ints(field[layout.labels], keys, layout.labels, path),
+            labels,
+            "emotion",
+            path,
+            where,
+        ),
     }
     if layout.sentences is not None:
         text = pd.Series([str(s) for k in keys for s in field[layout.sentences][k]], dtype="str")
@@ -483,8 +522,9 @@ def parse_layout(obj: Sequence[Any], path: Path, data: DataConfig,
         columns["sentiment"] = _ids_to_names(sent, MELD_SENTIMENTS, "sentiment", path, where)
     if dataset == "meld":
         meld_ids = np.asarray([range_of[k][1] for k in keys], dtype=np.int64)
-        dialogue_ids = np.asarray([meld_dialogue_id(range_of[k][0], d)
-                                   for k, d in zip(keys, meld_ids)], dtype=object)
+        dialogue_ids = np.asarray(
+            [meld_dialogue_id(range_of[k][0], d) for k, d in zip(keys, meld_ids)], dtype=object
+        )
         columns["meld_dialogue_id"] = meld_ids[row_key]
     else:
         dialogue_ids = np.asarray([str(k) for k in keys], dtype=object)
@@ -494,20 +534,30 @@ def parse_layout(obj: Sequence[Any], path: Path, data: DataConfig,
     columns["pickle_key"] = pickle_keys[row_key]
     ids = field.get(layout.ids) if layout.ids is not None else None
     if isinstance(ids, dict) and all(
-            k in ids and _length(ids[k]) == n for k, n in zip(keys, lengths)):
+        k in ids and _length(ids[k]) == n for k, n in zip(keys, lengths)
+    ):
         columns["utterance_id"] = [str(u) for k in keys for u in ids[k]]
 
     name = data.name or (dataset if dataset != "other" else path.stem)
-    corpus = Corpus(pd.DataFrame(columns), name, labels, str(path),
-                    {"reader": "pickle", "layout": layout.name, "dataset": dataset})
+    corpus = Corpus(
+        pd.DataFrame(columns),
+        name,
+        labels,
+        str(path),
+        {"reader": "pickle", "layout": layout.name, "dataset": dataset},
+    )
     raw = pd.MultiIndex.from_arrays([columns["dialogue_id"], turn])
-    rows = raw.get_indexer(pd.MultiIndex.from_arrays(
-        [corpus.df["dialogue_id"].to_numpy(), corpus.df["turn"].to_numpy()]))
+    rows = raw.get_indexer(
+        pd.MultiIndex.from_arrays(
+            [corpus.df["dialogue_id"].to_numpy(), corpus.df["turn"].to_numpy()]
+        )
+    )
     return ParsedPickle(corpus, layout, obj, path, keys, lengths_arr, rows)
 
 
-def _speakers(table: dict, keys: list, field: str, path: Path,
-              where: Callable[[int], str]) -> np.ndarray:
+def _speakers(
+    table: dict, keys: list, field: str, path: Path, where: Callable[[int], str]
+) -> np.ndarray:
     """Speaker names per utterance: the strings themselves, or ``spk{i}`` for one-hot vectors."""
     flat = [h for k in keys for h in table[k]]
     if all(isinstance(s, str) for s in flat):
@@ -518,12 +568,14 @@ def _speakers(table: dict, keys: list, field: str, path: Path,
         hot = np.zeros(0)
     if hot.ndim != 2:
         raise ErcgraphError(
-            f"{path}: {field!r} should hold one speaker name or one-hot vector per utterance")
+            f"{path}: {field!r} should hold one speaker name or one-hot vector per utterance"
+        )
     not_one_hot = ((hot != 0) & (hot != 1)).any(axis=1) | (hot.sum(axis=1) != 1)
     if not_one_hot.any():
         i = int(np.flatnonzero(not_one_hot)[0])
         raise ErcgraphError(
-            f"{path}: {where(i)}: speaker {hot[i].tolist()} is not a one-hot vector")
+            f"{path}: {where(i)}: speaker {hot[i].tolist()} is not a one-hot vector"
+        )
     return np.char.add("spk", hot.argmax(axis=1).astype(str)).astype(object)
 
 
@@ -537,73 +589,200 @@ def _label_names(data: DataConfig, dataset: str, path: Path) -> tuple[str, ...]:
     raise ErcgraphError(
         f"{path}: the dialogue keys are neither MELD's (integers) nor IEMOCAP's "
         f"('Ses01F_impro01'), so the label names are unknown; set data.labels to the names of "
-        f"the label ids in order")
+        f"the label ids in order"
+    )
 
 
 # -- the layouts ----------------------------------------------------------------------------------
 _ROBERTA_ALIASES = tuple(zip(_ROBERTA, _ROBERTA))
 _SDT_TEXT = ("videoText", "roberta2", "roberta3", "roberta4")
 _GRAPHSMILE_TEXT = tuple(f"videoText{i}" for i in range(4))
-_DGCN_FIELDS = ("videoIDs", "videoSpeakers", "videoLabels", "videoText", "videoAudio",
-                "videoVisual", "videoSentence", "trainVid", "testVid")
-_VIDEO = {"speakers": "videoSpeakers", "labels": "videoLabels", "train": "trainVid",
-          "test": "testVid", "sentences": "videoSentence", "ids": "videoIDs"}
-_COSMIC = {"speakers": "speakers", "train": "trainIds", "test": "testIds", "dev": "validIds",
-           "sentences": "sentences", "text": _ROBERTA, "aliases": _ROBERTA_ALIASES}
+_DGCN_FIELDS = (
+    "videoIDs",
+    "videoSpeakers",
+    "videoLabels",
+    "videoText",
+    "videoAudio",
+    "videoVisual",
+    "videoSentence",
+    "trainVid",
+    "testVid",
+)
+_VIDEO = {
+    "speakers": "videoSpeakers",
+    "labels": "videoLabels",
+    "train": "trainVid",
+    "test": "testVid",
+    "sentences": "videoSentence",
+    "ids": "videoIDs",
+}
+_COSMIC = {
+    "speakers": "speakers",
+    "train": "trainIds",
+    "test": "testIds",
+    "dev": "validIds",
+    "sentences": "sentences",
+    "text": _ROBERTA,
+    "aliases": _ROBERTA_ALIASES,
+}
 
 MELD_FEATURES_RAW = PickleLayout(
     "meld_features_raw",
-    ("videoIDs", "videoSpeakers", "videoLabels", "videoText", "videoAudio", "videoSentence",
-     "trainVid", "testVid", "videoSentiment"),
-    "DialogueRNN MELD_features_raw", sentiments="videoSentiment", text=("videoText",),
-    audio="videoAudio", meld=True, matches=_is_meld_features_raw, **_VIDEO)
+    (
+        "videoIDs",
+        "videoSpeakers",
+        "videoLabels",
+        "videoText",
+        "videoAudio",
+        "videoSentence",
+        "trainVid",
+        "testVid",
+        "videoSentiment",
+    ),
+    "DialogueRNN MELD_features_raw",
+    sentiments="videoSentiment",
+    text=("videoText",),
+    audio="videoAudio",
+    meld=True,
+    matches=_is_meld_features_raw,
+    **_VIDEO,
+)
 COSMIC_ROBERTA = PickleLayout(
     "cosmic_roberta",
     ("speakers", "labels", *_ROBERTA, "sentences", "trainIds", "testIds", "validIds"),
-    "COSMIC RoBERTa features", labels="labels", matches=_is_cosmic_roberta, **_COSMIC)
+    "COSMIC RoBERTa features",
+    labels="labels",
+    matches=_is_cosmic_roberta,
+    **_COSMIC,
+)
 
 #: Tuple length → layout (with its same-length alternatives).
 LAYOUTS: dict[int, PickleLayout] = {
     7: PickleLayout(
         "cosmic_meld_text",
-        ("speakers", "emotion_labels", "sentiment_labels", "sentences", "train_ids", "test_ids",
-         "valid_ids"),
-        "COSMIC MELD text/label", speakers="speakers", labels="emotion_labels",
-        sentiments="sentiment_labels", sentences="sentences", train="train_ids",
-        test="test_ids", dev="valid_ids", meld=True),
+        (
+            "speakers",
+            "emotion_labels",
+            "sentiment_labels",
+            "sentences",
+            "train_ids",
+            "test_ids",
+            "valid_ids",
+        ),
+        "COSMIC MELD text/label",
+        speakers="speakers",
+        labels="emotion_labels",
+        sentiments="sentiment_labels",
+        sentences="sentences",
+        train="train_ids",
+        test="test_ids",
+        dev="valid_ids",
+        meld=True,
+    ),
     9: PickleLayout(
-        "dialoguegcn", _DGCN_FIELDS, "DialogueGCN/MMGCN IEMOCAP_features",
-        text=("videoText",), audio="videoAudio", visual="videoVisual",
-        alternatives=(MELD_FEATURES_RAW,), **_VIDEO),
+        "dialoguegcn",
+        _DGCN_FIELDS,
+        "DialogueGCN/MMGCN IEMOCAP_features",
+        text=("videoText",),
+        audio="videoAudio",
+        visual="videoVisual",
+        alternatives=(MELD_FEATURES_RAW,),
+        **_VIDEO,
+    ),
     10: PickleLayout(
-        "mmgcn_meld", (*_DGCN_FIELDS, "_"), "MMGCN MELD_features_raw1",
-        text=("videoText",), audio="videoAudio", visual="videoVisual",
-        alternatives=(COSMIC_ROBERTA,), **_VIDEO),
+        "mmgcn_meld",
+        (*_DGCN_FIELDS, "_"),
+        "MMGCN MELD_features_raw1",
+        text=("videoText",),
+        audio="videoAudio",
+        visual="videoVisual",
+        alternatives=(COSMIC_ROBERTA,),
+        **_VIDEO,
+    ),
     11: PickleLayout(
         "cosmic_meld_roberta",
-        ("speakers", "emotion_labels", "sentiment_labels", *_ROBERTA, "sentences", "trainIds",
-         "testIds", "validIds"),
-        "COSMIC MELD RoBERTa features", labels="emotion_labels",
-        sentiments="sentiment_labels", meld=True, **_COSMIC),
+        (
+            "speakers",
+            "emotion_labels",
+            "sentiment_labels",
+            *_ROBERTA,
+            "sentences",
+            "trainIds",
+            "testIds",
+            "validIds",
+        ),
+        "COSMIC MELD RoBERTa features",
+        labels="emotion_labels",
+        sentiments="sentiment_labels",
+        meld=True,
+        **_COSMIC,
+    ),
     12: PickleLayout(
         "sdt_iemocap",
-        ("videoIDs", "videoSpeakers", "videoLabels", *_SDT_TEXT, "videoAudio", "videoVisual",
-         "videoSentence", "trainVid", "testVid"),
-        "SDT iemocap_multimodal_features", text=_SDT_TEXT, audio="videoAudio",
-        visual="videoVisual", aliases=tuple(zip(_ROBERTA, _SDT_TEXT)), **_VIDEO),
+        (
+            "videoIDs",
+            "videoSpeakers",
+            "videoLabels",
+            *_SDT_TEXT,
+            "videoAudio",
+            "videoVisual",
+            "videoSentence",
+            "trainVid",
+            "testVid",
+        ),
+        "SDT iemocap_multimodal_features",
+        text=_SDT_TEXT,
+        audio="videoAudio",
+        visual="videoVisual",
+        aliases=tuple(zip(_ROBERTA, _SDT_TEXT)),
+        **_VIDEO,
+    ),
     13: PickleLayout(
         "sdt_meld",
-        ("videoIDs", "videoSpeakers", "videoLabels", *_SDT_TEXT, "videoAudio", "videoVisual",
-         "videoSentence", "trainVid", "testVid", "_"),
-        "SDT meld_multimodal_features", text=_SDT_TEXT, audio="videoAudio",
-        visual="videoVisual", aliases=tuple(zip(_ROBERTA, _SDT_TEXT)), meld=True, **_VIDEO),
+        (
+            "videoIDs",
+            "videoSpeakers",
+            "videoLabels",
+            *_SDT_TEXT,
+            "videoAudio",
+            "videoVisual",
+            "videoSentence",
+            "trainVid",
+            "testVid",
+            "_",
+        ),
+        "SDT meld_multimodal_features",
+        text=_SDT_TEXT,
+        audio="videoAudio",
+        visual="videoVisual",
+        aliases=tuple(zip(_ROBERTA, _SDT_TEXT)),
+        meld=True,
+        **_VIDEO,
+    ),
     14: PickleLayout(
         "graphsmile_meld",
-        ("videoIDs", "videoSpeakers", "videoLabels", "videoSentiments", *_GRAPHSMILE_TEXT,
-         "videoAudio", "videoVisual", "videoSentence", "trainVid", "testVid", "_"),
-        "GraphSmile meld_multimodal_features", sentiments="videoSentiments",
-        text=_GRAPHSMILE_TEXT, audio="videoAudio", visual="videoVisual",
-        aliases=tuple(zip(_ROBERTA, _GRAPHSMILE_TEXT)), meld=True, **_VIDEO),
+        (
+            "videoIDs",
+            "videoSpeakers",
+            "videoLabels",
+            "videoSentiments",
+            *_GRAPHSMILE_TEXT,
+            "videoAudio",
+            "videoVisual",
+            "videoSentence",
+            "trainVid",
+            "testVid",
+            "_",
+        ),
+        "GraphSmile meld_multimodal_features",
+        sentiments="videoSentiments",
+        text=_GRAPHSMILE_TEXT,
+        audio="videoAudio",
+        visual="videoVisual",
+        aliases=tuple(zip(_ROBERTA, _GRAPHSMILE_TEXT)),
+        meld=True,
+        **_VIDEO,
+    ),
 }
 
 
@@ -622,11 +801,13 @@ def detect_layout(obj: Any, path: Path) -> PickleLayout:
     if not isinstance(obj, (list, tuple)):
         raise ErcgraphError(
             f"{path}: unknown pickle layout: the top level is a {type(obj).__name__}, expected a "
-            f"list/tuple; known layouts: {known_layouts()}")
+            f"list/tuple; known layouts: {known_layouts()}"
+        )
     if len(obj) not in LAYOUTS:
         raise ErcgraphError(
             f"{path}: unknown pickle layout: a {type(obj).__name__} of {len(obj)} items; known "
-            f"layouts: {known_layouts()}")
+            f"layouts: {known_layouts()}"
+        )
     layout = LAYOUTS[len(obj)]
     layout = next((alt for alt in layout.alternatives if alt.matches(obj)), layout)
     for name in layout.table_fields:
@@ -636,7 +817,8 @@ def detect_layout(obj: Any, path: Path) -> PickleLayout:
                 f"{path}: unknown pickle layout: a {type(obj).__name__} of {len(obj)} items, but "
                 f"item {layout.index(name)} is a {type(item).__name__} where the {layout.name} "
                 f"layout has {name!r}, a dict keyed by dialogue; known layouts: "
-                f"{known_layouts()}")
+                f"{known_layouts()}"
+            )
     for name in layout.key_fields:
         item = obj[layout.index(name)]
         if not isinstance(item, (list, tuple, set, frozenset, np.ndarray)):
@@ -644,7 +826,8 @@ def detect_layout(obj: Any, path: Path) -> PickleLayout:
                 f"{path}: unknown pickle layout: a {type(obj).__name__} of {len(obj)} items, but "
                 f"item {layout.index(name)} is a {type(item).__name__} where the {layout.name} "
                 f"layout has {name!r}, a list of dialogue keys; known layouts: "
-                f"{known_layouts()}")
+                f"{known_layouts()}"
+            )
     return layout
 
 
@@ -657,17 +840,23 @@ def _text_choice(data: DataConfig, layout: PickleLayout) -> tuple[list[str], str
     elif isinstance(names, str):
         names = [names]
     if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
-        raise ErcgraphError(f"config: data.options.text_fields must be a list of field names, "
-                            f"got {names!r}")
+        raise ErcgraphError(
+            f"config: data.options.text_fields must be a list of field names, got {names!r}"
+        )
     combine = options.get("text_combine", "concat")
     if combine not in TEXT_COMBINE:
-        raise ErcgraphError(f"config: data.options.text_combine must be one of "
-                            f"{', '.join(TEXT_COMBINE)}, got {combine!r}")
+        raise ErcgraphError(
+            f"config: data.options.text_combine must be one of "
+            f"{', '.join(TEXT_COMBINE)}, got {combine!r}"
+        )
     return layout.resolve_text(names), combine
 
 
-def _layout_features(parsed: ParsedPickle, data: DataConfig, corpus_fp: str,
-                     ) -> tuple[dict[str, np.ndarray], dict[str, dict[str, Any]]]:
+def _layout_features(
+    parsed: ParsedPickle,
+    data: DataConfig,
+    corpus_fp: str,
+) -> tuple[dict[str, np.ndarray], dict[str, dict[str, Any]]]:
     layout, obj, path = parsed.layout, parsed.obj, parsed.path
     sha = file_sha256(path)
     feats: dict[str, np.ndarray] = {}
@@ -675,8 +864,13 @@ def _layout_features(parsed: ParsedPickle, data: DataConfig, corpus_fp: str,
 
     def add(modality: str, x: np.ndarray, what: str) -> None:
         feats[modality] = x
-        manifest[modality] = {"encoder": f"pickle:{layout.name}:{what}", "file": path.name,
-                              "sha256": sha, "dim": int(x.shape[1]), "corpus": corpus_fp}
+        manifest[modality] = {
+            "encoder": f"pickle:{layout.name}:{what}",
+            "file": path.name,
+            "sha256": sha,
+            "dim": int(x.shape[1]),
+            "corpus": corpus_fp,
+        }
 
     if layout.text:
         names, combine = _text_choice(data, layout)
@@ -688,10 +882,11 @@ def _layout_features(parsed: ParsedPickle, data: DataConfig, corpus_fp: str,
         else:
             dims = {n: p.shape[1] for n, p in zip(names, parts)}
             if len(set(dims.values())) > 1:
-                raise ErcgraphError(f"{path}: data.options.text_combine 'mean' needs text fields "
-                                    f"of one width, got {dims}")
-            add("text", np.mean(parts, axis=0, dtype=np.float32),
-                f"mean({','.join(names)})")
+                raise ErcgraphError(
+                    f"{path}: data.options.text_combine 'mean' needs text fields "
+                    f"of one width, got {dims}"
+                )
+            add("text", np.mean(parts, axis=0, dtype=np.float32), f"mean({','.join(names)})")
     for modality, name in (("audio", layout.audio), ("visual", layout.visual)):
         if name is not None:
             add(modality, parsed.feature_matrix(obj[layout.index(name)], name, path), name)
@@ -703,8 +898,9 @@ def _store(feats: dict[str, np.ndarray], manifest: dict[str, dict[str, Any]]) ->
 
     from ercgraph.data.features import FeatureStore
 
-    return FeatureStore({m: torch.from_numpy(np.ascontiguousarray(x)) for m, x in feats.items()},
-                        manifest=manifest)
+    return FeatureStore(
+        {m: torch.from_numpy(np.ascontiguousarray(x)) for m, x in feats.items()}, manifest=manifest
+    )
 
 
 # -- entry points ---------------------------------------------------------------------------------
@@ -720,8 +916,12 @@ def _file(rel: str | None, root: Path | None, what: str, hint: str) -> Path:
     return path
 
 
-def read_pickle_features(data: DataConfig, root: Path | None, *, features: bool = True,
-                         ) -> tuple[Corpus, FeatureStore | None]:
+def read_pickle_features(
+    data: DataConfig,
+    root: Path | None,
+    *,
+    features: bool = True,
+) -> tuple[Corpus, FeatureStore | None]:
     """Read a conversation/feature pickle: the Corpus and its features (see the module docstring).
 
     Args:
@@ -749,33 +949,48 @@ def read_pickle_features(data: DataConfig, root: Path | None, *, features: bool 
     if not (layout.text or layout.audio or layout.visual):
         chosen = [k for k in ("text_fields", "text_combine") if k in (data.options or {})]
         if chosen:
-            raise ErcgraphError(f"config: data.options.{chosen[0]}: the {layout.name} layout "
-                                f"of {str(path)!r} holds no features")
+            raise ErcgraphError(
+                f"config: data.options.{chosen[0]}: the {layout.name} layout "
+                f"of {str(path)!r} holds no features"
+            )
         return parsed.corpus, None
     feats, manifest = _layout_features(parsed, data, parsed.corpus.fingerprint())
     return parsed.corpus, _store(feats, manifest)
 
 
-def _read_multiemo(data: DataConfig, root: Path | None, features: bool,
-                   ) -> tuple[Corpus, FeatureStore | None]:
+def _read_multiemo(
+    data: DataConfig,
+    root: Path | None,
+    features: bool,
+) -> tuple[Corpus, FeatureStore | None]:
     paths = data.paths or {}
     if data.path:
-        raise ErcgraphError("config: the pickle reader takes data.path (one pickle) or "
-                            "data.paths (MultiEMO's separate files), not both")
+        raise ErcgraphError(
+            "config: the pickle reader takes data.path (one pickle) or "
+            "data.paths (MultiEMO's separate files), not both"
+        )
     unknown = [k for k in paths if k not in MULTIEMO_PATHS]
     if unknown:
-        raise ErcgraphError(f"config: unknown key 'data.paths.{unknown[0]}' for the pickle reader "
-                            f"(MultiEMO files); allowed: {', '.join(MULTIEMO_PATHS)}")
+        raise ErcgraphError(
+            f"config: unknown key 'data.paths.{unknown[0]}' for the pickle reader "
+            f"(MultiEMO files); allowed: {', '.join(MULTIEMO_PATHS)}"
+        )
     if "speakers" not in paths:
-        raise ErcgraphError("config: data.paths needs 'speakers' (MultiEMO's Speakers.pkl: "
-                            "speakers, labels and splits) next to text/audio/visual")
+        raise ErcgraphError(
+            "config: data.paths needs 'speakers' (MultiEMO's Speakers.pkl: "
+            "speakers, labels and splits) next to text/audio/visual"
+        )
     modalities = [m for m in MULTIEMO_PATHS[1:] if m in paths]
     if not modalities:
-        raise ErcgraphError("config: data.paths names no feature file; give at least one of "
-                            "text, audio, visual next to speakers")
+        raise ErcgraphError(
+            "config: data.paths names no feature file; give at least one of "
+            "text, audio, visual next to speakers"
+        )
     if "text_fields" in (data.options or {}):
-        raise ErcgraphError("config: data.options.text_fields does not apply to MultiEMO's "
-                            "separate files (data.paths.text is the text)")
+        raise ErcgraphError(
+            "config: data.options.text_fields does not apply to MultiEMO's "
+            "separate files (data.paths.text is the text)"
+        )
     hint = "MultiEMO's separate .pkl files"
     path = _file(paths["speakers"], root, "data.paths.speakers", hint)
     obj, layout = _load(path, data)
@@ -790,9 +1005,13 @@ def _read_multiemo(data: DataConfig, root: Path | None, features: bool,
         file = _file(paths[modality], root, f"data.paths.{modality}", hint)
         table = safe_load(file, encoding=(data.options or {}).get("encoding", "latin1"))
         feats[modality] = parsed.feature_matrix(table, modality, file)
-        manifest[modality] = {"encoder": f"pickle:multiemo:{modality}", "file": file.name,
-                              "sha256": file_sha256(file), "dim": int(feats[modality].shape[1]),
-                              "corpus": fingerprint}
+        manifest[modality] = {
+            "encoder": f"pickle:multiemo:{modality}",
+            "file": file.name,
+            "sha256": file_sha256(file),
+            "dim": int(feats[modality].shape[1]),
+            "corpus": fingerprint,
+        }
     return corpus, _store(feats, manifest)
 
 

@@ -29,10 +29,24 @@ from typing import IO, Any
 
 from ercgraph.errors import ErcgraphError
 
-SAFE_BUILTINS = frozenset({
-    "list", "dict", "set", "frozenset", "tuple", "str", "bytes", "bytearray", "int", "float",
-    "complex", "bool", "slice", "range",
-})
+SAFE_BUILTINS = frozenset(
+    {
+        "list",
+        "dict",
+        "set",
+        "frozenset",
+        "tuple",
+        "str",
+        "bytes",
+        "bytearray",
+        "int",
+        "float",
+        "complex",
+        "bool",
+        "slice",
+        "range",
+    }
+)
 SAFE_COLLECTIONS = frozenset({"OrderedDict", "defaultdict", "Counter"})
 # numpy names, each looked up in numpy._core (numpy 2) first and numpy.core (numpy 1) second
 _NUMPY_CORE = {
@@ -47,7 +61,7 @@ def _resolve_numpy(module: str, name: str) -> Any:
         return getattr(importlib.import_module("numpy"), name)
     for prefix in ("numpy._core.", "numpy.core."):
         if module.startswith(prefix):
-            sub = module[len(prefix):]
+            sub = module[len(prefix) :]
             if name not in _NUMPY_CORE.get(sub, ()):
                 return None
             for base in ("numpy._core.", "numpy.core."):
@@ -86,9 +100,13 @@ class RestrictedUnpickler(pickle.Unpickler):
         encoding: Decoding of Python-2 ``str`` objects (``latin1`` for numpy arrays of the era).
     """
 
-    def __init__(self, file: IO[bytes], source: str,
-                 extra: Mapping[tuple[str, str], Any] | None = None,
-                 encoding: str = "ASCII") -> None:
+    def __init__(
+        self,
+        file: IO[bytes],
+        source: str,
+        extra: Mapping[tuple[str, str], Any] | None = None,
+        encoding: str = "ASCII",
+    ) -> None:
         super().__init__(file, encoding=encoding)
         self.source = source
         self.extra = dict(extra or {})
@@ -100,12 +118,16 @@ class RestrictedUnpickler(pickle.Unpickler):
         if obj is None:
             raise ErcgraphError(
                 f"{self.source}: pickle tries to import {module}.{name}; only builtins and numpy "
-                f"are allowed")
+                f"are allowed"
+            )
         return obj
 
 
-def safe_load(path_or_file: str | Path | IO[bytes], encoding: str = "ASCII",
-              extra: Mapping[tuple[str, str], Any] | None = None) -> Any:
+def safe_load(
+    path_or_file: str | Path | IO[bytes],
+    encoding: str = "ASCII",
+    extra: Mapping[tuple[str, str], Any] | None = None,
+) -> Any:
     """Unpickle a file through :class:`RestrictedUnpickler`.
 
     Args:
@@ -130,8 +152,9 @@ def safe_load(path_or_file: str | Path | IO[bytes], encoding: str = "ASCII",
     return _load(path_or_file, source, encoding, extra)
 
 
-def _load(fh: IO[bytes], source: str, encoding: str,
-          extra: Mapping[tuple[str, str], Any] | None) -> Any:
+def _load(
+    fh: IO[bytes], source: str, encoding: str, extra: Mapping[tuple[str, str], Any] | None
+) -> Any:
     try:
         return RestrictedUnpickler(fh, source, extra, encoding).load()
     except ErcgraphError:
@@ -140,15 +163,19 @@ def _load(fh: IO[bytes], source: str, encoding: str,
         # an unknown class in an allowed module ends up here
         raise ErcgraphError(
             f"{source}: pickle tries to import a name that cannot be resolved ({exc}); only "
-            f"builtins and numpy are allowed") from None
+            f"builtins and numpy are allowed"
+        ) from None
     except (EOFError, pickle.UnpicklingError) as exc:
         raise ErcgraphError(
-            f"{source}: truncated or corrupt pickle ({type(exc).__name__}: {exc})") from None
+            f"{source}: truncated or corrupt pickle ({type(exc).__name__}: {exc})"
+        ) from None
     except UnicodeDecodeError as exc:
         raise ErcgraphError(
             f"{source}: a Python-2 string in the pickle is not {encoding} ({exc.reason}); try "
-            f"encoding='latin1'") from None
+            f"encoding='latin1'"
+        ) from None
     except Exception as exc:  # malformed opcode arguments raise ValueError/TypeError/...
         raise ErcgraphError(
             f"{source}: truncated or corrupt pickle ({type(exc).__name__}: "
-            f"{' '.join(str(exc).split())})") from None
+            f"{' '.join(str(exc).split())})"
+        ) from None

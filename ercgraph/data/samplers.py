@@ -21,8 +21,12 @@ from ercgraph.registry import SAMPLERS
 class RandomDialogueSampler(Sampler[int]):
     """Every training dialogue once per epoch, in a random order (the default)."""
 
-    def __init__(self, dialogue_labels: list[Tensor], num_classes: int,
-                 generator: torch.Generator | None = None) -> None:
+    def __init__(
+        self,
+        dialogue_labels: list[Tensor],
+        num_classes: int,
+        generator: torch.Generator | None = None,
+    ) -> None:
         self.n = len(dialogue_labels)
         self.generator = generator
 
@@ -50,9 +54,14 @@ class ClassAwareDialogueSampler(Sampler[int]):
         num_samples: dialogues per epoch (default: the number of dialogues).
     """
 
-    def __init__(self, dialogue_labels: list[Tensor], num_classes: int,
-                 generator: torch.Generator | None = None, temperature: float = 1.0,
-                 num_samples: int | None = None) -> None:
+    def __init__(
+        self,
+        dialogue_labels: list[Tensor],
+        num_classes: int,
+        generator: torch.Generator | None = None,
+        temperature: float = 1.0,
+        num_samples: int | None = None,
+    ) -> None:
         if temperature <= 0:
             raise ErcgraphError(f"sampler.options.temperature must be > 0, got {temperature}")
         self.temperature = temperature
@@ -65,13 +74,15 @@ class ClassAwareDialogueSampler(Sampler[int]):
         per_utt = torch.where(flat >= 0, counts[flat.clamp(min=0)], torch.tensor(float("inf")))
         dia = torch.repeat_interleave(torch.arange(len(dialogue_labels)), lengths)
         rarest = torch.full((len(dialogue_labels),), float("inf")).scatter_reduce(
-            0, dia, per_utt, reduce="amin")
+            0, dia, per_utt, reduce="amin"
+        )
         rarest = torch.where(torch.isinf(rarest), counts.max().clamp(min=1.0), rarest)
         self.weights = rarest.clamp(min=1.0).reciprocal().pow(1.0 / temperature)
 
     def __iter__(self) -> Iterator[int]:
-        yield from torch.multinomial(self.weights, self.num_samples, replacement=True,
-                                     generator=self.generator).tolist()
+        yield from torch.multinomial(
+            self.weights, self.num_samples, replacement=True, generator=self.generator
+        ).tolist()
 
     def __len__(self) -> int:
         return self.num_samples

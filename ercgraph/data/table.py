@@ -50,13 +50,26 @@ from ercgraph.registry import READERS
 
 #: Spellings of split names found in the wild, mapped to the Corpus names.
 SPLIT_ALIASES = {
-    "train": "train", "training": "train",
-    "dev": "dev", "valid": "dev", "validation": "dev", "val": "dev",
-    "test": "test", "testing": "test",
-    "unlabelled": "unlabelled", "unlabeled": "unlabelled",
+    "train": "train",
+    "training": "train",
+    "dev": "dev",
+    "valid": "dev",
+    "validation": "dev",
+    "val": "dev",
+    "test": "test",
+    "testing": "test",
+    "unlabelled": "unlabelled",
+    "unlabeled": "unlabelled",
 }
-TABLE_FORMATS = {".csv": "csv", ".tsv": "tsv", ".tab": "tsv", ".parquet": "parquet",
-                 ".pq": "parquet", ".jsonl": "jsonl", ".ndjson": "jsonl"}
+TABLE_FORMATS = {
+    ".csv": "csv",
+    ".tsv": "tsv",
+    ".tab": "tsv",
+    ".parquet": "parquet",
+    ".pq": "parquet",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+}
 TABLE_OPTIONS = ("format", "encoding", "split", "prefix_split")
 
 # C1 control characters are what cp1252 punctuation (’ “ ” – …) becomes when decoded as latin-1.
@@ -110,16 +123,19 @@ def decode_text_file(path: Path, encoding: str = "utf-8") -> str:
         text = data.decode(encoding)
     except LookupError:
         raise ErcgraphError(
-            f"{path}: unknown encoding {encoding!r} (data.options.encoding)") from None
+            f"{path}: unknown encoding {encoding!r} (data.options.encoding)"
+        ) from None
     except UnicodeDecodeError as exc:
         line = data.count(b"\n", 0, exc.start) + 1
-        bad = data[exc.start:exc.start + 4]
-        hint = ("save it as UTF-8 or set data.options.encoding (e.g. cp1252)"
-                if encoding.lower().replace("-", "") in ("utf8", "utf8sig") else
-                "check data.options.encoding")
+        bad = data[exc.start : exc.start + 4]
+        hint = (
+            "save it as UTF-8 or set data.options.encoding (e.g. cp1252)"
+            if encoding.lower().replace("-", "") in ("utf8", "utf8sig")
+            else "check data.options.encoding"
+        )
         raise ErcgraphError(
-            f"{path}: not valid {encoding} at byte {exc.start} (line {line}, bytes {bad!r}); "
-            f"{hint}") from None
+            f"{path}: not valid {encoding} at byte {exc.start} (line {line}, bytes {bad!r}); {hint}"
+        ) from None
     if text.startswith("\ufeff"):
         text = text[1:]
     if "\r" in text:
@@ -133,7 +149,8 @@ def normalise_split(value: Any, where: str) -> str:
     if key not in SPLIT_ALIASES:
         raise ErcgraphError(
             f"{where}: split {value!r} is not one of {list(SPLITS)} (aliases: valid, validation, "
-            f"val, training, testing, unlabeled)")
+            f"val, training, testing, unlabeled)"
+        )
     return SPLIT_ALIASES[key]
 
 
@@ -164,7 +181,8 @@ class SourceTable:
             if col not in self.df.columns:
                 raise ErcgraphError(
                     f"{self.path}: missing column {col!r} ({what}); the file has columns "
-                    f"{list(map(str, self.df.columns))}")
+                    f"{list(map(str, self.df.columns))}"
+                )
 
 
 def pyarrow_available() -> bool:
@@ -178,18 +196,21 @@ def _format_of(path: Path, fmt: str | None) -> str:
         if key not in set(TABLE_FORMATS.values()):
             raise ErcgraphError(
                 f"data.options.format: unknown table format {fmt!r}; expected one of "
-                f"{sorted(set(TABLE_FORMATS.values()))}")
+                f"{sorted(set(TABLE_FORMATS.values()))}"
+            )
         return key
     suffix = path.suffix.lower()
     if suffix not in TABLE_FORMATS:
         raise ErcgraphError(
             f"{path}: cannot tell the table format from the suffix {suffix!r}; use one of "
-            f"{sorted(TABLE_FORMATS)} or set data.options.format")
+            f"{sorted(TABLE_FORMATS)} or set data.options.format"
+        )
     return TABLE_FORMATS[suffix]
 
 
-def read_table_file(path: Path, fmt: str | None = None, str_columns: Iterable[str] = (),
-                    encoding: str = "utf-8") -> SourceTable:
+def read_table_file(
+    path: Path, fmt: str | None = None, str_columns: Iterable[str] = (), encoding: str = "utf-8"
+) -> SourceTable:
     """Read a CSV, TSV, parquet or JSONL file into a :class:`SourceTable`.
 
     Args:
@@ -209,7 +230,8 @@ def read_table_file(path: Path, fmt: str | None = None, str_columns: Iterable[st
         if not pyarrow_available():
             raise ErcgraphError(
                 f"{path}: reading parquet needs pyarrow, which is not installed "
-                f"(pip install pyarrow)")
+                f"(pip install pyarrow)"
+            )
         try:
             df = pd.read_parquet(path)
         except Exception as exc:  # pyarrow raises its own types for corrupt files
@@ -239,12 +261,18 @@ def _parse_delimited(path: Path, text: str, sep: str, str_columns: Iterable[str]
         # a row with more fields than the header is silently truncated otherwise
         warnings.simplefilter("error", pd.errors.ParserWarning)
         try:
-            df = pd.read_csv(io.StringIO(text), sep=sep, dtype=dtype, index_col=False,
-                             keep_default_na=False, na_values=[""])
+            df = pd.read_csv(
+                io.StringIO(text),
+                sep=sep,
+                dtype=dtype,
+                index_col=False,
+                keep_default_na=False,
+                na_values=[""],
+            )
         except pd.errors.ParserWarning:
             raise ErcgraphError(
-                f"{path}: malformed table: {_long_row(text, sep)} has more fields than the "
-                f"header") from None
+                f"{path}: malformed table: {_long_row(text, sep)} has more fields than the header"
+            ) from None
         except (pd.errors.ParserError, ValueError) as exc:
             raise ErcgraphError(f"{path}: malformed table: {_one_line(exc)}") from None
     n = len(df)
@@ -277,7 +305,8 @@ def _parse_jsonl(path: Path, text: str) -> SourceTable:
             raise ErcgraphError(f"{path}: line {i}: not valid JSON ({exc.msg})") from None
         if not isinstance(rec, dict):
             raise ErcgraphError(
-                f"{path}: line {i}: expected a JSON object per line, got {type(rec).__name__}")
+                f"{path}: line {i}: expected a JSON object per line, got {type(rec).__name__}"
+            )
         records.append(rec)
         line_no.append(i)
     df = pd.DataFrame.from_records(records)
@@ -313,27 +342,31 @@ def check_integers(src: SourceTable, column: str, what: str) -> pd.Series:
     i = first_bad(bad)
     if i is not None:
         raise ErcgraphError(
-            f"{src.where(i)}: column {column!r} ({what}) must be an integer, got {raw.iloc[i]!r}")
+            f"{src.where(i)}: column {column!r} ({what}) must be an integer, got {raw.iloc[i]!r}"
+        )
     return num.astype(np.int64)
 
 
-def check_unique_keys(src: SourceTable, dialogue: pd.Series, turn: pd.Series,
-                      dialogue_col: str, turn_col: str) -> None:
+def check_unique_keys(
+    src: SourceTable, dialogue: pd.Series, turn: pd.Series, dialogue_col: str, turn_col: str
+) -> None:
     """Raise naming both rows of the first duplicated ``(dialogue, turn)`` key."""
     keys = pd.DataFrame({"d": dialogue.to_numpy(), "t": turn.to_numpy()})
     dup = keys.duplicated(keep="first").to_numpy()
     i = first_bad(dup)
     if i is None:
         return
-    same = np.flatnonzero(((keys["d"] == keys["d"].iloc[i]) & (keys["t"] == keys["t"].iloc[i]))
-                          .to_numpy())
+    same = np.flatnonzero(
+        ((keys["d"] == keys["d"].iloc[i]) & (keys["t"] == keys["t"].iloc[i])).to_numpy()
+    )
     j = int(same[0])
     d = keys["d"].iloc[i]
     d = d.item() if isinstance(d, np.generic) else d
     raise ErcgraphError(
         f"{src.where(i)}: duplicate utterance (dialogue {d!r}, turn "
         f"{keys['t'].iloc[i]}) already at {src.unit} {int(src.locator[j])} (columns "
-        f"{dialogue_col!r}, {turn_col!r}); each (dialogue, turn) must appear once")
+        f"{dialogue_col!r}, {turn_col!r}); each (dialogue, turn) must appear once"
+    )
 
 
 def check_options(data: DataConfig, allowed: Sequence[str], reader: str) -> None:
@@ -342,7 +375,8 @@ def check_options(data: DataConfig, allowed: Sequence[str], reader: str) -> None
         if key not in allowed:
             raise ErcgraphError(
                 f"config: unknown key 'data.options.{key}' for the {reader} reader; allowed: "
-                f"{', '.join(allowed) or 'none'}")
+                f"{', '.join(allowed) or 'none'}"
+            )
 
 
 # -- the table reader -----------------------------------------------------------------------------
@@ -352,20 +386,27 @@ def _mapping(data: DataConfig) -> dict[str, str | list[str]]:
         where = f"config: data.columns.{key}"
         if key == "dialogue_id" and isinstance(value, list):
             if not value or not all(isinstance(v, str) and v for v in value):
-                raise ErcgraphError(f"{where} must be a column name or a non-empty list of names,"
-                                    f" got {value!r}")
+                raise ErcgraphError(
+                    f"{where} must be a column name or a non-empty list of names, got {value!r}"
+                )
             mapping[key] = list(value)
         elif isinstance(value, str) and value:
             mapping[key] = value
         else:
-            raise ErcgraphError(f"{where} must be a source column name, got {value!r}"
-                                + (" (only dialogue_id may list several columns)"
-                                   if isinstance(value, list) else ""))
+            raise ErcgraphError(
+                f"{where} must be a source column name, got {value!r}"
+                + (
+                    " (only dialogue_id may list several columns)"
+                    if isinstance(value, list)
+                    else ""
+                )
+            )
     return mapping
 
 
-def _effective_mapping(mapping: Mapping[str, str | list[str]], columns: Sequence[str],
-                       split_from_column: bool) -> dict[str, str | list[str]]:
+def _effective_mapping(
+    mapping: Mapping[str, str | list[str]], columns: Sequence[str], split_from_column: bool
+) -> dict[str, str | list[str]]:
     """Explicit mapping plus same-name columns for the unmapped Corpus columns."""
     eff = dict(mapping)
     used = {c for v in eff.values() for c in ([v] if isinstance(v, str) else v)}
@@ -378,13 +419,15 @@ def _effective_mapping(mapping: Mapping[str, str | list[str]], columns: Sequence
     return eff
 
 
-def _read_one(path: Path, mapping: Mapping[str, str | list[str]], split: str | None,
-              data: DataConfig) -> tuple[SourceTable, pd.DataFrame]:
+def _read_one(
+    path: Path, mapping: Mapping[str, str | list[str]], split: str | None, data: DataConfig
+) -> tuple[SourceTable, pd.DataFrame]:
     """Read one file and build its Corpus-shaped frame (split may come from a column)."""
     opts = data.options or {}
     text_like = ("dialogue_id", "speaker", "label", "text", "split")
-    str_cols = [c for k, v in mapping.items() if k in text_like
-                for c in ([v] if isinstance(v, str) else v)]
+    str_cols = [
+        c for k, v in mapping.items() if k in text_like for c in ([v] if isinstance(v, str) else v)
+    ]
     str_cols += [k for k in text_like if k not in mapping]
     src = read_table_file(path, opts.get("format"), str_cols, opts.get("encoding", "utf-8"))
     df = src.df
@@ -394,7 +437,8 @@ def _read_one(path: Path, mapping: Mapping[str, str | list[str]], split: str | N
         if key not in eff:
             raise ErcgraphError(
                 f"{path}: no {key!r} column ({why}); map one with data.columns.{key}; the file "
-                f"has columns {list(df.columns)}")
+                f"has columns {list(df.columns)}"
+            )
 
     need("dialogue_id", "required")
     need("speaker", "required")
@@ -428,7 +472,8 @@ def _read_one(path: Path, mapping: Mapping[str, str | list[str]], split: str | N
         raise ErcgraphError(
             f"{path}: cannot tell the split of each row: map a split column (data.columns.split),"
             f" give one file per split (data.paths: {{train: ..., dev: ..., test: ...}}), or set "
-            f"data.options.split")
+            f"data.options.split"
+        )
     else:
         split_values = pd.Series("unlabelled", index=df.index)
 
@@ -455,7 +500,8 @@ def _read_one(path: Path, mapping: Mapping[str, str | list[str]], split: str | N
         if i is not None:
             raise ErcgraphError(
                 f"{src.where(i)}: column {eff['label']!r} (label) is empty, but the row is in "
-                f"split {out['split'].iloc[i]!r}, which needs labels")
+                f"split {out['split'].iloc[i]!r}, which needs labels"
+            )
         out["label"] = lab.where(~is_blank(lab), None)
     else:
         labelled = out["split"].isin(["train", "dev", "test"])
@@ -463,7 +509,8 @@ def _read_one(path: Path, mapping: Mapping[str, str | list[str]], split: str | N
         if i is not None:
             raise ErcgraphError(
                 f"{src.where(i)}: split {out['split'].iloc[i]!r} needs labels but no label column"
-                f" is mapped; set data.columns.label (the file has columns {list(df.columns)})")
+                f" is mapped; set data.columns.label (the file has columns {list(df.columns)})"
+            )
         out["label"] = None
 
     # text: every utterance row needs some
@@ -473,7 +520,8 @@ def _read_one(path: Path, mapping: Mapping[str, str | list[str]], split: str | N
         if i is not None:
             raise ErcgraphError(
                 f"{src.where(i)}: column {tcol!r} (text) is empty in dialogue "
-                f"{dialogue.iloc[i]!r}; every utterance row needs text (fill or drop the row)")
+                f"{dialogue.iloc[i]!r}; every utterance row needs text (fill or drop the row)"
+            )
         out["text"] = df[tcol].astype("str")
 
     # the other mapped columns, then every unmapped source column
@@ -508,11 +556,16 @@ def _check_dialogue_spans(frames: list[tuple[SourceTable, pd.DataFrame]]) -> Non
             raise ErcgraphError(
                 f"{src.where(i)}: dialogue {f['dialogue_id'].iloc[i]!r} is in split "
                 f"{f['split'].iloc[i]!r} here but in {first_split.iloc[i]!r} earlier; a dialogue "
-                f"belongs to one split")
+                f"belongs to one split"
+            )
     if len(frames) < 2:
         return
-    firsts = pd.concat([f["dialogue_id"].drop_duplicates().to_frame().assign(file=k)
-                        for k, (_, f) in enumerate(frames)])
+    firsts = pd.concat(
+        [
+            f["dialogue_id"].drop_duplicates().to_frame().assign(file=k)
+            for k, (_, f) in enumerate(frames)
+        ]
+    )
     dup = firsts["dialogue_id"].duplicated(keep="first")
     i = first_bad(dup)
     if i is not None:
@@ -523,11 +576,13 @@ def _check_dialogue_spans(frames: list[tuple[SourceTable, pd.DataFrame]]) -> Non
         raise ErcgraphError(
             f"{src.where(row)}: dialogue {d!r} is also in {frames[earlier][0].path}; dialogue ids "
             f"must be unique across files (set data.options.prefix_split: true if they restart "
-            f"in every split)")
+            f"in every split)"
+        )
 
 
-def _infer_labels(frames: list[tuple[SourceTable, pd.DataFrame]], label_col: str | None,
-                  given: list[str] | None) -> tuple[tuple[str, ...], str]:
+def _infer_labels(
+    frames: list[tuple[SourceTable, pd.DataFrame]], label_col: str | None, given: list[str] | None
+) -> tuple[tuple[str, ...], str]:
     if given is not None:
         labels = tuple(str(v) for v in given)
         source = "data.labels"
@@ -539,7 +594,8 @@ def _infer_labels(frames: list[tuple[SourceTable, pd.DataFrame]], label_col: str
                 return (), "none (unlabelled)"
             raise ErcgraphError(
                 f"{frames[0][0].path}: cannot infer the label vocabulary: no labelled train rows;"
-                f" set data.labels")
+                f" set data.labels"
+            )
         labels = tuple(sorted(set(train_labels.astype("str"))))
         source = "sorted labels of the train split"
     known = set(labels)
@@ -548,10 +604,11 @@ def _infer_labels(frames: list[tuple[SourceTable, pd.DataFrame]], label_col: str
         bad = lab.notna() & ~lab.astype("str").isin(known)
         i = first_bad(bad)
         if i is not None:
-            origin = ("the train split" if given is None else "data.labels")
+            origin = "the train split" if given is None else "data.labels"
             raise ErcgraphError(
                 f"{src.where(i)}: unknown label {lab.iloc[i]!r} in column {label_col!r} (split "
-                f"{f['split'].iloc[i]!r}); labels from {origin}: {list(labels)}")
+                f"{f['split'].iloc[i]!r}); labels from {origin}: {list(labels)}"
+            )
     return labels, source
 
 
@@ -571,13 +628,16 @@ def read_table(data: DataConfig, root: Path | None) -> Corpus:
     opts = data.options or {}
     mapping = _mapping(data)
     if data.path is not None and data.paths:
-        raise ErcgraphError("config: set either data.path (one file) or data.paths "
-                            "({split: file}), not both")
+        raise ErcgraphError(
+            "config: set either data.path (one file) or data.paths ({split: file}), not both"
+        )
     jobs: list[tuple[Path, str | None]] = []
     if data.paths:
         if "split" in mapping:
-            raise ErcgraphError("config: data.columns.split cannot be used with data.paths "
-                                "(the split is the key of each file)")
+            raise ErcgraphError(
+                "config: data.columns.split cannot be used with data.paths "
+                "(the split is the key of each file)"
+            )
         for key, rel in data.paths.items():
             split = normalise_split(key, f"config: data.paths.{key}")
             jobs.append((resolve_data_path(rel, root, f"data.paths.{key}"), split))
@@ -586,8 +646,9 @@ def read_table(data: DataConfig, root: Path | None) -> Corpus:
         split = None
         if opts.get("split") is not None:
             if "split" in mapping:
-                raise ErcgraphError("config: set either data.columns.split or "
-                                    "data.options.split, not both")
+                raise ErcgraphError(
+                    "config: set either data.columns.split or data.options.split, not both"
+                )
             split = normalise_split(opts["split"], "config: data.options.split")
         jobs.append((path, split))
     frames = [_read_one(p, mapping, s, data) for p, s in jobs]
@@ -597,5 +658,10 @@ def read_table(data: DataConfig, root: Path | None) -> Corpus:
     labels, label_source = _infer_labels(frames, str(label_col), data.labels)
     df = pd.concat([f for _, f in frames], ignore_index=True)
     source = ", ".join(str(src.path) for src, _ in frames)
-    return Corpus(df, data.name or jobs[0][0].stem, labels, source,
-                  {"reader": "table", "label_source": label_source})
+    return Corpus(
+        df,
+        data.name or jobs[0][0].stem,
+        labels,
+        source,
+        {"reader": "table", "label_source": label_source},
+    )

@@ -40,8 +40,12 @@ log = logging.getLogger(__name__)
 AUDIO_ENCODERS: Registry = Registry("audio encoder", "ercgraph.audio_encoders")
 
 # the feature sets named in papers, mapped to the opensmile.FeatureSet member that computes them
-OPENSMILE_ALIASES = {"is09": "IS09", "is10": "IS10", "egemaps": "eGeMAPSv02",
-                     "compare": "ComParE_2016"}
+OPENSMILE_ALIASES = {
+    "is09": "IS09",
+    "is10": "IS10",
+    "egemaps": "eGeMAPSv02",
+    "compare": "ComParE_2016",
+}
 _OPTION = re.compile(r"^\s*([A-Za-z_]\w*)\s*=(.*)$")
 _DOTTED = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*")
 
@@ -82,8 +86,9 @@ class AudioEncoder:
         if x.dim() == 2 and 1 in x.shape:
             x = x.reshape(-1)
         if x.dim() != 1:
-            raise ErcgraphError(f"{self.name}: expected a mono signal [samples], got shape "
-                                f"{tuple(x.shape)}")
+            raise ErcgraphError(
+                f"{self.name}: expected a mono signal [samples], got shape {tuple(x.shape)}"
+            )
         if x.numel() == 0:
             raise ErcgraphError(f"{self.name}: empty audio signal")
         if not torch.isfinite(x).all():
@@ -104,7 +109,8 @@ class AudioEncoder:
         seconds = x.numel() / self.sample_rate
         return ErcgraphError(
             f"{self.name}: signal too short ({x.numel()} samples = {seconds:.3f} s at "
-            f"{self.sample_rate} Hz; at least {need} samples needed)")
+            f"{self.sample_rate} Hz; at least {need} samples needed)"
+        )
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.settings().items() if k != "encoder")
@@ -118,12 +124,20 @@ class _KaldiEncoder(AudioEncoder):
     energies match Kaldi's. Dither is off, so features are deterministic.
     """
 
-    def __init__(self, n_mels: int, frame_length: float = 25.0, frame_shift: float = 10.0,
-                 low_freq: float = 20.0, high_freq: float = 0.0) -> None:
+    def __init__(
+        self,
+        n_mels: int,
+        frame_length: float = 25.0,
+        frame_shift: float = 10.0,
+        low_freq: float = 20.0,
+        high_freq: float = 0.0,
+    ) -> None:
         self.n_mels = _positive_int(n_mels, f"{self.name}: n_mels")
         if not (0 < float(frame_shift) <= float(frame_length)):
-            raise ErcgraphError(f"{self.name}: need 0 < frame_shift <= frame_length (ms), got "
-                                f"{frame_shift} and {frame_length}")
+            raise ErcgraphError(
+                f"{self.name}: need 0 < frame_shift <= frame_length (ms), got "
+                f"{frame_shift} and {frame_length}"
+            )
         self.frame_length, self.frame_shift = float(frame_length), float(frame_shift)
         self.low_freq, self.high_freq = float(low_freq), float(high_freq)
 
@@ -136,10 +150,15 @@ class _KaldiEncoder(AudioEncoder):
         return 2 * self.frame_dim
 
     def _kaldi_args(self) -> dict[str, Any]:
-        return {"num_mel_bins": self.n_mels, "frame_length": self.frame_length,
-                "frame_shift": self.frame_shift, "low_freq": self.low_freq,
-                "high_freq": self.high_freq, "sample_frequency": float(self.sample_rate),
-                "dither": 0.0}
+        return {
+            "num_mel_bins": self.n_mels,
+            "frame_length": self.frame_length,
+            "frame_shift": self.frame_shift,
+            "low_freq": self.low_freq,
+            "high_freq": self.high_freq,
+            "sample_frequency": float(self.sample_rate),
+            "dither": 0.0,
+        }
 
     def frames(self, signal: torch.Tensor) -> torch.Tensor:
         """Frame features ``[frames, frame_dim]`` of a 1-D signal at ``sample_rate``."""
@@ -153,10 +172,16 @@ class _KaldiEncoder(AudioEncoder):
         return torch.cat([feats.mean(0), feats.std(0, unbiased=False)])
 
     def settings(self) -> dict[str, Any]:
-        return {"encoder": self.name, "n_mels": self.n_mels, "frame_length": self.frame_length,
-                "frame_shift": self.frame_shift, "low_freq": self.low_freq,
-                "high_freq": self.high_freq, "sample_rate": self.sample_rate,
-                "pooling": "mean+std"}
+        return {
+            "encoder": self.name,
+            "n_mels": self.n_mels,
+            "frame_length": self.frame_length,
+            "frame_shift": self.frame_shift,
+            "low_freq": self.low_freq,
+            "high_freq": self.high_freq,
+            "sample_rate": self.sample_rate,
+            "pooling": "mean+std",
+        }
 
 
 @AUDIO_ENCODERS.register("fbank")
@@ -174,8 +199,14 @@ class FbankEncoder(_KaldiEncoder):
     name = "fbank"
     spec_arg = "n_mels"
 
-    def __init__(self, n_mels: int = 80, frame_length: float = 25.0, frame_shift: float = 10.0,
-                 low_freq: float = 20.0, high_freq: float = 0.0) -> None:
+    def __init__(
+        self,
+        n_mels: int = 80,
+        frame_length: float = 25.0,
+        frame_shift: float = 10.0,
+        low_freq: float = 20.0,
+        high_freq: float = 0.0,
+    ) -> None:
         super().__init__(n_mels, frame_length, frame_shift, low_freq, high_freq)
 
     def frames(self, signal: torch.Tensor) -> torch.Tensor:
@@ -198,15 +229,22 @@ class MfccEncoder(_KaldiEncoder):
     name = "mfcc"
     spec_arg = "n_ceps"
 
-    def __init__(self, n_ceps: int = 40, n_mels: int | None = None, frame_length: float = 25.0,
-                 frame_shift: float = 10.0, low_freq: float = 20.0,
-                 high_freq: float = 0.0) -> None:
+    def __init__(
+        self,
+        n_ceps: int = 40,
+        n_mels: int | None = None,
+        frame_length: float = 25.0,
+        frame_shift: float = 10.0,
+        low_freq: float = 20.0,
+        high_freq: float = 0.0,
+    ) -> None:
         self.n_ceps = _positive_int(n_ceps, "mfcc: n_ceps")
         n_mels = max(self.n_ceps, 23) if n_mels is None else n_mels
         super().__init__(n_mels, frame_length, frame_shift, low_freq, high_freq)
         if self.n_ceps > self.n_mels:
-            raise ErcgraphError(f"mfcc: n_ceps ({self.n_ceps}) cannot exceed n_mels "
-                                f"({self.n_mels})")
+            raise ErcgraphError(
+                f"mfcc: n_ceps ({self.n_ceps}) cannot exceed n_mels ({self.n_mels})"
+            )
 
     @property
     def frame_dim(self) -> int:
@@ -215,8 +253,7 @@ class MfccEncoder(_KaldiEncoder):
     def frames(self, signal: torch.Tensor) -> torch.Tensor:
         from torchaudio.compliance import kaldi
 
-        return kaldi.mfcc(signal.unsqueeze(0) * 32768.0, num_ceps=self.n_ceps,
-                          **self._kaldi_args())
+        return kaldi.mfcc(signal.unsqueeze(0) * 32768.0, num_ceps=self.n_ceps, **self._kaldi_args())
 
     def settings(self) -> dict[str, Any]:
         return {**super().settings(), "n_ceps": self.n_ceps}
@@ -241,8 +278,9 @@ def opensmile_feature_set(name: str) -> str:
         if member.lower() == key.lower():
             return member
     choices = sorted({*OPENSMILE_ALIASES.values(), "eGeMAPS", "ComParE", *members})
-    raise ErcgraphError(f"opensmile: unknown feature set {name!r}; choose one of "
-                        f"{', '.join(choices)}")
+    raise ErcgraphError(
+        f"opensmile: unknown feature set {name!r}; choose one of {', '.join(choices)}"
+    )
 
 
 @AUDIO_ENCODERS.register("opensmile")
@@ -261,8 +299,10 @@ class OpenSmileEncoder(AudioEncoder):
         import opensmile
 
         self.feature_set = opensmile_feature_set(feature_set)
-        self.smile = opensmile.Smile(feature_set=opensmile.FeatureSet[self.feature_set],
-                                     feature_level=opensmile.FeatureLevel.Functionals)
+        self.smile = opensmile.Smile(
+            feature_set=opensmile.FeatureSet[self.feature_set],
+            feature_level=opensmile.FeatureLevel.Functionals,
+        )
         self.dim = len(self.smile.feature_names)
         self.version = opensmile.__version__
 
@@ -279,13 +319,18 @@ class OpenSmileEncoder(AudioEncoder):
         if bad:
             raise ErcgraphError(
                 f"opensmile {self.feature_set}: {bad} of {out.numel()} functionals are not finite "
-                f"(signal of {signal.numel() / self.sample_rate:.3f} s is probably too short)")
+                f"(signal of {signal.numel() / self.sample_rate:.3f} s is probably too short)"
+            )
         return out
 
     def settings(self) -> dict[str, Any]:
-        return {"encoder": self.name, "feature_set": self.feature_set,
-                "feature_level": "functionals", "sample_rate": self.sample_rate,
-                "opensmile_version": self.version}
+        return {
+            "encoder": self.name,
+            "feature_set": self.feature_set,
+            "feature_level": "functionals",
+            "sample_rate": self.sample_rate,
+            "opensmile_version": self.version,
+        }
 
 
 @AUDIO_ENCODERS.register("hf")
@@ -307,8 +352,9 @@ class HFAudioEncoder(AudioEncoder):
     name = "hf"
     spec_arg = "path"
 
-    def __init__(self, path: str | Path, layer: int | str | None = None,
-                 device: str | None = None) -> None:
+    def __init__(
+        self, path: str | Path, layer: int | str | None = None, device: str | None = None
+    ) -> None:
         from transformers import AutoFeatureExtractor, AutoModel
 
         from ercgraph.encoders.text import encoder_fingerprint
@@ -318,14 +364,17 @@ class HFAudioEncoder(AudioEncoder):
             raise ErcgraphError(f"audio encoder: model path {str(path)!r} does not exist")
         self.path = str(folder.resolve())
         try:
-            self.feature_extractor = (AutoFeatureExtractor.from_pretrained(self.path)
-                                      if (folder / "preprocessor_config.json").is_file()
-                                      else None)
+            self.feature_extractor = (
+                AutoFeatureExtractor.from_pretrained(self.path)
+                if (folder / "preprocessor_config.json").is_file()
+                else None
+            )
             self.model = AutoModel.from_pretrained(self.path)
         except (OSError, ValueError, KeyError) as exc:
-            raise ErcgraphError(f"could not load audio encoder {self.path!r}: "
-                                f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
-                                ) from exc
+            raise ErcgraphError(
+                f"could not load audio encoder {self.path!r}: "
+                f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
+            ) from exc
         config = self.model.config
         self.sample_rate = int(getattr(self.feature_extractor, "sampling_rate", None) or 16000)
         self.num_layers = int(getattr(config, "num_hidden_layers", 0))
@@ -347,20 +396,26 @@ class HFAudioEncoder(AudioEncoder):
         try:
             index = int(layer)
         except (TypeError, ValueError):
-            raise ErcgraphError(f"hf audio encoder: layer must be an int, 'last' or 'mean', "
-                                f"got {layer!r}") from None
+            raise ErcgraphError(
+                f"hf audio encoder: layer must be an int, 'last' or 'mean', got {layer!r}"
+            ) from None
         n = self.num_layers + 1  # hidden_states: the embedding output and every layer
         if not -n <= index < n:
-            raise ErcgraphError(f"hf audio encoder {self.path!r}: layer {index} out of range; "
-                                f"the model has hidden states 0..{n - 1}")
+            raise ErcgraphError(
+                f"hf audio encoder {self.path!r}: layer {index} out of range; "
+                f"the model has hidden states 0..{n - 1}"
+            )
         return index % n
 
     def forward(self, signal: torch.Tensor) -> torch.Tensor:
         if signal.numel() < self.min_samples:
             raise self._too_short(signal, self.min_samples)
         if self.feature_extractor is not None:
-            inputs = dict(self.feature_extractor(signal.numpy(), sampling_rate=self.sample_rate,
-                                                 return_tensors="pt"))
+            inputs = dict(
+                self.feature_extractor(
+                    signal.numpy(), sampling_rate=self.sample_rate, return_tensors="pt"
+                )
+            )
         else:
             inputs = {"input_values": signal.unsqueeze(0)}
         inputs = {k: v.to(self.device) for k, v in inputs.items()}
@@ -377,8 +432,14 @@ class HFAudioEncoder(AudioEncoder):
         return hidden[0].float().mean(0)
 
     def settings(self) -> dict[str, Any]:
-        return {"encoder": self.name, "path": self.path, "fingerprint": self.fingerprint,
-                "layer": self.layer, "sample_rate": self.sample_rate, "pooling": "mean"}
+        return {
+            "encoder": self.name,
+            "path": self.path,
+            "fingerprint": self.fingerprint,
+            "layer": self.layer,
+            "sample_rate": self.sample_rate,
+            "pooling": "mean",
+        }
 
 
 def _receptive_field(config: Any) -> int:
@@ -445,8 +506,10 @@ def parse_spec(spec: str) -> tuple[str, str | None, dict[str, Any]]:
         options.setdefault(key, _coerce(value))
     main = ",".join(parts).strip()
     if not main:
-        raise ErcgraphError(f"empty audio encoder spec {spec!r}; choose one of "
-                            f"{', '.join(AUDIO_ENCODERS.names())} (or a model path)")
+        raise ErcgraphError(
+            f"empty audio encoder spec {spec!r}; choose one of "
+            f"{', '.join(AUDIO_ENCODERS.names())} (or a model path)"
+        )
     if main not in AUDIO_ENCODERS and Path(main).expanduser().exists():
         return "hf", main, options
     name, sep, arg = main.partition(":")
@@ -460,8 +523,9 @@ def _construct(cls: type, name: str, arg: Any, options: dict[str, Any]) -> Any:
         if key is None:
             raise ErcgraphError(f"audio encoder {name!r} takes no ':' argument, got {arg!r}")
         if key in kwargs:
-            raise ErcgraphError(f"audio encoder {name!r}: {key!r} given twice (as ':{arg}' and "
-                                f"as an option)")
+            raise ErcgraphError(
+                f"audio encoder {name!r}: {key!r} given twice (as ':{arg}' and as an option)"
+            )
         kwargs[key] = arg
     check_kwargs(cls, kwargs, f"audio encoder {name!r}")
     return cls(**kwargs)
@@ -514,9 +578,9 @@ def _missing(value: Any) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value))
 
 
-def encode_files(encoder: Any, items: list[tuple[str | Path, float | None, float | None]],
-                 progress: bool = True) -> tuple[torch.Tensor, torch.Tensor,
-                                                 list[tuple[int, str, str]]]:
+def encode_files(
+    encoder: Any, items: list[tuple[str | Path, float | None, float | None]], progress: bool = True
+) -> tuple[torch.Tensor, torch.Tensor, list[tuple[int, str, str]]]:
     """Read and encode many clips, skipping the ones that cannot be read or encoded.
 
     Args:
@@ -543,8 +607,12 @@ def encode_files(encoder: Any, items: list[tuple[str | Path, float | None, float
     with tqdm(items, desc=desc, unit="utt", disable=None if progress else True) as bar:
         for i, (path, start, end) in enumerate(bar):
             try:
-                signal, rate = read_audio(path, None if _missing(start) else float(start),
-                                          None if _missing(end) else float(end), target_sr=sr)
+                signal, rate = read_audio(
+                    path,
+                    None if _missing(start) else float(start),
+                    None if _missing(end) else float(end),
+                    target_sr=sr,
+                )
                 x[i] = encoder.encode(signal, rate)
                 ok[i] = True
             except (ErcgraphError, OSError, av.FFmpegError, sf.SoundFileError) as exc:

@@ -47,24 +47,32 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def text_manifest(corpus: Corpus, encoder: str, cfg: TextFeatureConfig, context_turns: int,
-                  max_length: int) -> dict[str, dict[str, Any]]:
+def text_manifest(
+    corpus: Corpus, encoder: str, cfg: TextFeatureConfig, context_turns: int, max_length: int
+) -> dict[str, dict[str, Any]]:
     """The manifest of text features made by ``encoder`` (an already resolved name or path)."""
-    return {"text": {
-        "encoder": encoder,
-        "encoder_fingerprint": encoder_fingerprint(encoder),
-        "pooling": cfg.pooling,
-        "normalize": sentence_transformers_normalizes(encoder),
-        "max_length": int(max_length),
-        "context_turns": int(context_turns),
-        "corpus": corpus.fingerprint(),
-        "finetune": dataclasses.asdict(cfg.finetune) if cfg.finetune.enabled else None,
-    }}
+    return {
+        "text": {
+            "encoder": encoder,
+            "encoder_fingerprint": encoder_fingerprint(encoder),
+            "pooling": cfg.pooling,
+            "normalize": sentence_transformers_normalizes(encoder),
+            "max_length": int(max_length),
+            "context_turns": int(context_turns),
+            "corpus": corpus.fingerprint(),
+            "finetune": dataclasses.asdict(cfg.finetune) if cfg.finetune.enabled else None,
+        }
+    }
 
 
-def extract_text_features(corpus: Corpus, cfg: TextFeatureConfig, cache_dir: Path, *,
-                          device: str | None = None, progress: bool = True
-                          ) -> tuple[FeatureStore, dict[str, Any]]:
+def extract_text_features(
+    corpus: Corpus,
+    cfg: TextFeatureConfig,
+    cache_dir: Path,
+    *,
+    device: str | None = None,
+    progress: bool = True,
+) -> tuple[FeatureStore, dict[str, Any]]:
     """Text features of every Corpus row, from the cache when possible.
 
     Args:
@@ -83,8 +91,9 @@ def extract_text_features(corpus: Corpus, cfg: TextFeatureConfig, cache_dir: Pat
     """
     t0 = time.perf_counter()
     if cfg.pooling not in POOLINGS:
-        raise ErcgraphError(f"features.text.pooling must be one of {list(POOLINGS)}, "
-                            f"got {cfg.pooling!r}")
+        raise ErcgraphError(
+            f"features.text.pooling must be one of {list(POOLINGS)}, got {cfg.pooling!r}"
+        )
     if "text" not in corpus.df.columns:
         raise ErcgraphError(f"{corpus.source or corpus.name}: text features need a 'text' column")
     cache_dir = Path(cache_dir)
@@ -95,8 +104,15 @@ def extract_text_features(corpus: Corpus, cfg: TextFeatureConfig, cache_dir: Pat
     if ft.enabled:
         t_ft = time.perf_counter()
         key = manifest_key(finetune_settings(corpus, encoder, ft, ft.max_length))
-        finetuned = finetune_text_encoder(corpus, encoder, ft, cache_dir / "finetuned" / key,
-                                          ft.max_length, device=device, progress=progress)
+        finetuned = finetune_text_encoder(
+            corpus,
+            encoder,
+            ft,
+            cache_dir / "finetuned" / key,
+            ft.max_length,
+            device=device,
+            progress=progress,
+        )
         finetune_seconds = time.perf_counter() - t_ft
         encoder = finetuned_path = str(finetuned.resolve())
         context_turns, max_length = ft.context_turns, ft.max_length
@@ -107,16 +123,25 @@ def extract_text_features(corpus: Corpus, cfg: TextFeatureConfig, cache_dir: Pat
     path = cache_dir / "features" / f"{manifest_key(manifest)}.safetensors"
 
     def compute() -> FeatureStore:
-        enc = TextEncoder(encoder, pooling=cfg.pooling, max_length=max_length,
-                          batch_size=cfg.batch_size,
-                          truncation_side="left" if context_turns > 0 else "right",
-                          normalize=manifest["text"]["normalize"], device=device,
-                          progress=progress)
+        enc = TextEncoder(
+            encoder,
+            pooling=cfg.pooling,
+            max_length=max_length,
+            batch_size=cfg.batch_size,
+            truncation_side="left" if context_turns > 0 else "right",
+            normalize=manifest["text"]["normalize"],
+            device=device,
+            progress=progress,
+        )
         log.info("encoding %d utterances with %r", corpus.num_utterances, enc)
         x = enc.encode(build_inputs(corpus, context_turns, sep=enc.sep))
         return FeatureStore({"text": x}, {"text": torch.ones(len(x), dtype=torch.bool)})
 
     store, reused = cached(path, manifest, compute)
-    info = {"reused": reused, "seconds": time.perf_counter() - t0,
-            "finetuned_path": finetuned_path, "finetune_seconds": finetune_seconds}
+    info = {
+        "reused": reused,
+        "seconds": time.perf_counter() - t0,
+        "finetuned_path": finetuned_path,
+        "finetune_seconds": finetune_seconds,
+    }
     return store, info

@@ -50,8 +50,9 @@ GRAD_CLIP = 1.0
 SORT_POOL_BATCHES = 50
 
 
-def finetune_settings(corpus: Corpus, model_name_or_path: str, ft: FinetuneConfig,
-                      max_length: int | None = None) -> dict[str, Any]:
+def finetune_settings(
+    corpus: Corpus, model_name_or_path: str, ft: FinetuneConfig, max_length: int | None = None
+) -> dict[str, Any]:
     """Everything a fine-tuned encoder depends on (its reuse key)."""
     model = resolve_model(model_name_or_path)
     cfg = dataclasses.asdict(ft)
@@ -84,8 +85,9 @@ def _fit_fingerprint(corpus: Corpus) -> str:
     for col in ("split", "dialogue_id", "turn", "speaker", "text", "label"):
         if col in df.columns:
             h.update(col.encode())
-            h.update(pd.util.hash_pandas_object(df[col].astype(str), index=False)
-                     .to_numpy().tobytes())
+            h.update(
+                pd.util.hash_pandas_object(df[col].astype(str), index=False).to_numpy().tobytes()
+            )
     return h.hexdigest()[:16]
 
 
@@ -106,16 +108,23 @@ def _batches(lengths: np.ndarray, batch_size: int, gen: torch.Generator) -> list
     pool = batch_size * SORT_POOL_BATCHES
     batches = []
     for start in range(0, len(perm), pool):
-        chunk = perm[start:start + pool]
+        chunk = perm[start : start + pool]
         chunk = chunk[np.argsort(-lengths[chunk], kind="stable")]
-        batches.extend(chunk[i:i + batch_size] for i in range(0, len(chunk), batch_size))
+        batches.extend(chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size))
     order = torch.randperm(len(batches), generator=gen).tolist()
     return [batches[i] for i in order]
 
 
-def finetune_text_encoder(corpus: Corpus, model_name_or_path: str, ft: FinetuneConfig,
-                          out_dir: Path, max_length: int | None = None, *,
-                          device: str | None = None, progress: bool = True) -> Path:
+def finetune_text_encoder(
+    corpus: Corpus,
+    model_name_or_path: str,
+    ft: FinetuneConfig,
+    out_dir: Path,
+    max_length: int | None = None,
+    *,
+    device: str | None = None,
+    progress: bool = True,
+) -> Path:
     """Fine-tune a text encoder on the corpus's train split and save it (or reuse a saved one).
 
     Args:
@@ -140,15 +149,23 @@ def finetune_text_encoder(corpus: Corpus, model_name_or_path: str, ft: FinetuneC
 
     out_dir = Path(out_dir)
     if ft.epochs < 1 or ft.batch_size < 1 or ft.lr <= 0:
-        raise ErcgraphError(f"features.text.finetune: epochs and batch_size must be >= 1 and lr "
-                            f"> 0, got epochs={ft.epochs}, batch_size={ft.batch_size}, "
-                            f"lr={ft.lr}")
+        raise ErcgraphError(
+            f"features.text.finetune: epochs and batch_size must be >= 1 and lr "
+            f"> 0, got epochs={ft.epochs}, batch_size={ft.batch_size}, "
+            f"lr={ft.lr}"
+        )
     settings = _jsonable(finetune_settings(corpus, model_name_or_path, ft, max_length))
     report = _read_report(out_dir)
-    if (report is not None and report.get("settings") == settings
-            and (out_dir / "config.json").is_file()):
-        log.info("reusing fine-tuned text encoder %s (best dev epoch %s)", out_dir,
-                 report.get("best_epoch"))
+    if (
+        report is not None
+        and report.get("settings") == settings
+        and (out_dir / "config.json").is_file()
+    ):
+        log.info(
+            "reusing fine-tuned text encoder %s (best dev epoch %s)",
+            out_dir,
+            report.get("best_epoch"),
+        )
         return out_dir
 
     labels = corpus.label_ids()
@@ -156,8 +173,10 @@ def finetune_text_encoder(corpus: Corpus, model_name_or_path: str, ft: FinetuneC
     train_rows = np.flatnonzero((split == "train") & (labels >= 0))
     dev_rows = np.flatnonzero((split == "dev") & (labels >= 0))
     if len(train_rows) == 0:
-        raise ErcgraphError(f"{corpus.source or corpus.name}: fine-tuning needs labelled rows in "
-                            "the 'train' split; found none")
+        raise ErcgraphError(
+            f"{corpus.source or corpus.name}: fine-tuning needs labelled rows in "
+            "the 'train' split; found none"
+        )
 
     t0 = time.perf_counter()
     seed = int(ft.seed)
@@ -166,9 +185,16 @@ def finetune_text_encoder(corpus: Corpus, model_name_or_path: str, ft: FinetuneC
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
 
-    enc = TextEncoder(settings["base_model"], pooling="mean", max_length=settings["max_length"],
-                      batch_size=max(ft.batch_size, 32), truncation_side="left",
-                      normalize=False, device=device, progress=progress)
+    enc = TextEncoder(
+        settings["base_model"],
+        pooling="mean",
+        max_length=settings["max_length"],
+        batch_size=max(ft.batch_size, 32),
+        truncation_side="left",
+        normalize=False,
+        device=device,
+        progress=progress,
+    )
     texts = build_inputs(corpus, ft.context_turns, sep=enc.sep)
     ids = enc.tokenize(texts)
     lengths = np.array([len(x) for x in ids])
@@ -176,8 +202,13 @@ def finetune_text_encoder(corpus: Corpus, model_name_or_path: str, ft: FinetuneC
     params = list(enc.model.parameters()) + list(head.parameters())
     no_decay = [p for p in params if p.dim() < 2]
     decay = [p for p in params if p.dim() >= 2]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": ft.weight_decay},
-                             {"params": no_decay, "weight_decay": 0.0}], lr=ft.lr)
+    opt = torch.optim.AdamW(
+        [
+            {"params": decay, "weight_decay": ft.weight_decay},
+            {"params": no_decay, "weight_decay": 0.0},
+        ],
+        lr=ft.lr,
+    )
     steps_per_epoch = -(-len(train_rows) // ft.batch_size)
     total = steps_per_epoch * ft.epochs
     sched = get_linear_schedule_with_warmup(opt, int(WARMUP_FRACTION * total), total)
@@ -186,8 +217,12 @@ def finetune_text_encoder(corpus: Corpus, model_name_or_path: str, ft: FinetuneC
 
     history: list[dict[str, Any]] = []
     best_f1, best_epoch, best_state = -1.0, None, None
-    with tqdm(total=total, desc="fine-tuning text encoder", unit="step",
-              disable=None if progress else True) as bar:
+    with tqdm(
+        total=total,
+        desc="fine-tuning text encoder",
+        unit="step",
+        disable=None if progress else True,
+    ) as bar:
         for epoch in range(1, ft.epochs + 1):
             enc.model.train()
             head.train()
@@ -240,12 +275,15 @@ def finetune_text_encoder(corpus: Corpus, model_name_or_path: str, ft: FinetuneC
 
 
 def _snapshot(model: torch.nn.Module, head: torch.nn.Module) -> tuple[dict, dict]:
-    return ({k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
-            {k: v.detach().cpu().clone() for k, v in head.state_dict().items()})
+    return (
+        {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
+        {k: v.detach().cpu().clone() for k, v in head.state_dict().items()},
+    )
 
 
-def _save_atomically(out_dir: Path, enc: TextEncoder, head: torch.nn.Module,
-                     report: dict[str, Any]) -> None:
+def _save_atomically(
+    out_dir: Path, enc: TextEncoder, head: torch.nn.Module, report: dict[str, Any]
+) -> None:
     """Write into a temporary sibling folder, then swap it in with renames."""
     from safetensors.torch import save_file
 
@@ -254,8 +292,10 @@ def _save_atomically(out_dir: Path, enc: TextEncoder, head: torch.nn.Module,
     try:
         enc.model.save_pretrained(tmp)
         enc.tokenizer.save_pretrained(tmp)
-        save_file({k: v.detach().cpu().contiguous() for k, v in head.state_dict().items()},
-                  str(tmp / "classifier_head.safetensors"))
+        save_file(
+            {k: v.detach().cpu().contiguous() for k, v in head.state_dict().items()},
+            str(tmp / "classifier_head.safetensors"),
+        )
         (tmp / "finetune.json").write_text(json.dumps(report, indent=1), encoding="utf-8")
         old = None
         if out_dir.exists():

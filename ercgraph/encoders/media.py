@@ -20,16 +20,36 @@ import torch
 from ercgraph.errors import ErcgraphError
 
 # suffixes read with soundfile; everything else goes through PyAV (FFmpeg)
-SOUNDFILE_SUFFIXES = frozenset({
-    ".wav", ".wave", ".flac", ".ogg", ".oga", ".opus", ".aif", ".aiff", ".aifc", ".au",
-    ".snd", ".w64", ".rf64", ".caf", ".sph", ".nist",
-})
+SOUNDFILE_SUFFIXES = frozenset(
+    {
+        ".wav",
+        ".wave",
+        ".flac",
+        ".ogg",
+        ".oga",
+        ".opus",
+        ".aif",
+        ".aiff",
+        ".aifc",
+        ".au",
+        ".snd",
+        ".w64",
+        ".rf64",
+        ".caf",
+        ".sph",
+        ".nist",
+    }
+)
 # libsndfile logs "data : <declared> (should be <actual>)" for a wav cut short
 _WAV_SHORT = re.compile(r"^data\s*:\s*(\d+)\s*\(should be (\d+)\)", re.MULTILINE)
 
 
-def read_audio(path: str | Path, start: float | None = None, end: float | None = None,
-               target_sr: int | None = 16000) -> tuple[torch.Tensor, int]:
+def read_audio(
+    path: str | Path,
+    start: float | None = None,
+    end: float | None = None,
+    target_sr: int | None = 16000,
+) -> tuple[torch.Tensor, int]:
     """Read a mono float32 signal from a sound file or from the audio track of a video.
 
     Args:
@@ -90,7 +110,8 @@ def _read_soundfile(path: Path, start: float | None, end: float | None) -> tuple
         if short and int(short.group(2)) < int(short.group(1)):
             raise ErcgraphError(
                 f"{str(path)!r}: truncated audio file (the header declares "
-                f"{short.group(1)} bytes of audio, the file holds {short.group(2)})")
+                f"{short.group(1)} bytes of audio, the file holds {short.group(2)})"
+            )
         first, last = _frames(info.samplerate, start, end)
         if last is not None:
             last = min(last, info.frames)

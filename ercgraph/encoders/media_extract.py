@@ -37,8 +37,11 @@ MediaConfig = AudioFeatureConfig | VisualFeatureConfig
 def build_encoder(modality: str, cfg: MediaConfig) -> Any:
     """The configured encoder (models are loaded here, in the calling process)."""
     if not cfg.encoder:
-        hint = ("e.g. opensmile:IS10, fbank, mfcc or hf:<local wav2vec2 path>"
-                if modality == "audio" else "a local transformers vision model path (ViT, CLIP)")
+        hint = (
+            "e.g. opensmile:IS10, fbank, mfcc or hf:<local wav2vec2 path>"
+            if modality == "audio"
+            else "a local transformers vision model path (ViT, CLIP)"
+        )
         raise ErcgraphError(f"features.{modality}.encoder is not set; give {hint}")
     if modality == "audio":
         from ercgraph.encoders.audio import audio_encoder
@@ -46,8 +49,9 @@ def build_encoder(modality: str, cfg: MediaConfig) -> Any:
         return audio_encoder(cfg.encoder)
     from ercgraph.encoders.visual import VisualEncoder
 
-    return VisualEncoder(cfg.encoder, fps=cfg.fps, max_frames=cfg.max_frames, face=cfg.face,
-                         device="cpu")
+    return VisualEncoder(
+        cfg.encoder, fps=cfg.fps, max_frames=cfg.max_frames, face=cfg.face, device="cpu"
+    )
 
 
 def _items(corpus: Corpus, modality: str, cfg: MediaConfig) -> list[tuple[Any, Any, Any]]:
@@ -55,7 +59,8 @@ def _items(corpus: Corpus, modality: str, cfg: MediaConfig) -> list[tuple[Any, A
     if cfg.source not in df.columns:
         raise ErcgraphError(
             f"{corpus.source or corpus.name}: {modality} features read column {cfg.source!r} "
-            f"(features.{modality}.source), which the corpus lacks; it has {list(df.columns)}")
+            f"(features.{modality}.source), which the corpus lacks; it has {list(df.columns)}"
+        )
     paths = df[cfg.source].tolist()
     if cfg.segment:
         for col in ("start", "end"):
@@ -72,10 +77,14 @@ def _encode_chunk(modality: str, cfg: MediaConfig, items: list) -> dict[str, Any
     """
     torch.set_num_threads(1)
     encoder = _worker_encoder(modality, cfg)
-    valid = [i for i, (path, _, _) in enumerate(items)
-             if isinstance(path, (str, Path)) and str(path)]
-    errors = [(i, "", f"no {cfg.source} for this utterance")
-              for i in range(len(items)) if i not in set(valid)]
+    valid = [
+        i for i, (path, _, _) in enumerate(items) if isinstance(path, (str, Path)) and str(path)
+    ]
+    errors = [
+        (i, "", f"no {cfg.source} for this utterance")
+        for i in range(len(items))
+        if i not in set(valid)
+    ]
     dim = getattr(encoder, "dim", None) or 0
     x, ok = torch.zeros(len(items), dim), torch.zeros(len(items), dtype=torch.bool)
     if valid:
@@ -106,8 +115,9 @@ def _worker_encoder(modality: str, cfg: MediaConfig) -> Any:
     return _ENCODERS[key]
 
 
-def extract_media_features(corpus: Corpus, modality: str, cfg: MediaConfig, cache_dir: Path,
-                           progress: bool = True) -> tuple[FeatureStore, dict[str, Any]]:
+def extract_media_features(
+    corpus: Corpus, modality: str, cfg: MediaConfig, cache_dir: Path, progress: bool = True
+) -> tuple[FeatureStore, dict[str, Any]]:
     """Features of one media modality for every Corpus row, from the cache when possible.
 
     Returns:
@@ -123,10 +133,16 @@ def extract_media_features(corpus: Corpus, modality: str, cfg: MediaConfig, cach
     items = _items(corpus, modality, cfg)
     encoder = build_encoder(modality, cfg)
     settings = encoder.settings()
-    manifest = {modality: {"encoder": settings, "source": cfg.source, "segment": cfg.segment,
-                           "corpus": corpus.fingerprint(("dialogue_id", "turn", cfg.source)
-                                                        + (("start", "end") if cfg.segment
-                                                           else ()))}}
+    manifest = {
+        modality: {
+            "encoder": settings,
+            "source": cfg.source,
+            "segment": cfg.segment,
+            "corpus": corpus.fingerprint(
+                ("dialogue_id", "turn", cfg.source) + (("start", "end") if cfg.segment else ())
+            ),
+        }
+    }
     key = manifest_key(manifest)
     partial = Path(cache_dir) / "partial" / key
     counts = {"done": 0, "failed": 0, "reused": 0}
@@ -139,7 +155,7 @@ def extract_media_features(corpus: Corpus, modality: str, cfg: MediaConfig, cach
         todo = []
         for c in range(n_chunks):
             f = partial / f"chunk_{c:05d}.safetensors"
-            part = items[c * cfg.chunk_size:(c + 1) * cfg.chunk_size]
+            part = items[c * cfg.chunk_size : (c + 1) * cfg.chunk_size]
             try:
                 t = load(f.read_bytes())
                 meta = json.loads(f.with_suffix(".json").read_text())
@@ -154,10 +170,18 @@ def extract_media_features(corpus: Corpus, modality: str, cfg: MediaConfig, cach
 
         def keep(c: int, res: dict[str, Any]) -> None:
             f = partial / f"chunk_{c:05d}.safetensors"
-            atomic_write_bytes(f.with_suffix(".json"), json.dumps(
-                {"errors": res["errors"]}).encode())
-            atomic_write_bytes(f, save({"x": res["x"].float().contiguous(),
-                                        "ok": res["ok"].to(torch.uint8).contiguous()}))
+            atomic_write_bytes(
+                f.with_suffix(".json"), json.dumps({"errors": res["errors"]}).encode()
+            )
+            atomic_write_bytes(
+                f,
+                save(
+                    {
+                        "x": res["x"].float().contiguous(),
+                        "ok": res["ok"].to(torch.uint8).contiguous(),
+                    }
+                ),
+            )
             chunks[c] = res
             n_ok = int(res["ok"].sum())
             counts["done"] += n_ok
@@ -190,8 +214,11 @@ def extract_media_features(corpus: Corpus, modality: str, cfg: MediaConfig, cach
             raise ErcgraphError(f"{modality} encoder gave different dims across chunks: {dims}")
         x, ok = torch.cat(xs), torch.cat(oks)
         if not ok.any():
-            raise ErcgraphError(f"{modality}: every media file failed; first: "
-                                f"{errors[0][1]}: {errors[0][2]}" if errors else "no items")
+            raise ErcgraphError(
+                f"{modality}: every media file failed; first: {errors[0][1]}: {errors[0][2]}"
+                if errors
+                else "no items"
+            )
         return FeatureStore({modality: x}, {modality: ok})
 
     store, reused = cached(Path(cache_dir) / "features" / f"{key}.safetensors", manifest, compute)

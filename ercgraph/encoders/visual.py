@@ -55,8 +55,9 @@ def _import_av() -> Any:
     try:
         import av
     except ImportError as exc:
-        raise ErcgraphError("reading video needs the package 'av' (PyAV): "
-                            "pip install 'ercgraph[media]'") from exc
+        raise ErcgraphError(
+            "reading video needs the package 'av' (PyAV): pip install 'ercgraph[media]'"
+        ) from exc
     return av
 
 
@@ -64,8 +65,10 @@ def _import_cv2() -> Any:
     try:
         import cv2
     except ImportError as exc:
-        raise ErcgraphError("face detection needs the package 'opencv-python-headless': "
-                            "pip install 'ercgraph[media]'") from exc
+        raise ErcgraphError(
+            "face detection needs the package 'opencv-python-headless': "
+            "pip install 'ercgraph[media]'"
+        ) from exc
     return cv2
 
 
@@ -81,8 +84,9 @@ def _optional_time(value: Any, name: str, path: Any) -> float | None:
     try:
         t = float(value)
     except (TypeError, ValueError) as exc:
-        raise ErcgraphError(f"{str(path)!r}: {name} must be a number of seconds, got "
-                            f"{value!r}") from exc
+        raise ErcgraphError(
+            f"{str(path)!r}: {name} must be a number of seconds, got {value!r}"
+        ) from exc
     if math.isnan(t):
         return None
     if not math.isfinite(t) or t < 0:
@@ -90,8 +94,13 @@ def _optional_time(value: Any, name: str, path: Any) -> float | None:
     return t
 
 
-def sample_frames(path: str | Path, fps: float | None = 2.0, start: float | None = None,
-                  end: float | None = None, max_frames: int = 32) -> list[np.ndarray]:
+def sample_frames(
+    path: str | Path,
+    fps: float | None = 2.0,
+    start: float | None = None,
+    end: float | None = None,
+    max_frames: int = 32,
+) -> list[np.ndarray]:
     """Decode frames of a video clip at a fixed rate inside a time window.
 
     The frame taken for a target time ``t`` is the one on screen at ``t`` (the last frame that
@@ -117,8 +126,7 @@ def sample_frames(path: str | Path, fps: float | None = 2.0, start: float | None
             video stream, cannot be decoded, or has no frame in the window; or if an argument
             is out of range.
     """
-    if fps is not None and not (isinstance(fps, (int, float)) and math.isfinite(fps)
-                                and fps > 0):
+    if fps is not None and not (isinstance(fps, (int, float)) and math.isfinite(fps) and fps > 0):
         raise ErcgraphError(f"sample_frames: fps must be a number > 0 or None, got {fps!r}")
     if int(max_frames) < 1:
         raise ErcgraphError(f"sample_frames: max_frames must be >= 1, got {max_frames!r}")
@@ -126,8 +134,9 @@ def sample_frames(path: str | Path, fps: float | None = 2.0, start: float | None
     t0 = _optional_time(start, "start", path) or 0.0
     t1 = _optional_time(end, "end", path)
     if t1 is not None and t1 <= t0:
-        raise ErcgraphError(f"{str(path)!r}: the window end ({t1} s) must be after its start "
-                            f"({t0} s)")
+        raise ErcgraphError(
+            f"{str(path)!r}: the window end ({t1} s) must be after its start ({t0} s)"
+        )
     p = Path(path)
     if not p.exists():
         raise ErcgraphError(f"{str(path)!r}: video file does not exist")
@@ -137,8 +146,9 @@ def sample_frames(path: str | Path, fps: float | None = 2.0, start: float | None
     try:
         container = av.open(str(p))
     except (av.FFmpegError, OSError) as exc:
-        raise ErcgraphError(f"{str(path)!r}: cannot be opened as a video "
-                            f"({_first_line(exc)})") from exc
+        raise ErcgraphError(
+            f"{str(path)!r}: cannot be opened as a video ({_first_line(exc)})"
+        ) from exc
     with container:
         if not container.streams.video:
             raise ErcgraphError(f"{str(path)!r}: has no video stream (expected a video file)")
@@ -150,8 +160,16 @@ def sample_frames(path: str | Path, fps: float | None = 2.0, start: float | None
     return frames
 
 
-def _decode_window(av: Any, container: Any, stream: Any, path: Any, fps: float | None,
-                   t0: float, t1: float | None, max_frames: int) -> list[np.ndarray]:
+def _decode_window(
+    av: Any,
+    container: Any,
+    stream: Any,
+    path: Any,
+    fps: float | None,
+    t0: float,
+    t1: float | None,
+    max_frames: int,
+) -> list[np.ndarray]:
     """The sampling loop of :func:`sample_frames` on an open container.
 
     A target time is resolved when the first frame starting after it arrives: the target shows
@@ -209,12 +227,16 @@ def _decode_window(av: Any, container: Any, stream: Any, path: Any, fps: float |
             held_dur = frame.duration * time_base if frame.duration else default_dur
         else:
             # the stream ended: the last frame shows the pending target if it is still on screen
-            if (held is not None and open_window(target)
-                    and (held_dur == 0 or target < held_t + held_dur - _EPS)):
+            if (
+                held is not None
+                and open_window(target)
+                and (held_dur == 0 or target < held_t + held_dur - _EPS)
+            ):
                 take(held, held_t)
     except av.FFmpegError as exc:
-        raise ErcgraphError(f"{str(path)!r}: cannot decode the video stream "
-                            f"({_first_line(exc)})") from exc
+        raise ErcgraphError(
+            f"{str(path)!r}: cannot decode the video stream ({_first_line(exc)})"
+        ) from exc
     return out
 
 
@@ -232,7 +254,8 @@ def _load_cascade(xml: str) -> Any:
             f"face detection: OpenCV {cv2.__version__} has no Haar cascade detector "
             "(cv2.CascadeClassifier and the bundled cascades left OpenCV in 5.0); install "
             "'opencv-python-headless<5', pass a YuNet face model (.onnx) as face_detector, or "
-            "turn face cropping off")
+            "turn face cropping off"
+        )
     if not Path(xml).is_file():
         raise ErcgraphError(f"face detection: Haar cascade file {xml!r} does not exist")
     cascade = cv2.CascadeClassifier(xml)
@@ -258,8 +281,9 @@ class FaceCropper:
     ``MIN_FACE_FRACTION`` of the frame's short side are ignored.
     """
 
-    def __init__(self, detector: str | Path = "haar", margin: float = 0.2,
-                 score_threshold: float = 0.6) -> None:
+    def __init__(
+        self, detector: str | Path = "haar", margin: float = 0.2, score_threshold: float = 0.6
+    ) -> None:
         if not (isinstance(margin, (int, float)) and 0 <= margin <= 2):
             raise ErcgraphError(f"face detection: margin must be in [0, 2], got {margin!r}")
         name = str(detector)
@@ -272,8 +296,10 @@ class FaceCropper:
             self.kind = "yunet"
             name = str(Path(name).expanduser().resolve())
         else:
-            raise ErcgraphError(f"face detection: detector must be 'haar', a Haar cascade .xml "
-                                f"or a YuNet .onnx file, got {name!r}")
+            raise ErcgraphError(
+                f"face detection: detector must be 'haar', a Haar cascade .xml "
+                f"or a YuNet .onnx file, got {name!r}"
+            )
         self.detector = name
         self.margin = float(margin)
         self.score_threshold = float(score_threshold)
@@ -290,14 +316,16 @@ class FaceCropper:
         elif self._yunet is None:
             cv2 = _import_cv2()
             if not Path(self.detector).is_file():
-                raise ErcgraphError(f"face detection: YuNet model {self.detector!r} does not "
-                                    f"exist")
+                raise ErcgraphError(f"face detection: YuNet model {self.detector!r} does not exist")
             try:
-                self._yunet = cv2.FaceDetectorYN.create(self.detector, "", (320, 320),
-                                                        self.score_threshold)
+                self._yunet = cv2.FaceDetectorYN.create(
+                    self.detector, "", (320, 320), self.score_threshold
+                )
             except cv2.error as exc:
-                raise ErcgraphError(f"face detection: cannot load YuNet model {self.detector!r} "
-                                    f"({_first_line(exc)})") from exc
+                raise ErcgraphError(
+                    f"face detection: cannot load YuNet model {self.detector!r} "
+                    f"({_first_line(exc)})"
+                ) from exc
         return self
 
     def _cascade(self) -> Any:
@@ -313,8 +341,9 @@ class FaceCropper:
         min_side = max(24, int(min(h, w) * MIN_FACE_FRACTION))
         if self.kind == "haar":
             gray = cv2.cvtColor(np.ascontiguousarray(frame), cv2.COLOR_RGB2GRAY)
-            found = self._cascade().detectMultiScale(gray, scaleFactor=1.1, minNeighbors=5,
-                                                     minSize=(min_side, min_side))
+            found = self._cascade().detectMultiScale(
+                gray, scaleFactor=1.1, minNeighbors=5, minSize=(min_side, min_side)
+            )
         else:
             self.load()
             self._yunet.setInputSize((w, h))
@@ -349,12 +378,15 @@ class FaceCropper:
         return [c for c, _ in pairs], [bool(found) for _, found in pairs]
 
     def __repr__(self) -> str:
-        return (f"FaceCropper({self.detector!r}, margin={self.margin}, "
-                f"score_threshold={self.score_threshold})")
+        return (
+            f"FaceCropper({self.detector!r}, margin={self.margin}, "
+            f"score_threshold={self.score_threshold})"
+        )
 
 
-def crop_faces(frames: list[np.ndarray], detector: str | Path = "haar",
-               margin: float = 0.2) -> tuple[list[np.ndarray], list[bool]]:
+def crop_faces(
+    frames: list[np.ndarray], detector: str | Path = "haar", margin: float = 0.2
+) -> tuple[list[np.ndarray], list[bool]]:
     """Crop the largest face of each RGB frame (see :class:`FaceCropper`).
 
     Returns:
@@ -377,11 +409,14 @@ def pool_frames(x: torch.Tensor, pooling: str = "mean") -> torch.Tensor:
         ErcgraphError: for an unknown pooling or an empty input.
     """
     if pooling not in POOLINGS:
-        raise ErcgraphError(f"visual encoder: pooling must be one of {list(POOLINGS)}, "
-                            f"got {pooling!r}")
+        raise ErcgraphError(
+            f"visual encoder: pooling must be one of {list(POOLINGS)}, got {pooling!r}"
+        )
     if x.dim() != 2 or x.shape[0] == 0:
-        raise ErcgraphError(f"visual encoder: cannot pool frame vectors of shape "
-                            f"{tuple(x.shape)} (expected [frames >= 1, dim])")
+        raise ErcgraphError(
+            f"visual encoder: cannot pool frame vectors of shape "
+            f"{tuple(x.shape)} (expected [frames >= 1, dim])"
+        )
     mean = x.mean(0)
     if pooling == "mean":
         return mean
@@ -432,28 +467,42 @@ class VisualEncoder:
             or the face detector is unavailable.
     """
 
-    def __init__(self, name_or_path: str | Path, pooling: str = "mean",
-                 fps: float | None = 2.0, max_frames: int = 32, face: bool = True,
-                 face_detector: str | Path = "haar", face_margin: float = 0.2,
-                 features: str = "auto", batch_size: int = 32,
-                 device: str | None = None) -> None:
+    def __init__(
+        self,
+        name_or_path: str | Path,
+        pooling: str = "mean",
+        fps: float | None = 2.0,
+        max_frames: int = 32,
+        face: bool = True,
+        face_detector: str | Path = "haar",
+        face_margin: float = 0.2,
+        features: str = "auto",
+        batch_size: int = 32,
+        device: str | None = None,
+    ) -> None:
         if pooling not in POOLINGS:
-            raise ErcgraphError(f"visual encoder: pooling must be one of {list(POOLINGS)}, "
-                                f"got {pooling!r}")
+            raise ErcgraphError(
+                f"visual encoder: pooling must be one of {list(POOLINGS)}, got {pooling!r}"
+            )
         if features not in FEATURES:
-            raise ErcgraphError(f"visual encoder: features must be one of {list(FEATURES)}, "
-                                f"got {features!r}")
+            raise ErcgraphError(
+                f"visual encoder: features must be one of {list(FEATURES)}, got {features!r}"
+            )
         if fps is not None and not (isinstance(fps, (int, float)) and 0 < fps < math.inf):
             raise ErcgraphError(f"visual encoder: fps must be a number > 0 or None, got {fps!r}")
         if int(max_frames) < 1 or int(batch_size) < 1:
-            raise ErcgraphError(f"visual encoder: max_frames and batch_size must be >= 1, got "
-                                f"{max_frames} and {batch_size}")
+            raise ErcgraphError(
+                f"visual encoder: max_frames and batch_size must be >= 1, got "
+                f"{max_frames} and {batch_size}"
+            )
         path = Path(name_or_path).expanduser()
         if not path.exists():
             raise ErcgraphError(f"visual encoder: model path {str(name_or_path)!r} does not exist")
         if not path.is_dir():
-            raise ErcgraphError(f"visual encoder: model path {str(name_or_path)!r} is not a "
-                                f"folder (expected a saved transformers model)")
+            raise ErcgraphError(
+                f"visual encoder: model path {str(name_or_path)!r} is not a "
+                f"folder (expected a saved transformers model)"
+            )
         self.name_or_path = str(path.resolve())
         self.pooling = pooling
         self.fps = None if fps is None else float(fps)
@@ -487,15 +536,18 @@ class VisualEncoder:
         try:
             config = AutoConfig.from_pretrained(where)
         except (OSError, ValueError, KeyError) as exc:
-            raise ErcgraphError(f"could not load visual encoder {where!r}: "
-                                f"{_first_line(exc)}") from exc
+            raise ErcgraphError(
+                f"could not load visual encoder {where!r}: {_first_line(exc)}"
+            ) from exc
         self.model_type = str(config.model_type)
         try:
             self.processor = AutoImageProcessor.from_pretrained(where)
         except (OSError, ValueError, KeyError, ImportError) as exc:
-            raise ErcgraphError(f"could not load the image processor of visual encoder "
-                                f"{where!r} (expected a preprocessor_config.json): "
-                                f"{_first_line(exc)}") from exc
+            raise ErcgraphError(
+                f"could not load the image processor of visual encoder "
+                f"{where!r} (expected a preprocessor_config.json): "
+                f"{_first_line(exc)}"
+            ) from exc
         verbosity = hf_logging.get_verbosity()
         try:
             if self.model_type == "clip":
@@ -506,15 +558,16 @@ class VisualEncoder:
                 vision.projection_dim = config.projection_dim
                 hf_logging.set_verbosity_error()  # the skipped text tower is expected
                 model, info = CLIPVisionModelWithProjection.from_pretrained(
-                    where, config=vision, output_loading_info=True)
+                    where, config=vision, output_loading_info=True
+                )
                 self._head = "projection"
             else:
                 model, info = AutoModel.from_pretrained(where, output_loading_info=True)
-                self._head = "image_features" if hasattr(model, "get_image_features") \
-                    else "forward"
+                self._head = "image_features" if hasattr(model, "get_image_features") else "forward"
         except (OSError, ValueError, KeyError, RuntimeError) as exc:
-            raise ErcgraphError(f"could not load visual encoder {where!r}: "
-                                f"{_first_line(exc)}") from exc
+            raise ErcgraphError(
+                f"could not load visual encoder {where!r}: {_first_line(exc)}"
+            ) from exc
         finally:
             hf_logging.set_verbosity(verbosity)
         self.model = model
@@ -522,19 +575,27 @@ class VisualEncoder:
         no_pooler = any(k.startswith("pooler.") for k in missing)
         others = [k for k in missing if not k.startswith("pooler.")]
         if others or (no_pooler and features == "pooler"):
-            log.warning("visual encoder %s: %d weights are not in the checkpoint and were "
-                        "randomly initialised (%s)", where, len(missing), ", ".join(missing[:5]))
+            log.warning(
+                "visual encoder %s: %d weights are not in the checkpoint and were "
+                "randomly initialised (%s)",
+                where,
+                len(missing),
+                ", ".join(missing[:5]),
+            )
         if self._head == "image_features" and features not in ("auto", "projection"):
-            raise ErcgraphError(f"visual encoder {where!r}: a {self.model_type} model only gives "
-                                f"its image embedding; use features 'auto' or 'projection', "
-                                f"not {features!r}")
+            raise ErcgraphError(
+                f"visual encoder {where!r}: a {self.model_type} model only gives "
+                f"its image embedding; use features 'auto' or 'projection', "
+                f"not {features!r}"
+            )
         if self._head == "forward" and features == "projection":
-            raise ErcgraphError(f"visual encoder {where!r}: a {self.model_type} model has no "
-                                f"image projection; use 'auto', 'pooler', 'cls' or 'mean'")
+            raise ErcgraphError(
+                f"visual encoder {where!r}: a {self.model_type} model has no "
+                f"image projection; use 'auto', 'pooler', 'cls' or 'mean'"
+            )
         return no_pooler
 
-    def _settle_features(self, features: str, no_pooler: bool,
-                         probe: list[np.ndarray]) -> str:
+    def _settle_features(self, features: str, no_pooler: bool, probe: list[np.ndarray]) -> str:
         """What ``auto`` means for this model (other choices are kept as given)."""
         if features != "auto":
             return features
@@ -548,8 +609,9 @@ class VisualEncoder:
 
     def _pixels(self, images: list[np.ndarray]) -> torch.Tensor:
         """The processed batch ``[B, 3, H, W]`` of RGB images, on the model's device."""
-        batch = self.processor(images=images, return_tensors="pt",
-                               input_data_format="channels_last")
+        batch = self.processor(
+            images=images, return_tensors="pt", input_data_format="channels_last"
+        )
         return batch["pixel_values"].to(self.device, dtype=self.model.dtype)
 
     def _forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
@@ -563,14 +625,18 @@ class VisualEncoder:
         if self.features == "pooler":
             pooled = getattr(out, "pooler_output", None)
             if pooled is None:
-                raise ErcgraphError(f"visual encoder {self.name_or_path!r}: the model returns "
-                                    f"no pooler_output; use features 'cls' or 'mean'")
+                raise ErcgraphError(
+                    f"visual encoder {self.name_or_path!r}: the model returns "
+                    f"no pooler_output; use features 'cls' or 'mean'"
+                )
             return pooled.flatten(1)
         hidden = out.last_hidden_state
         if hidden.dim() == 4:  # a CNN's feature map [B, C, H, W]
             if self.features == "cls":
-                raise ErcgraphError(f"visual encoder {self.name_or_path!r}: a convolutional "
-                                    f"model has no CLS token; use features 'pooler' or 'mean'")
+                raise ErcgraphError(
+                    f"visual encoder {self.name_or_path!r}: a convolutional "
+                    f"model has no CLS token; use features 'pooler' or 'mean'"
+                )
             return hidden.mean((2, 3))
         return hidden[:, 0] if self.features == "cls" else hidden.mean(1)
 
@@ -579,14 +645,15 @@ class VisualEncoder:
         chunks = []
         with torch.inference_mode():
             for i in range(0, len(images), self.batch_size):
-                pixels = self._pixels(images[i:i + self.batch_size])
+                pixels = self._pixels(images[i : i + self.batch_size])
                 chunks.append(self._forward(pixels).float().cpu())
         if not chunks:
             return torch.empty((0, getattr(self, "dim", 0)), dtype=torch.float32)
         return torch.cat(chunks)
 
-    def encode_clip(self, path: str | Path, start: float | None = None,
-                    end: float | None = None) -> tuple[torch.Tensor, dict[str, int]]:
+    def encode_clip(
+        self, path: str | Path, start: float | None = None, end: float | None = None
+    ) -> tuple[torch.Tensor, dict[str, int]]:
         """One vector for the utterance shown in ``[start, end)`` of a video file.
 
         Returns:
@@ -611,8 +678,9 @@ class VisualEncoder:
             from ercgraph.encoders.text import encoder_fingerprint
 
             h = hashlib.sha256(encoder_fingerprint(self.name_or_path).encode())
-            h.update(str(_file_digest(Path(self.name_or_path) / "preprocessor_config.json"))
-                     .encode())
+            h.update(
+                str(_file_digest(Path(self.name_or_path) / "preprocessor_config.json")).encode()
+            )
             self._fingerprint = h.hexdigest()[:20]
         return self._fingerprint
 
@@ -626,15 +694,19 @@ class VisualEncoder:
         if self.cropper is not None:
             cv2 = _import_cv2()
             detector = self.cropper.detector
-            face.update({
-                "face_detector": detector,
-                "face_detector_digest": None if detector == "haar" else _file_digest(
-                    Path(detector)),
-                "face_margin": self.cropper.margin,
-                "face_score_threshold": (self.cropper.score_threshold
-                                         if self.cropper.kind == "yunet" else None),
-                "opencv": cv2.__version__,
-            })
+            face.update(
+                {
+                    "face_detector": detector,
+                    "face_detector_digest": None
+                    if detector == "haar"
+                    else _file_digest(Path(detector)),
+                    "face_margin": self.cropper.margin,
+                    "face_score_threshold": (
+                        self.cropper.score_threshold if self.cropper.kind == "yunet" else None
+                    ),
+                    "opencv": cv2.__version__,
+                }
+            )
         return {
             "encoder": self.name_or_path,
             "encoder_fingerprint": self.fingerprint(),
@@ -648,17 +720,24 @@ class VisualEncoder:
         }
 
     def __repr__(self) -> str:
-        face = (f"face=True, face_detector={self.cropper.detector!r}, "
-                f"face_margin={self.cropper.margin}" if self.cropper is not None
-                else "face=False")
-        return (f"VisualEncoder({self.name_or_path!r}, pooling={self.pooling!r}, fps={self.fps}, "
-                f"max_frames={self.max_frames}, {face}, features={self.features!r}, "
-                f"batch_size={self.batch_size}, device={str(self.device)!r})")
+        face = (
+            f"face=True, face_detector={self.cropper.detector!r}, face_margin={self.cropper.margin}"
+            if self.cropper is not None
+            else "face=False"
+        )
+        return (
+            f"VisualEncoder({self.name_or_path!r}, pooling={self.pooling!r}, fps={self.fps}, "
+            f"max_frames={self.max_frames}, {face}, features={self.features!r}, "
+            f"batch_size={self.batch_size}, device={str(self.device)!r})"
+        )
 
 
-def encode_clips(encoder: VisualEncoder, items: list[tuple[Any, Any, Any]],
-                 progress: bool = True, desc: str = "visual features"
-                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, list[tuple[int, str, str]]]:
+def encode_clips(
+    encoder: VisualEncoder,
+    items: list[tuple[Any, Any, Any]],
+    progress: bool = True,
+    desc: str = "visual features",
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, list[tuple[int, str, str]]]:
     """Encode many clips, skipping those that cannot be read.
 
     Args:
@@ -682,8 +761,9 @@ def encode_clips(encoder: VisualEncoder, items: list[tuple[Any, Any, Any]],
     ok = torch.zeros(n, dtype=torch.bool)
     face_rate = torch.zeros(n, dtype=torch.float32)
     errors: list[tuple[int, str, str]] = []
-    for i, item in enumerate(tqdm(items, desc=desc, unit="clip",
-                                  disable=None if progress else True)):
+    for i, item in enumerate(
+        tqdm(items, desc=desc, unit="clip", disable=None if progress else True)
+    ):
         path, start, end = item
         if path is None or (isinstance(path, float) and math.isnan(path)) or str(path) == "":
             reason = "no video path"

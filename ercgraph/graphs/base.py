@@ -70,14 +70,16 @@ class Dialogues:
         self.modalities = tuple(self.modalities)
         if not self.modalities or not all(isinstance(m, str) and m for m in self.modalities):
             raise ErcgraphError(
-                f"Dialogues: modalities must be non-empty names, got {self.modalities!r}")
+                f"Dialogues: modalities must be non-empty names, got {self.modalities!r}"
+            )
         if len(set(self.modalities)) != len(self.modalities):
             raise ErcgraphError(f"Dialogues: modalities repeat a name: {self.modalities!r}")
         n = self.speaker.numel()
         if self.ptr.numel() == 0 or int(self.ptr[0]) != 0 or int(self.ptr[-1]) != n:
             raise ErcgraphError(
                 f"Dialogues: ptr must start at 0 and end at the number of utterances ({n}), "
-                f"got {self.ptr.tolist()[:3]}...{self.ptr.tolist()[-1:]}")
+                f"got {self.ptr.tolist()[:3]}...{self.ptr.tolist()[-1:]}"
+            )
         if bool((self.ptr[1:] < self.ptr[:-1]).any()):
             d = int(torch.nonzero(self.ptr[1:] < self.ptr[:-1])[0])
             raise ErcgraphError(f"Dialogues: ptr must be non-decreasing; ptr[{d + 1}] < ptr[{d}]")
@@ -96,8 +98,9 @@ class Dialogues:
         return cls(speaker, ptr, tuple(modalities))
 
     @classmethod
-    def from_sequences(cls, speakers: Sequence[Sequence[object]],
-                       modalities: Sequence[str] = ("text",)) -> Dialogues:
+    def from_sequences(
+        cls, speakers: Sequence[Sequence[object]], modalities: Sequence[str] = ("text",)
+    ) -> Dialogues:
         """Build from one speaker sequence per dialogue, e.g. ``[["A", "B", "A"], ["C"]]``.
 
         Speaker names are mapped to local indices by order of first appearance in each dialogue.
@@ -129,8 +132,7 @@ class Dialogues:
     def batch(self) -> Tensor:
         """``LongTensor [N]``: dialogue index of each utterance."""
         n = self.num_utterances
-        return torch.repeat_interleave(torch.arange(self.num_dialogues), self.sizes,
-                                       output_size=n)
+        return torch.repeat_interleave(torch.arange(self.num_dialogues), self.sizes, output_size=n)
 
     @cached_property
     def pos(self) -> Tensor:
@@ -149,18 +151,25 @@ class Dialogues:
         return out
 
     def __repr__(self) -> str:
-        return (f"Dialogues(num_dialogues={self.num_dialogues}, "
-                f"num_utterances={self.num_utterances}, modalities={self.modalities!r})")
+        return (
+            f"Dialogues(num_dialogues={self.num_dialogues}, "
+            f"num_utterances={self.num_utterances}, modalities={self.modalities!r})"
+        )
 
 
 def _as_index(value: object, name: str) -> Tensor:
     if not isinstance(value, Tensor):
         value = torch.as_tensor(value)
-    if value.dim() != 1 or value.is_floating_point() or value.is_complex() \
-            or value.dtype == torch.bool:
+    if (
+        value.dim() != 1
+        or value.is_floating_point()
+        or value.is_complex()
+        or value.dtype == torch.bool
+    ):
         raise ErcgraphError(
             f"Dialogues: {name} must be a 1-D integer tensor, got dtype {value.dtype} and shape "
-            f"{tuple(value.shape)}")
+            f"{tuple(value.shape)}"
+        )
     return value.long()
 
 
@@ -205,7 +214,8 @@ class GraphBuilder(ABC):
     def __call__(self, dialogues: Dialogues) -> EdgeDict:
         if not isinstance(dialogues, Dialogues):
             raise ErcgraphError(
-                f"{self!r}: expected a Dialogues batch, got {type(dialogues).__name__}")
+                f"{self!r}: expected a Dialogues batch, got {type(dialogues).__name__}"
+            )
         out = self.forward(dialogues.clone())
         validate_edges(self, out, dialogues)
         return out
@@ -243,7 +253,8 @@ class IntraModalBuilder(GraphBuilder):
         if not isinstance(rel, dict):
             raise ErcgraphError(
                 f"{self!r}: forward_relations must return a dict relation -> edge_index, got "
-                f"{type(rel).__name__}")
+                f"{type(rel).__name__}"
+            )
         for name in self.edge_types:
             if name not in rel:
                 rel[name] = torch.empty(2, 0, dtype=torch.long)
@@ -258,7 +269,8 @@ def validate_edges(builder: object, edges: object, dialogues: Dialogues) -> None
     """
     if not isinstance(edges, dict):
         raise ErcgraphError(
-            f"{builder!r}: must return a dict edge type -> edge_index, got {type(edges).__name__}")
+            f"{builder!r}: must return a dict edge type -> edge_index, got {type(edges).__name__}"
+        )
     declared = tuple(getattr(builder, "EDGE_TYPES", ()))
     produced = tuple(getattr(builder, "edge_types", declared))
     n = dialogues.num_utterances
@@ -267,30 +279,36 @@ def validate_edges(builder: object, edges: object, dialogues: Dialogues) -> None
         if not (isinstance(key, tuple) and len(key) == 3 and all(isinstance(k, str) for k in key)):
             raise ErcgraphError(
                 f"{builder!r}: edge type {key!r} must be a (src_modality, relation, dst_modality) "
-                "tuple of strings")
+                "tuple of strings"
+            )
         src_m, rel, dst_m = key
         for m in (src_m, dst_m):
             if m not in dialogues.modalities:
                 raise ErcgraphError(
                     f"{builder!r}: edge type {key!r} names modality {m!r}; expected one of "
-                    f"{list(dialogues.modalities)}")
+                    f"{list(dialogues.modalities)}"
+                )
         if rel not in declared:
             raise ErcgraphError(
                 f"{builder!r}: edge type {key!r} uses relation {rel!r}, which is not declared in "
-                f"{type(builder).__name__}.EDGE_TYPES {list(declared)}")
+                f"{type(builder).__name__}.EDGE_TYPES {list(declared)}"
+            )
         if rel not in produced:
             raise ErcgraphError(
                 f"{builder!r}: edge type {key!r} uses relation {rel!r}, which this configuration "
-                f"does not produce (edge_types={list(produced)})")
+                f"does not produce (edge_types={list(produced)})"
+            )
         if not isinstance(ei, Tensor) or ei.dim() != 2 or ei.shape[0] != 2:
             shape = tuple(ei.shape) if isinstance(ei, Tensor) else type(ei).__name__
             raise ErcgraphError(
                 f"{builder!r}: edge type {key!r}: edge_index must be a LongTensor [2, E], "
-                f"got {shape}")
+                f"got {shape}"
+            )
         if ei.dtype != torch.long:
             raise ErcgraphError(
                 f"{builder!r}: edge type {key!r}: edge_index must have dtype torch.int64, "
-                f"got {ei.dtype}")
+                f"got {ei.dtype}"
+            )
         if ei.numel() == 0 or id(ei) in checked:
             continue
         checked.add(id(ei))
@@ -300,7 +318,8 @@ def validate_edges(builder: object, edges: object, dialogues: Dialogues) -> None
             side = "source" if row == 0 else "target"
             raise ErcgraphError(
                 f"{builder!r}: edge type {key!r}: edge {col} has {side} index "
-                f"{int(ei[row, col])}, outside [0, {n}) (the number of utterances)")
+                f"{int(ei[row, col])}, outside [0, {n}) (the number of utterances)"
+            )
         batch = dialogues.batch
         src_batch, dst_batch = batch.index_select(0, ei[0]), batch.index_select(0, ei[1])
         if not torch.equal(src_batch, dst_batch):
@@ -308,4 +327,5 @@ def validate_edges(builder: object, edges: object, dialogues: Dialogues) -> None
             j, i = int(ei[0, col]), int(ei[1, col])
             raise ErcgraphError(
                 f"{builder!r}: edge type {key!r}: edge {col} ({j} -> {i}) links dialogue "
-                f"{int(batch[j])} to dialogue {int(batch[i])}; edges must stay inside a dialogue")
+                f"{int(batch[j])} to dialogue {int(batch[i])}; edges must stay inside a dialogue"
+            )

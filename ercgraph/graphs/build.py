@@ -62,8 +62,11 @@ class Composition:
 
     def cache_manifest(self, modalities: Sequence[str]) -> dict[str, Any]:
         """The builder part of the graph cache key."""
-        return {"builders": [repr(b) for b in self.builders],
-                "edge_types": sorted(self.edge_types), "modalities": list(modalities)}
+        return {
+            "builders": [repr(b) for b in self.builders],
+            "edge_types": sorted(self.edge_types),
+            "modalities": list(modalities),
+        }
 
 
 def compose(builders: Any, edge_types: Sequence[str] | None = None) -> Composition:
@@ -82,7 +85,8 @@ def compose(builders: Any, edge_types: Sequence[str] | None = None) -> Compositi
     if isinstance(builders, Composition):
         builders = builders.builders
     if isinstance(builders, (str, dict, GraphBuilder)) or (
-            isinstance(builders, type) and issubclass(builders, GraphBuilder)):
+        isinstance(builders, type) and issubclass(builders, GraphBuilder)
+    ):
         builders = [builders]
     resolved: list[GraphBuilder] = []
     owner: dict[str, GraphBuilder] = {}
@@ -93,12 +97,14 @@ def compose(builders: Any, edge_types: Sequence[str] | None = None) -> Compositi
         if not isinstance(builder, GraphBuilder):
             raise ErcgraphError(
                 f"graph builder #{k} ({spec!r}) is a {type(builder).__name__}, not a "
-                "GraphBuilder (subclass ercgraph.graphs.GraphBuilder)")
+                "GraphBuilder (subclass ercgraph.graphs.GraphBuilder)"
+            )
         for rel in builder.edge_types:
             if rel in owner:
                 raise ErcgraphError(
                     f"edge type {rel!r} is produced by two builders, {owner[rel]!r} and "
-                    f"{builder!r}; drop one of them or restrict it")
+                    f"{builder!r}; drop one of them or restrict it"
+                )
             owner[rel] = builder
         resolved.append(builder)
     available = list(owner)
@@ -111,15 +117,17 @@ def compose(builders: Any, edge_types: Sequence[str] | None = None) -> Compositi
             if rel not in owner:
                 raise ErcgraphError(
                     f"unknown edge type {rel!r} in graph.edge_types: no configured builder "
-                    f"produces it; available edge types: {', '.join(available) or 'none'}")
+                    f"produces it; available edge types: {', '.join(available) or 'none'}"
+                )
         keep = set(edge_types)
     kept = tuple(r for r in available if r in keep)
     used = tuple(b for b in resolved if any(r in keep for r in b.edge_types))
     return Composition(used, kept)
 
 
-def build_edges(dialogues: Dialogues, builders: Any,
-                edge_types: Sequence[str] | None = None) -> EdgeDict:
+def build_edges(
+    dialogues: Dialogues, builders: Any, edge_types: Sequence[str] | None = None
+) -> EdgeDict:
     """Run the builders over a flat batch and keep the requested relations.
 
     Args:
@@ -144,8 +152,10 @@ def build_edges(dialogues: Dialogues, builders: Any,
         for key, ei in builder(dialogues).items():
             if key[1] in keep:
                 if id(ei) not in memo:  # intra-modal relations share one tensor per modality
-                    memo[id(ei)] = (ei, ei.contiguous() if trusted
-                                    else _sort_edges(ei, dialogues.num_utterances))
+                    memo[id(ei)] = (
+                        ei,
+                        ei.contiguous() if trusted else _sort_edges(ei, dialogues.num_utterances),
+                    )
                 out[key] = memo[id(ei)][1]
     rank = {r: i for i, r in enumerate(comp.edge_types)}
     mod = {m: i for i, m in enumerate(dialogues.modalities)}
@@ -165,15 +175,22 @@ def _sort_edges(ei: Tensor, n: int) -> Tensor:
 # -- the on-disk cache ------------------------------------------------------------------------
 def cache_key(corpus: Corpus, comp: Composition, modalities: Sequence[str]) -> tuple[str, dict]:
     """The graph cache key and the manifest it hashes."""
-    manifest = {**comp.cache_manifest(modalities),
-                "corpus": corpus.fingerprint(CORPUS_COLUMNS), "format": FORMAT_VERSION}
+    manifest = {
+        **comp.cache_manifest(modalities),
+        "corpus": corpus.fingerprint(CORPUS_COLUMNS),
+        "format": FORMAT_VERSION,
+    }
     blob = json.dumps(manifest, sort_keys=True).encode()
     return hashlib.sha256(blob).hexdigest()[:24], manifest
 
 
-def cached_edges(corpus: Corpus, dialogues: Dialogues, builders: Any,
-                 cache_dir: Path | str, edge_types: Sequence[str] | None = None
-                 ) -> tuple[EdgeDict, bool]:
+def cached_edges(
+    corpus: Corpus,
+    dialogues: Dialogues,
+    builders: Any,
+    cache_dir: Path | str,
+    edge_types: Sequence[str] | None = None,
+) -> tuple[EdgeDict, bool]:
     """Return the edges from ``cache_dir/graphs/<key>.safetensors`` or build and save them.
 
     A missing, corrupt, truncated or stale cache file is rebuilt (with a logged warning when it
@@ -182,8 +199,11 @@ def cached_edges(corpus: Corpus, dialogues: Dialogues, builders: Any,
     Returns:
         The global edges (as :func:`build_edges`) and whether they came from the cache.
     """
-    comp = builders if isinstance(builders, Composition) and edge_types is None \
+    comp = (
+        builders
+        if isinstance(builders, Composition) and edge_types is None
         else compose(builders, edge_types)
+    )
     key, manifest = cache_key(corpus, comp, dialogues.modalities)
     path = Path(cache_dir) / "graphs" / f"{key}.safetensors"
     if path.exists() or path.with_suffix(".json").exists():
@@ -211,9 +231,12 @@ def _save_edges(path: Path, manifest: dict, edges: EdgeDict) -> None:
             names[id(ei)] = f"e{len(names)}"
             tensors[names[id(ei)]] = ei.contiguous()
     blob = save(tensors)
-    meta = {"format": FORMAT_VERSION, "manifest": manifest,
-            "edge_types": [[*k, names[id(ei)]] for k, ei in edges.items()],
-            "sha256": hashlib.sha256(blob).hexdigest()}
+    meta = {
+        "format": FORMAT_VERSION,
+        "manifest": manifest,
+        "edge_types": [[*k, names[id(ei)]] for k, ei in edges.items()],
+        "sha256": hashlib.sha256(blob).hexdigest(),
+    }
     atomic_write_bytes(path, blob)
     atomic_write_bytes(path.with_suffix(".json"), json.dumps(meta, indent=1).encode())
 
@@ -240,12 +263,21 @@ def _load_edges(path: Path, manifest: dict, comp: Composition, dialogues: Dialog
         raise ErcgraphError(f"{where} is corrupt: {exc}") from exc
     n, batch = dialogues.num_utterances, dialogues.batch
     for key, ei in edges.items():
-        ok = (len(key) == 3 and key[1] in comp.edge_types and key[0] in dialogues.modalities
-              and key[2] in dialogues.modalities and ei.dim() == 2 and ei.shape[0] == 2
-              and ei.dtype == torch.long)
+        ok = (
+            len(key) == 3
+            and key[1] in comp.edge_types
+            and key[0] in dialogues.modalities
+            and key[2] in dialogues.modalities
+            and ei.dim() == 2
+            and ei.shape[0] == 2
+            and ei.dtype == torch.long
+        )
         if ok and ei.numel():
-            ok = (bool((ei >= 0).all()) and bool((ei < n).all())
-                  and bool((batch[ei[0]] == batch[ei[1]]).all()))
+            ok = (
+                bool((ei >= 0).all())
+                and bool((ei < n).all())
+                and bool((batch[ei[0]] == batch[ei[1]]).all())
+            )
         if not ok:
             raise ErcgraphError(f"{where}: edge type {key!r} does not fit this corpus")
     return edges
@@ -266,9 +298,13 @@ def drop_missing(edges: EdgeDict, present: dict[str, Tensor]) -> EdgeDict:
     return out
 
 
-def build_graphs(corpus: Corpus, store: FeatureStore, builders: Any,
-                 edge_types: Sequence[str] | None = None,
-                 cache_dir: Path | str | None = None) -> list[HeteroData]:
+def build_graphs(
+    corpus: Corpus,
+    store: FeatureStore,
+    builders: Any,
+    edge_types: Sequence[str] | None = None,
+    cache_dir: Path | str | None = None,
+) -> list[HeteroData]:
     """One :class:`~torch_geometric.data.HeteroData` per dialogue, in Corpus row order.
 
     Each graph has, for every modality ``m`` of ``store``: ``data[m].x`` (float ``[n, dim]``) and
@@ -332,12 +368,20 @@ def _gc_paused() -> Iterator[None]:
             gc.enable()
 
 
-def _assemble(cls: type[HeteroData], corpus: Corpus, store: FeatureStore, dialogues: Dialogues,
-              edges: EdgeDict, globals_: dict[str, Tensor]) -> list[HeteroData]:
+def _assemble(
+    cls: type[HeteroData],
+    corpus: Corpus,
+    store: FeatureStore,
+    dialogues: Dialogues,
+    edges: EdgeDict,
+    globals_: dict[str, Tensor],
+) -> list[HeteroData]:
     """Split the flat tensors per dialogue (views, no copies) and wrap them in HeteroData."""
     sizes = dialogues.sizes.tolist()
-    nodes = {m: (torch.split(store.features[m], sizes),
-                 torch.split(store.present[m].bool(), sizes)) for m in dialogues.modalities}
+    nodes = {
+        m: (torch.split(store.features[m], sizes), torch.split(store.present[m].bool(), sizes))
+        for m in dialogues.modalities
+    }
     glob = {k: torch.split(v, sizes) for k, v in globals_.items()}
     glob["dialogue_id"] = corpus.dialogue_ids()
     split_memo: dict[int, tuple[Tensor, ...]] = {}
@@ -349,9 +393,13 @@ def _assemble(cls: type[HeteroData], corpus: Corpus, store: FeatureStore, dialog
     return _wrap(cls, dialogues.num_dialogues, glob, nodes, parts)
 
 
-def _wrap(cls: type[HeteroData], num: int, glob: dict[str, Sequence[Any]],
-          nodes: dict[str, tuple[Sequence[Tensor], Sequence[Tensor]]],
-          edges: dict[EdgeType, Sequence[Tensor]]) -> list[HeteroData]:
+def _wrap(
+    cls: type[HeteroData],
+    num: int,
+    glob: dict[str, Sequence[Any]],
+    nodes: dict[str, tuple[Sequence[Tensor], Sequence[Tensor]]],
+    edges: dict[EdgeType, Sequence[Tensor]],
+) -> list[HeteroData]:
     """Create ``num`` HeteroData objects from per-dialogue pieces (``piece[d]``).
 
     PyG's attribute assignment takes microseconds per call (it invalidates caches through a
@@ -363,18 +411,25 @@ def _wrap(cls: type[HeteroData], num: int, glob: dict[str, Sequence[Any]],
     from torch_geometric.data.storage import BaseStorage, EdgeStorage, NodeStorage
 
     probe = cls()
-    fast = (isinstance(probe.__dict__.get("_node_store_dict"), dict)
-            and isinstance(probe.__dict__.get("_edge_store_dict"), dict)
-            and isinstance(probe.__dict__.get("_global_store"), BaseStorage)
-            and isinstance(probe._global_store.__dict__.get("_mapping"), dict))
+    fast = (
+        isinstance(probe.__dict__.get("_node_store_dict"), dict)
+        and isinstance(probe.__dict__.get("_edge_store_dict"), dict)
+        and isinstance(probe.__dict__.get("_global_store"), BaseStorage)
+        and isinstance(probe._global_store.__dict__.get("_mapping"), dict)
+    )
     make = partial(_fast_graph, NodeStorage, EdgeStorage) if fast else _public_graph
     return [make(cls, d, glob, nodes, edges) for d in range(num)]
 
 
-def _fast_graph(node_cls: type, edge_cls: type, cls: type[HeteroData], d: int,
-                glob: dict[str, Sequence[Any]],
-                nodes: dict[str, tuple[Sequence[Tensor], Sequence[Tensor]]],
-                edges: dict[EdgeType, Sequence[Tensor]]) -> HeteroData:
+def _fast_graph(
+    node_cls: type,
+    edge_cls: type,
+    cls: type[HeteroData],
+    d: int,
+    glob: dict[str, Sequence[Any]],
+    nodes: dict[str, tuple[Sequence[Tensor], Sequence[Tensor]]],
+    edges: dict[EdgeType, Sequence[Tensor]],
+) -> HeteroData:
     data = cls()
     state = data.__dict__
     state["_global_store"].__dict__["_mapping"].update({k: v[d] for k, v in glob.items()})
@@ -388,9 +443,13 @@ def _fast_graph(node_cls: type, edge_cls: type, cls: type[HeteroData], d: int,
     return data
 
 
-def _public_graph(cls: type[HeteroData], d: int, glob: dict[str, Sequence[Any]],
-                  nodes: dict[str, tuple[Sequence[Tensor], Sequence[Tensor]]],
-                  edges: dict[EdgeType, Sequence[Tensor]]) -> HeteroData:
+def _public_graph(
+    cls: type[HeteroData],
+    d: int,
+    glob: dict[str, Sequence[Any]],
+    nodes: dict[str, tuple[Sequence[Tensor], Sequence[Tensor]]],
+    edges: dict[EdgeType, Sequence[Tensor]],
+) -> HeteroData:
     data = cls()
     for k, v in glob.items():
         setattr(data, k, v[d])

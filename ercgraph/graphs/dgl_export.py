@@ -17,8 +17,10 @@ def _import_dgl() -> Any:
     try:
         import dgl
     except ImportError as exc:
-        raise ErcgraphError("DGL export needs the 'dgl' extra: pip install -e '.[dgl]' "
-                            f"(dgl==1.1.3); import failed: {exc}") from exc
+        raise ErcgraphError(
+            "DGL export needs the 'dgl' extra: pip install -e '.[dgl]' "
+            f"(dgl==1.1.3); import failed: {exc}"
+        ) from exc
     return dgl
 
 

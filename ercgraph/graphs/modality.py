@@ -30,11 +30,16 @@ class ModalityBuilder(GraphBuilder):
         if pairs is not None:
             norm = []
             for pair in pairs:
-                if isinstance(pair, str) or len(pair) != 2 or not all(
-                        isinstance(m, str) for m in pair) or pair[0] == pair[1]:
+                if (
+                    isinstance(pair, str)
+                    or len(pair) != 2
+                    or not all(isinstance(m, str) for m in pair)
+                    or pair[0] == pair[1]
+                ):
                     raise ErcgraphError(
                         f"ModalityBuilder: each entry of pairs must be two different modality "
-                        f"names like ['text', 'audio'], got {pair!r}")
+                        f"names like ['text', 'audio'], got {pair!r}"
+                    )
                 norm.append([pair[0], pair[1]])
             pairs = norm
         self.pairs = pairs
@@ -49,7 +54,8 @@ class ModalityBuilder(GraphBuilder):
                 if m not in modalities:
                     raise ErcgraphError(
                         f"{self!r}: pair {[a, b]} names modality {m!r}, but the features have "
-                        f"{list(modalities)}")
+                        f"{list(modalities)}"
+                    )
             for pair in ((a, b), (b, a)):
                 if pair not in out:
                     out.append(pair)

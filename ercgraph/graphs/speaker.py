@@ -29,8 +29,14 @@ class SpeakerBuilder(IntraModalBuilder):
         directed: Cross the speaker relation with the direction (past / future).
     """
 
-    EDGE_TYPES = ("same_speaker", "other_speaker", "same_speaker_past", "same_speaker_future",
-                  "other_speaker_past", "other_speaker_future")
+    EDGE_TYPES = (
+        "same_speaker",
+        "other_speaker",
+        "same_speaker_past",
+        "same_speaker_future",
+        "other_speaker_past",
+        "other_speaker_future",
+    )
     SORTED_OUTPUT = True
 
     def __init__(self, w_past: int = -1, w_future: int = -1, directed: bool = False) -> None:
@@ -51,15 +57,16 @@ class SpeakerBuilder(IntraModalBuilder):
         if not self.edge_types:
             return {}
         if not self.directed:
-            return _split(window_pairs(dialogues, self.w_past, self.w_future),
-                          dialogues.speaker, "")
+            return _split(
+                window_pairs(dialogues, self.w_past, self.w_future), dialogues.speaker, ""
+            )
         out: dict[str, Tensor] = {}
         if self.w_past != 0:
-            out.update(_split(window_pairs(dialogues, self.w_past, 0), dialogues.speaker,
-                              "_past"))
+            out.update(_split(window_pairs(dialogues, self.w_past, 0), dialogues.speaker, "_past"))
         if self.w_future != 0:
-            out.update(_split(window_pairs(dialogues, 0, self.w_future), dialogues.speaker,
-                              "_future"))
+            out.update(
+                _split(window_pairs(dialogues, 0, self.w_future), dialogues.speaker, "_future")
+            )
         return out
 
 

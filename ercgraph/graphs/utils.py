@@ -72,5 +72,6 @@ def check_window(builder: str, name: str, value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < -1:
         raise ErcgraphError(
             f"{builder}: {name} must be an integer >= -1 (-1 = whole dialogue, 0 = none), "
-            f"got {value!r}")
+            f"got {value!r}"
+        )
     return value

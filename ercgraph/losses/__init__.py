@@ -9,5 +9,11 @@ from ercgraph.losses.classification import (
     focal_loss,
 )
 
-__all__ = ["ClassBalancedLoss", "CrossEntropyLoss", "FocalLoss", "LogitAdjustedLoss",
-           "class_weights", "focal_loss"]
+__all__ = [
+    "ClassBalancedLoss",
+    "CrossEntropyLoss",
+    "FocalLoss",
+    "LogitAdjustedLoss",
+    "class_weights",
+    "focal_loss",
+]

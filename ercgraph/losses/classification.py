@@ -41,8 +41,9 @@ class CrossEntropyLoss(nn.Module):
         label_smoothing: label smoothing factor.
     """
 
-    def __init__(self, class_counts: Tensor, weighting: str = "none",
-                 label_smoothing: float = 0.0) -> None:
+    def __init__(
+        self, class_counts: Tensor, weighting: str = "none", label_smoothing: float = 0.0
+    ) -> None:
         super().__init__()
         self.weighting = weighting
         self.label_smoothing = label_smoothing
@@ -50,8 +51,13 @@ class CrossEntropyLoss(nn.Module):
         self.register_buffer("weight", w if w is not None else torch.ones(len(class_counts)))
 
     def forward(self, logits: Tensor, target: Tensor) -> Tensor:
-        return F.cross_entropy(logits, target, weight=self.weight, ignore_index=-1,
-                               label_smoothing=self.label_smoothing)
+        return F.cross_entropy(
+            logits,
+            target,
+            weight=self.weight,
+            ignore_index=-1,
+            label_smoothing=self.label_smoothing,
+        )
 
     def extra_repr(self) -> str:
         return f"weighting={self.weighting!r}, label_smoothing={self.label_smoothing}"
@@ -71,8 +77,9 @@ class ClassBalancedLoss(nn.Module):
         gamma: focusing parameter when ``base="focal"``.
     """
 
-    def __init__(self, class_counts: Tensor, beta: float = 0.9999, base: str = "ce",
-                 gamma: float = 2.0) -> None:
+    def __init__(
+        self, class_counts: Tensor, beta: float = 0.9999, base: str = "ce", gamma: float = 2.0
+    ) -> None:
         super().__init__()
         if not 0.0 <= beta < 1.0:
             raise ErcgraphError(f"loss.options.beta must be in [0, 1), got {beta}")

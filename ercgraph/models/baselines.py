@@ -30,13 +30,24 @@ class ContextFreeMLP(nn.Module):
         output: logits ``[num_utterances, num_classes]``.
     """
 
-    def __init__(self, in_dims: dict[str, int], edge_types: list[EdgeType], num_classes: int,
-                 hidden: int = 128, dropout: float = 0.3, max_speakers: int = 9) -> None:
+    def __init__(
+        self,
+        in_dims: dict[str, int],
+        edge_types: list[EdgeType],
+        num_classes: int,
+        hidden: int = 128,
+        dropout: float = 0.3,
+        max_speakers: int = 9,
+    ) -> None:
         super().__init__()
         self.modalities = list(in_dims)
         self.project = ModalityProjection(in_dims, hidden, max_speakers, dropout)
-        self.classifier = nn.Sequential(nn.Linear(hidden, hidden), nn.ReLU(),
-                                        nn.Dropout(dropout), nn.Linear(hidden, num_classes))
+        self.classifier = nn.Sequential(
+            nn.Linear(hidden, hidden),
+            nn.ReLU(),
+            nn.Dropout(dropout),
+            nn.Linear(hidden, num_classes),
+        )
 
     def encode(self, batch: Batch) -> Tensor:
         h = self.project({m: batch[m].x for m in self.modalities}, batch.speaker)
@@ -73,9 +84,16 @@ class DialogueGCNStyle(nn.Module):
         output: logits ``[num_utterances, num_classes]``.
     """
 
-    def __init__(self, in_dims: dict[str, int], edge_types: list[EdgeType], num_classes: int,
-                 hidden: int = 128, dropout: float = 0.3, max_speakers: int = 9,
-                 num_bases: int | None = 30) -> None:
+    def __init__(
+        self,
+        in_dims: dict[str, int],
+        edge_types: list[EdgeType],
+        num_classes: int,
+        hidden: int = 128,
+        dropout: float = 0.3,
+        max_speakers: int = 9,
+        num_bases: int | None = 30,
+    ) -> None:
         super().__init__()
         self.modalities = list(in_dims)
         first = self.modalities[0]
@@ -83,25 +101,38 @@ class DialogueGCNStyle(nn.Module):
         self.project = ModalityProjection(in_dims, hidden, max_speakers, dropout)
         self.gru = nn.GRU(hidden, hidden // 2, batch_first=True, bidirectional=True)
         n_rel = max(len(self.relations), 1)
-        self.rgcn = RGCNConv(hidden, hidden, n_rel,
-                             num_bases=min(num_bases, n_rel) if num_bases else None, aggr="mean")
+        self.rgcn = RGCNConv(
+            hidden,
+            hidden,
+            n_rel,
+            num_bases=min(num_bases, n_rel) if num_bases else None,
+            aggr="mean",
+        )
         self.gconv = GraphConv(hidden, hidden, aggr="add")
         self.dropout = nn.Dropout(dropout)
-        self.classifier = nn.Sequential(nn.Linear(2 * hidden, hidden), nn.ReLU(),
-                                        nn.Dropout(dropout), nn.Linear(hidden, num_classes))
+        self.classifier = nn.Sequential(
+            nn.Linear(2 * hidden, hidden),
+            nn.ReLU(),
+            nn.Dropout(dropout),
+            nn.Linear(hidden, num_classes),
+        )
 
     def encode(self, batch: Batch) -> Tensor:
         present = {m: batch[m].present_mask for m in self.modalities}
-        h = masked_mean(self.project({m: batch[m].x for m in self.modalities}, batch.speaker),
-                        present)
+        h = masked_mean(
+            self.project({m: batch[m].x for m in self.modalities}, batch.speaker), present
+        )
         node_batch = batch[self.modalities[0]].batch
         dense, mask = to_dense_batch(h, node_batch)
         seq = self.gru(dense)[0][mask]
         if self.relations:
             edge_index = torch.cat([batch[et].edge_index for et in self.relations], dim=1)
-            edge_type = torch.cat([
-                torch.full((batch[et].edge_index.size(1),), i, dtype=torch.long)
-                for i, et in enumerate(self.relations)])
+            edge_type = torch.cat(
+                [
+                    torch.full((batch[et].edge_index.size(1),), i, dtype=torch.long)
+                    for i, et in enumerate(self.relations)
+                ]
+            )
         else:
             edge_index = torch.empty(2, 0, dtype=torch.long, device=h.device)
             edge_type = torch.empty(0, dtype=torch.long, device=h.device)

@@ -15,8 +15,13 @@ EdgeType = tuple[str, str, str]
 _FIXED = ("self", "in_dims", "edge_types", "num_classes")
 
 
-def build_model(cfg: ModelConfig, in_dims: dict[str, int], edge_types: list[EdgeType],
-                num_classes: int, multitask: MultitaskConfig | None = None) -> nn.Module:
+def build_model(
+    cfg: ModelConfig,
+    in_dims: dict[str, int],
+    edge_types: list[EdgeType],
+    num_classes: int,
+    multitask: MultitaskConfig | None = None,
+) -> nn.Module:
     """Instantiate ``cfg.name`` with the config fields its constructor takes.
 
     A config field the chosen model does not use is an error when it differs from the default
@@ -36,16 +41,20 @@ def build_model(cfg: ModelConfig, in_dims: dict[str, int], edge_types: list[Edge
         elif value != getattr(defaults, f.name):
             raise ErcgraphError(
                 f"model {cfg.name!r} does not use model.{f.name} (set to {value!r}); "
-                f"its arguments are: {', '.join(p for p in params if p != 'self')}")
+                f"its arguments are: {', '.join(p for p in params if p != 'self')}"
+            )
     for key, value in cfg.options.items():
         if key not in params:
             raise ErcgraphError(
                 f"unknown option model.options.{key} for model {cfg.name!r}; allowed: "
-                f"{', '.join(p for p in params if p not in _FIXED)}")
+                f"{', '.join(p for p in params if p not in _FIXED)}"
+            )
         kwargs[key] = value
     if multitask is not None and multitask.enabled:
         if "multitask" not in params:
-            raise ErcgraphError(f"multitask.enabled: model {cfg.name!r} has no multi-task head "
-                                "(use hierarchical_gcn)")
+            raise ErcgraphError(
+                f"multitask.enabled: model {cfg.name!r} has no multi-task head "
+                "(use hierarchical_gcn)"
+            )
         kwargs.update(multitask=True, mask_ratio=multitask.mask_ratio, mask_mode=multitask.mode)
     return cls(in_dims=in_dims, edge_types=edge_types, num_classes=num_classes, **kwargs)

@@ -48,11 +48,23 @@ class HierarchicalGCN(nn.Module):
         output: logits ``[num_utterances, num_classes]`` in batch utterance order.
     """
 
-    def __init__(self, in_dims: dict[str, int], edge_types: list[EdgeType], num_classes: int,
-                 hidden: int = 128, conv: str = "rgcn", intra_layers: int = 2,
-                 cross_layers: int = 1, heads: int = 4, dropout: float = 0.3,
-                 max_speakers: int = 9, multitask: bool = False, mask_ratio: float = 0.15,
-                 mask_mode: str = "features", context_rnn: bool = False) -> None:
+    def __init__(
+        self,
+        in_dims: dict[str, int],
+        edge_types: list[EdgeType],
+        num_classes: int,
+        hidden: int = 128,
+        conv: str = "rgcn",
+        intra_layers: int = 2,
+        cross_layers: int = 1,
+        heads: int = 4,
+        dropout: float = 0.3,
+        max_speakers: int = 9,
+        multitask: bool = False,
+        mask_ratio: float = 0.15,
+        mask_mode: str = "features",
+        context_rnn: bool = False,
+    ) -> None:
         super().__init__()
         self.in_dims = dict(in_dims)
         self.modalities = list(in_dims)
@@ -62,28 +74,41 @@ class HierarchicalGCN(nn.Module):
         self.cross_types = [et for et in edge_types if et[0] != et[2]]
         self.project = ModalityProjection(in_dims, hidden, max_speakers, dropout)
         self.context_rnn = context_rnn
-        self.rnn = nn.ModuleDict({
-            m: nn.GRU(hidden, hidden // 2, batch_first=True, bidirectional=True)
-            for m in self.modalities}) if context_rnn else None
+        self.rnn = (
+            nn.ModuleDict(
+                {
+                    m: nn.GRU(hidden, hidden // 2, batch_first=True, bidirectional=True)
+                    for m in self.modalities
+                }
+            )
+            if context_rnn
+            else None
+        )
 
         def stack(types: list[EdgeType], n: int) -> nn.ModuleList:
             if not types:
                 return nn.ModuleList()
             return nn.ModuleList(
                 HeteroConv({et: conv_resolver(conv, hidden, heads) for et in types}, aggr="sum")
-                for _ in range(n))
+                for _ in range(n)
+            )
 
         self.intra = stack(self.intra_types, intra_layers)
         self.cross = stack(self.cross_types, cross_layers)
         self.norms = nn.ModuleList(
             nn.ModuleDict({m: nn.LayerNorm(hidden) for m in self.modalities})
-            for _ in range(len(self.intra) + len(self.cross)))
+            for _ in range(len(self.intra) + len(self.cross))
+        )
         self.dropout = nn.Dropout(dropout)
         self.classifier = nn.Sequential(
-            nn.Linear(2 * hidden, hidden), nn.ReLU(), nn.Dropout(dropout),
-            nn.Linear(hidden, num_classes))
-        self.reconstruction = (MaskedReconstruction(in_dims, hidden, mask_ratio, mask_mode)
-                               if multitask else None)
+            nn.Linear(2 * hidden, hidden),
+            nn.ReLU(),
+            nn.Dropout(dropout),
+            nn.Linear(hidden, num_classes),
+        )
+        self.reconstruction = (
+            MaskedReconstruction(in_dims, hidden, mask_ratio, mask_mode) if multitask else None
+        )
 
     def encode(self, batch: Batch, aux: dict[str, Tensor] | None = None) -> Tensor:
         """Utterance representations ``[N, 2 * hidden]`` before the classifier.
@@ -112,8 +137,10 @@ class HierarchicalGCN(nn.Module):
         layers += [(layer, self.cross_types) for layer in self.cross]
         for i, (layer, types) in enumerate(layers):
             out = layer(h, {et: edge_index_dict[et] for et in types})
-            h = {m: self.norms[i][m](h[m] + self.dropout(out[m].relu())) if m in out else h[m]
-                 for m in self.modalities}
+            h = {
+                m: self.norms[i][m](h[m] + self.dropout(out[m].relu())) if m in out else h[m]
+                for m in self.modalities
+            }
         if masks is not None and aux is not None:
             aux["reconstruction"] = self.reconstruction.loss(h, x_dict, masks)
         fused = masked_mean(h, present)

@@ -40,8 +40,15 @@ def conv_resolver(name: str | nn.Module, hidden: int, heads: int = 4) -> nn.Modu
     if key == "sage":
         return SAGEConv(hidden, hidden, aggr="mean")
     try:
-        return resolver([GATConv, GraphConv, SAGEConv, TransformerConv], {}, name, nn.Module,
-                        "Conv", hidden, hidden)
+        return resolver(
+            [GATConv, GraphConv, SAGEConv, TransformerConv],
+            {},
+            name,
+            nn.Module,
+            "Conv",
+            hidden,
+            hidden,
+        )
     except ValueError:
         raise ErcgraphError(
             f"unknown convolution {name!r} for model.conv; choose one of {', '.join(CONV_NAMES)}"
@@ -58,8 +65,9 @@ class ModalityProjection(nn.Module):
         dropout: dropout on the projected features.
     """
 
-    def __init__(self, in_dims: dict[str, int], hidden: int, max_speakers: int = 9,
-                 dropout: float = 0.0) -> None:
+    def __init__(
+        self, in_dims: dict[str, int], hidden: int, max_speakers: int = 9, dropout: float = 0.0
+    ) -> None:
         super().__init__()
         self.in_dims = dict(in_dims)
         self.max_speakers = max_speakers

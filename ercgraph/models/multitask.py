@@ -28,8 +28,9 @@ class MaskedReconstruction(nn.Module):
         mode: ``features`` (per modality) or ``nodes`` (all modalities of an utterance).
     """
 
-    def __init__(self, in_dims: dict[str, int], hidden: int, mask_ratio: float = 0.15,
-                 mode: str = "features") -> None:
+    def __init__(
+        self, in_dims: dict[str, int], hidden: int, mask_ratio: float = 0.15, mode: str = "features"
+    ) -> None:
         super().__init__()
         if not 0.0 <= mask_ratio < 1.0:
             raise ErcgraphError(f"multitask.mask_ratio must be in [0, 1), got {mask_ratio}")
@@ -37,9 +38,12 @@ class MaskedReconstruction(nn.Module):
             raise ErcgraphError(f"multitask.mode must be one of {MASK_MODES}, got {mode!r}")
         self.mask_ratio, self.mode = mask_ratio, mode
         self.mask_token = nn.Parameter(torch.zeros(hidden))
-        self.decoders = nn.ModuleDict({
-            m: nn.Sequential(nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, d))
-            for m, d in in_dims.items()})
+        self.decoders = nn.ModuleDict(
+            {
+                m: nn.Sequential(nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, d))
+                for m, d in in_dims.items()
+            }
+        )
 
     def draw(self, present: dict[str, Tensor]) -> dict[str, Tensor]:
         """Boolean masks ``[N]`` per modality (only present nodes are ever masked)."""
@@ -48,15 +52,14 @@ class MaskedReconstruction(nn.Module):
         if self.mode == "nodes":
             shared = torch.rand(n, device=device) < self.mask_ratio
             return {m: shared & p for m, p in present.items()}
-        return {m: (torch.rand(n, device=device) < self.mask_ratio) & p
-                for m, p in present.items()}
+        return {m: (torch.rand(n, device=device) < self.mask_ratio) & p for m, p in present.items()}
 
     def apply(self, h: dict[str, Tensor], masks: dict[str, Tensor]) -> dict[str, Tensor]:
-        return {m: torch.where(masks[m][:, None], self.mask_token.expand_as(x), x)
-                for m, x in h.items()}
+        return {
+            m: torch.where(masks[m][:, None], self.mask_token.expand_as(x), x) for m, x in h.items()
+        }
 
-    def loss(self, h: dict[str, Tensor], x: dict[str, Tensor], masks: dict[str, Tensor]
-             ) -> Tensor:
+    def loss(self, h: dict[str, Tensor], x: dict[str, Tensor], masks: dict[str, Tensor]) -> Tensor:
         """Mean ``1 - cos(decoded, original)`` over masked nodes of every modality."""
         losses = []
         for m, mask in masks.items():

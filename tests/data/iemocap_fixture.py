@@ -59,8 +59,9 @@ def dialogue_name(session: int, k: int) -> str:
     return f"Ses{session:02d}{actor}_script{k // 2 + 1:02d}_1"
 
 
-def fixture_dialogues(sessions: tuple[int, ...] = (1, 2, 3, 4, 5),
-                      dialogs_per_session: int = 2) -> dict[str, list[FixtureUtterance]]:
+def fixture_dialogues(
+    sessions: tuple[int, ...] = (1, 2, 3, 4, 5), dialogs_per_session: int = 2
+) -> dict[str, list[FixtureUtterance]]:
     """Dialogue name → its utterances in time order (4 to 6 each, both speakers)."""
     out: dict[str, list[FixtureUtterance]] = {}
     for s in sessions:
@@ -73,9 +74,19 @@ def fixture_dialogues(sessions: tuple[int, ...] = (1, 2, 3, 4, 5),
             for j, (who, start, end, text) in enumerate(_SCRIPT[:n]):
                 uid = f"{name}_{who}{counts[who]:03d}"
                 counts[who] += 1
-                utts.append(FixtureUtterance(
-                    uid, f"Ses{s:02d}_{who}", start + s, end + s, labels[j],
-                    1.5 + 0.5 * j, 2.0 + 0.5 * k, 3.0 + 0.25 * s, f"{text} ({name} {j})"))
+                utts.append(
+                    FixtureUtterance(
+                        uid,
+                        f"Ses{s:02d}_{who}",
+                        start + s,
+                        end + s,
+                        labels[j],
+                        1.5 + 0.5 * j,
+                        2.0 + 0.5 * k,
+                        3.0 + 0.25 * s,
+                        f"{text} ({name} {j})",
+                    )
+                )
             out[name] = utts
     return out
 
@@ -91,18 +102,31 @@ def write_wav(path: Path, seconds: float = 0.1, channels: int = 1) -> None:
 
 
 def _emo_block(u: FixtureUtterance) -> str:
-    vote = {"neu": "Neutral", "hap": "Happiness", "sad": "Sadness", "ang": "Anger",
-            "exc": "Excited", "fru": "Frustration", "sur": "Surprise",
-            "oth": "Other"}.get(u.label, "Neutral")
-    return (f"[{u.start:.4f} - {u.end:.4f}]\t{u.utterance_id}\t{u.label}\t"
-            f"[{u.valence:.4f}, {u.arousal:.4f}, {u.dominance:.4f}]\n"
-            f"C-E1:\t{vote};\t()\n"
-            f"C-E2:\t{vote}; Neutral;\t(unsure)\n"
-            f"A-E1:\tval 3; act 2; dom  2;\t()\n\n")
+    vote = {
+        "neu": "Neutral",
+        "hap": "Happiness",
+        "sad": "Sadness",
+        "ang": "Anger",
+        "exc": "Excited",
+        "fru": "Frustration",
+        "sur": "Surprise",
+        "oth": "Other",
+    }.get(u.label, "Neutral")
+    return (
+        f"[{u.start:.4f} - {u.end:.4f}]\t{u.utterance_id}\t{u.label}\t"
+        f"[{u.valence:.4f}, {u.arousal:.4f}, {u.dominance:.4f}]\n"
+        f"C-E1:\t{vote};\t()\n"
+        f"C-E2:\t{vote}; Neutral;\t(unsure)\n"
+        f"A-E1:\tval 3; act 2; dom  2;\t()\n\n"
+    )
 
 
-def write_iemocap_fixture(root: Path, sessions: tuple[int, ...] = (1, 2, 3, 4, 5),
-                          dialogs_per_session: int = 2, with_avi: bool = False) -> Path:
+def write_iemocap_fixture(
+    root: Path,
+    sessions: tuple[int, ...] = (1, 2, 3, 4, 5),
+    dialogs_per_session: int = 2,
+    with_avi: bool = False,
+) -> Path:
     """Write a tiny IEMOCAP release under ``root`` and return its ``IEMOCAP_full_release`` folder.
 
     Args:
@@ -122,14 +146,17 @@ def write_iemocap_fixture(root: Path, sessions: tuple[int, ...] = (1, 2, 3, 4, 5
         ordered = sorted(utts, key=lambda u: (u.utterance_id[-4], u.utterance_id))
         header = "% [START_TIME - END_TIME] TURN_NAME EMOTION [V, A, D]\n\n"
         (dialog / "EmoEvaluation" / f"{name}.txt").write_text(
-            header + "".join(_emo_block(u) for u in ordered), encoding="utf-8")
+            header + "".join(_emo_block(u) for u in ordered), encoding="utf-8"
+        )
         (dialog / "EmoEvaluation" / "Categorical" / f"{name}_e1_cat.txt").write_text(
-            "".join(f"{u.utterance_id} :Neutral state; ()\n" for u in utts), encoding="utf-8")
+            "".join(f"{u.utterance_id} :Neutral state; ()\n" for u in utts), encoding="utf-8"
+        )
         lines = [f"{u.utterance_id} [{u.start:08.4f}-{u.end:08.4f}]: {u.text}" for u in utts]
         # an overlap turn, which has no label and must be skipped
         lines.insert(2, f"{name}_MXX0 [{utts[1].start:08.4f}-{utts[1].end:08.4f}]: Mm-hmm.")
         (dialog / "transcriptions" / f"{name}.txt").write_text(
-            "\n".join(lines) + "\n", encoding="utf-8")
+            "\n".join(lines) + "\n", encoding="utf-8"
+        )
         write_wav(dialog / "wav" / f"{name}.wav", seconds=0.2, channels=2)
         for u in utts:
             write_wav(base / "sentences" / "wav" / name / f"{u.utterance_id}.wav")

@@ -52,40 +52,61 @@ class Dialogues:
 
     def features(self, dim: int) -> dict[Any, np.ndarray]:
         """A random float32 ``[utterances, dim]`` array per dialogue."""
-        return {k: self.rng.standard_normal((len(self.labels[k]), dim)).astype(np.float32)
-                for k in self.keys}
+        return {
+            k: self.rng.standard_normal((len(self.labels[k]), dim)).astype(np.float32)
+            for k in self.keys
+        }
 
 
 def iemocap_dialogues(seed: int = 0) -> Dialogues:
     """Three train dialogues (the last sorted one becomes dev) and one test dialogue."""
     rng = np.random.default_rng(seed)
-    turns = {"Ses01F_impro01": "FMF", "Ses01M_script02_1": "MF", "Ses02F_impro03": "FMMF",
-             "Ses05M_impro04": "MF"}
-    splits = {"train": ["Ses01F_impro01", "Ses01M_script02_1"], "dev": ["Ses02F_impro03"],
-              "test": ["Ses05M_impro04"]}
+    turns = {
+        "Ses01F_impro01": "FMF",
+        "Ses01M_script02_1": "MF",
+        "Ses02F_impro03": "FMMF",
+        "Ses05M_impro04": "MF",
+    }
+    splits = {
+        "train": ["Ses01F_impro01", "Ses01M_script02_1"],
+        "dev": ["Ses02F_impro03"],
+        "test": ["Ses05M_impro04"],
+    }
     speakers = {k: list(v) for k, v in turns.items()}
     return Dialogues(
-        "iemocap", splits, {k: k for k in turns}, speakers, speakers,
-        {k: rng.integers(0, 6, len(v)).tolist() for k, v in turns.items()}, IEMOCAP_LABELS, {},
+        "iemocap",
+        splits,
+        {k: k for k in turns},
+        speakers,
+        speakers,
+        {k: rng.integers(0, 6, len(v)).tolist() for k, v in turns.items()},
+        IEMOCAP_LABELS,
+        {},
         {k: [f"{k} line {i}" for i in range(len(v))] for k, v in turns.items()},
-        {k: [f"{k}_{s}{i:03d}" for i, s in enumerate(v)] for k, v in turns.items()}, rng)
+        {k: [f"{k}_{s}{i:03d}" for i, s in enumerate(v)] for k, v in turns.items()},
+        rng,
+    )
 
 
 def meld_dialogues(seed: int = 0) -> Dialogues:
     """Two dialogues per split; speakers as 9-d one-hots by order of first appearance."""
     rng = np.random.default_rng(seed)
     hot = {0: [0, 1, 0], 7: [0, 1], 1039: [0, 0], 1041: [0, 1, 2], 1153: [0], 1160: [0, 1]}
-    ids = {0: "train_0", 7: "train_7", 1039: "dev_0", 1041: "dev_2", 1153: "test_0",
-           1160: "test_7"}
+    ids = {0: "train_0", 7: "train_7", 1039: "dev_0", 1041: "dev_2", 1153: "test_0", 1160: "test_7"}
     eye = np.eye(9, dtype=np.int64)
     return Dialogues(
-        "meld", {"train": [0, 7], "dev": [1039, 1041], "test": [1153, 1160]}, ids,
+        "meld",
+        {"train": [0, 7], "dev": [1039, 1041], "test": [1153, 1160]},
+        ids,
         {k: eye[v].tolist() for k, v in hot.items()},
         {k: [f"spk{i}" for i in v] for k, v in hot.items()},
-        {k: rng.integers(0, 7, len(v)).tolist() for k, v in hot.items()}, MELD_LABELS,
+        {k: rng.integers(0, 7, len(v)).tolist() for k, v in hot.items()},
+        MELD_LABELS,
         {k: rng.integers(0, 3, len(v)).tolist() for k, v in hot.items()},
         {k: [f"It\x92s line {i} of {k}" for i in range(len(v))] for k, v in hot.items()},
-        {k: [f"{k}_{i}" for i in range(len(v))] for k, v in hot.items()}, rng)
+        {k: [f"{k}_{i}" for i in range(len(v))] for k, v in hot.items()},
+        rng,
+    )
 
 
 @dataclass
@@ -108,8 +129,14 @@ def dump(path: Path, obj: Any) -> Path:
     return path
 
 
-def _video(d: Dialogues, arrays: dict[str, dict], text: tuple[str, ...], tail: tuple[str, ...],
-           pool: Any, sentiment_first: bool = False) -> tuple:
+def _video(
+    d: Dialogues,
+    arrays: dict[str, dict],
+    text: tuple[str, ...],
+    tail: tuple[str, ...],
+    pool: Any,
+    sentiment_first: bool = False,
+) -> tuple:
     """``videoIDs, videoSpeakers, videoLabels, [videoSentiments,] text..., audio, visual...``."""
     head = [d.ids, d.speakers, d.labels] + ([d.sentiments] if sentiment_first else [])
     body = [arrays[f] for f in text + tail]
@@ -119,54 +146,95 @@ def _video(d: Dialogues, arrays: dict[str, dict], text: tuple[str, ...], tail: t
 def write_dialoguegcn(tmp_path: Path) -> Fixture:
     """DialogueGCN ``IEMOCAP_features.pkl``: text 100, audio 100, visual 512; key sets."""
     d = iemocap_dialogues(1)
-    arrays = {"videoText": d.features(100), "videoAudio": d.features(100),
-              "videoVisual": d.features(512)}
+    arrays = {
+        "videoText": d.features(100),
+        "videoAudio": d.features(100),
+        "videoVisual": d.features(512),
+    }
     obj = list(_video(d, arrays, ("videoText",), ("videoAudio", "videoVisual"), set(d.pool)))
     obj[-1] = set(obj[-1])
     path = dump(tmp_path / "IEMOCAP_features.pkl", tuple(obj))
-    return Fixture(path, "dialoguegcn", d, arrays,
-                   {"text": "videoText", "audio": "videoAudio", "visual": "videoVisual"})
+    return Fixture(
+        path,
+        "dialoguegcn",
+        d,
+        arrays,
+        {"text": "videoText", "audio": "videoAudio", "visual": "videoVisual"},
+    )
 
 
 def write_mmgcn_iemocap(tmp_path: Path) -> Fixture:
     """MMGCN's ``IEMOCAP_features.pkl`` (same name, other content): 100 / 1582 / 342."""
     d = iemocap_dialogues(2)
-    arrays = {"videoText": d.features(100), "videoAudio": d.features(1582),
-              "videoVisual": d.features(342)}
+    arrays = {
+        "videoText": d.features(100),
+        "videoAudio": d.features(1582),
+        "videoVisual": d.features(342),
+    }
     obj = _video(d, arrays, ("videoText",), ("videoAudio", "videoVisual"), d.pool)
     path = dump(tmp_path / "IEMOCAP_features.pkl", obj)
-    return Fixture(path, "dialoguegcn", d, arrays,
-                   {"text": "videoText", "audio": "videoAudio", "visual": "videoVisual"})
+    return Fixture(
+        path,
+        "dialoguegcn",
+        d,
+        arrays,
+        {"text": "videoText", "audio": "videoAudio", "visual": "videoVisual"},
+    )
 
 
 def write_meld_features_raw(tmp_path: Path) -> Fixture:
     """DialogueRNN ``MELD_features_raw.pkl``: no visual, sentiment last; text 600, audio 300."""
     d = meld_dialogues(3)
     arrays = {"videoText": d.features(600), "videoAudio": d.features(300)}
-    obj = (d.ids, d.speakers, d.labels, arrays["videoText"], arrays["videoAudio"], d.sentences,
-           d.pool, list(d.splits["test"]), d.sentiments)
+    obj = (
+        d.ids,
+        d.speakers,
+        d.labels,
+        arrays["videoText"],
+        arrays["videoAudio"],
+        d.sentences,
+        d.pool,
+        list(d.splits["test"]),
+        d.sentiments,
+    )
     path = dump(tmp_path / "MELD_features_raw.pkl", obj)
-    return Fixture(path, "meld_features_raw", d, arrays,
-                   {"text": "videoText", "audio": "videoAudio"})
+    return Fixture(
+        path, "meld_features_raw", d, arrays, {"text": "videoText", "audio": "videoAudio"}
+    )
 
 
 def write_mmgcn_meld(tmp_path: Path) -> Fixture:
     """MMGCN ``MELD_features_raw1.pkl``: 10 items, 600 / 300 / 342, trainVid = train ∪ dev."""
     d = meld_dialogues(4)
-    arrays = {"videoText": d.features(600), "videoAudio": d.features(300),
-              "videoVisual": d.features(342)}
+    arrays = {
+        "videoText": d.features(600),
+        "videoAudio": d.features(300),
+        "videoVisual": d.features(342),
+    }
     obj = (*_video(d, arrays, ("videoText",), ("videoAudio", "videoVisual"), d.pool), [])
     path = dump(tmp_path / "MELD_features_raw1.pkl", obj)
-    return Fixture(path, "mmgcn_meld", d, arrays,
-                   {"text": "videoText", "audio": "videoAudio", "visual": "videoVisual"})
+    return Fixture(
+        path,
+        "mmgcn_meld",
+        d,
+        arrays,
+        {"text": "videoText", "audio": "videoAudio", "visual": "videoVisual"},
+    )
 
 
 def write_cosmic_roberta(tmp_path: Path) -> Fixture:
     """COSMIC ``iemocap_features_roberta.pkl``: 10 items, roberta1..4 (1024), explicit valid ids."""
     d = iemocap_dialogues(5)
     arrays = {r: d.features(1024) for r in ROBERTA}
-    obj = (d.speakers, d.labels, *(arrays[r] for r in ROBERTA), d.sentences, d.splits["train"],
-           d.splits["test"], d.splits["dev"])
+    obj = (
+        d.speakers,
+        d.labels,
+        *(arrays[r] for r in ROBERTA),
+        d.sentences,
+        d.splits["train"],
+        d.splits["test"],
+        d.splits["dev"],
+    )
     path = dump(tmp_path / "iemocap_features_roberta.pkl", obj)
     return Fixture(path, "cosmic_roberta", d, arrays, {"text": "roberta1"})
 
@@ -175,8 +243,16 @@ def write_cosmic_meld_roberta(tmp_path: Path) -> Fixture:
     """COSMIC ``meld_features_roberta.pkl``: 11 items with sentiment."""
     d = meld_dialogues(6)
     arrays = {r: d.features(1024) for r in ROBERTA}
-    obj = [d.speakers, d.labels, d.sentiments, *(arrays[r] for r in ROBERTA), d.sentences,
-           d.splits["train"], d.splits["test"], d.splits["dev"]]
+    obj = [
+        d.speakers,
+        d.labels,
+        d.sentiments,
+        *(arrays[r] for r in ROBERTA),
+        d.sentences,
+        d.splits["train"],
+        d.splits["test"],
+        d.splits["dev"],
+    ]
     path = dump(tmp_path / "meld_features_roberta.pkl", obj)
     return Fixture(path, "cosmic_meld_roberta", d, arrays, {"text": "roberta1"})
 
@@ -187,36 +263,62 @@ _SDT_TEXT = ("videoText", "roberta2", "roberta3", "roberta4")
 def write_sdt_iemocap(tmp_path: Path) -> Fixture:
     """SDT ``iemocap_multimodal_features.pkl``: 12 items, 1024 x4 / 1582 / 342."""
     d = iemocap_dialogues(7)
-    arrays = {**{t: d.features(1024) for t in _SDT_TEXT}, "videoAudio": d.features(1582),
-              "videoVisual": d.features(342)}
+    arrays = {
+        **{t: d.features(1024) for t in _SDT_TEXT},
+        "videoAudio": d.features(1582),
+        "videoVisual": d.features(342),
+    }
     obj = _video(d, arrays, _SDT_TEXT, ("videoAudio", "videoVisual"), d.pool)
     path = dump(tmp_path / "iemocap_multimodal_features.pkl", obj)
-    return Fixture(path, "sdt_iemocap", d, arrays,
-                   {"text": "videoText", "audio": "videoAudio", "visual": "videoVisual"})
+    return Fixture(
+        path,
+        "sdt_iemocap",
+        d,
+        arrays,
+        {"text": "videoText", "audio": "videoAudio", "visual": "videoVisual"},
+    )
 
 
 def write_sdt_meld(tmp_path: Path) -> Fixture:
     """SDT-style ``meld_multimodal_features.pkl``: 13 items, 1024 x4 / 300 / 342."""
     d = meld_dialogues(8)
-    arrays = {**{t: d.features(1024) for t in _SDT_TEXT}, "videoAudio": d.features(300),
-              "videoVisual": d.features(342)}
+    arrays = {
+        **{t: d.features(1024) for t in _SDT_TEXT},
+        "videoAudio": d.features(300),
+        "videoVisual": d.features(342),
+    }
     obj = (*_video(d, arrays, _SDT_TEXT, ("videoAudio", "videoVisual"), d.pool), None)
     path = dump(tmp_path / "meld_multimodal_features.pkl", obj)
-    return Fixture(path, "sdt_meld", d, arrays,
-                   {"text": "videoText", "audio": "videoAudio", "visual": "videoVisual"})
+    return Fixture(
+        path,
+        "sdt_meld",
+        d,
+        arrays,
+        {"text": "videoText", "audio": "videoAudio", "visual": "videoVisual"},
+    )
 
 
 def write_graphsmile_meld(tmp_path: Path) -> Fixture:
     """GraphSmile ``meld_multimodal_features.pkl``: 14 items, sentiment 4th."""
     d = meld_dialogues(9)
     text = tuple(f"videoText{i}" for i in range(4))
-    arrays = {**{t: d.features(1024) for t in text}, "videoAudio": d.features(300),
-              "videoVisual": d.features(342)}
-    obj = (*_video(d, arrays, text, ("videoAudio", "videoVisual"), d.pool, sentiment_first=True),
-           [])
+    arrays = {
+        **{t: d.features(1024) for t in text},
+        "videoAudio": d.features(300),
+        "videoVisual": d.features(342),
+    }
+    obj = (
+        *_video(d, arrays, text, ("videoAudio", "videoVisual"), d.pool, sentiment_first=True),
+        [],
+    )
     path = dump(tmp_path / "meld_multimodal_features.pkl", obj)
-    return Fixture(path, "graphsmile_meld", d, arrays,
-                   {"text": "videoText0", "audio": "videoAudio", "visual": "videoVisual"})
+    return Fixture(
+        path,
+        "graphsmile_meld",
+        d,
+        arrays,
+        {"text": "videoText0", "audio": "videoAudio", "visual": "videoVisual"},
+    )
 
 
 def _multiemo(tmp_path: Path, d: Dialogues, speakers: tuple, layout: str) -> Fixture:
@@ -263,6 +365,7 @@ WRITERS: dict[str, Callable[[Path], Fixture]] = {
 def data_kwargs(fx: Fixture) -> dict[str, Any]:
     """The ``DataConfig`` keyword arguments that read a fixture."""
     if fx.extra_files:
-        return {"paths": {"speakers": str(fx.path),
-                          **{m: str(p) for m, p in fx.extra_files.items()}}}
+        return {
+            "paths": {"speakers": str(fx.path), **{m: str(p) for m, p in fx.extra_files.items()}}
+        }
     return {"path": str(fx.path)}

@@ -28,19 +28,23 @@ def read_features(**data):
 
 def _store(corpus: Corpus, dims: dict[str, int], seed: int = 0) -> FeatureStore:
     g = torch.Generator().manual_seed(seed)
-    return FeatureStore({m: torch.randn(corpus.num_utterances, d, generator=g)
-                         for m, d in dims.items()})
+    return FeatureStore(
+        {m: torch.randn(corpus.num_utterances, d, generator=g) for m, d in dims.items()}
+    )
 
 
-@pytest.mark.parametrize("name, layout", [
-    ("mmgcn_iemocap", "dialoguegcn"),
-    ("dialoguegcn", "dialoguegcn"),
-    ("sdt_iemocap", "dialoguegcn"),
-    ("mmgcn_meld", "mmgcn_meld"),
-    ("sdt_meld", "mmgcn_meld"),
-    ("graphsmile_meld", "mmgcn_meld"),
-    ("multiemo_meld", "mmgcn_meld"),
-])
+@pytest.mark.parametrize(
+    "name, layout",
+    [
+        ("mmgcn_iemocap", "dialoguegcn"),
+        ("dialoguegcn", "dialoguegcn"),
+        ("sdt_iemocap", "dialoguegcn"),
+        ("mmgcn_meld", "mmgcn_meld"),
+        ("sdt_meld", "mmgcn_meld"),
+        ("graphsmile_meld", "mmgcn_meld"),
+        ("multiemo_meld", "mmgcn_meld"),
+    ],
+)
 def test_round_trip_keeps_corpus_and_tensors(tmp_path: Path, name: str, layout: str) -> None:
     corpus, store = read_features(**data_kwargs(WRITERS[name](tmp_path)))
     out = export_mmgcn(corpus, store, tmp_path / "out" / "export.pkl")
@@ -94,16 +98,25 @@ def test_iemocap_export_is_the_9_item_layout(tmp_path: Path) -> None:
 
 def _csv_like_meld() -> Corpus:
     """A MELD corpus as the CSV reader gives it: speaker names, a gap in the turns."""
-    df = pd.DataFrame({
-        "split": ["train"] * 4 + ["dev"] * 2 + ["test"],
-        "dialogue_id": ["train_3"] * 4 + ["dev_113"] * 2 + ["test_0"],
-        "turn": [0, 1, 3, 4, 0, 1, 0],
-        "speaker": ["Joey", "Rachel", "Joey", "Monica", "Ross", "Ross", "Phoebe"],
-        "label": ["joy", "neutral", "anger", "fear", "sadness", "disgust", "surprise"],
-        "text": ["a", "b", "c", "d", "e", "f", "g"],
-        "sentiment": ["positive", "neutral", "negative", "negative", "negative", "negative",
-                      "positive"],
-    })
+    df = pd.DataFrame(
+        {
+            "split": ["train"] * 4 + ["dev"] * 2 + ["test"],
+            "dialogue_id": ["train_3"] * 4 + ["dev_113"] * 2 + ["test_0"],
+            "turn": [0, 1, 3, 4, 0, 1, 0],
+            "speaker": ["Joey", "Rachel", "Joey", "Monica", "Ross", "Ross", "Phoebe"],
+            "label": ["joy", "neutral", "anger", "fear", "sadness", "disgust", "surprise"],
+            "text": ["a", "b", "c", "d", "e", "f", "g"],
+            "sentiment": [
+                "positive",
+                "neutral",
+                "negative",
+                "negative",
+                "negative",
+                "negative",
+                "positive",
+            ],
+        }
+    )
     return Corpus(df, "meld", MELD_LABELS)
 
 
@@ -123,11 +136,15 @@ def test_meld_speaker_names_become_one_hots_by_first_appearance(tmp_path: Path) 
 
 
 def test_other_corpora_export_with_string_keys(tmp_path: Path) -> None:
-    df = pd.DataFrame({
-        "split": ["train", "train", "train", "dev", "test"],
-        "dialogue_id": ["d1", "d1", "d2", "d3", "d4"], "turn": [0, 1, 0, 0, 0],
-        "speaker": ["A", "B", "A", "C", "A"], "label": ["pos", "neg", "pos", "neg", "pos"],
-    })
+    df = pd.DataFrame(
+        {
+            "split": ["train", "train", "train", "dev", "test"],
+            "dialogue_id": ["d1", "d1", "d2", "d3", "d4"],
+            "turn": [0, 1, 0, 0, 0],
+            "speaker": ["A", "B", "A", "C", "A"],
+            "label": ["pos", "neg", "pos", "neg", "pos"],
+        }
+    )
     corpus = Corpus(df, "mine", ("neg", "pos"))
     store = _store(corpus, {"text": 2, "audio": 2, "visual": 2})
     out = export_mmgcn(corpus, store, tmp_path / "mine.pkl")
@@ -144,20 +161,26 @@ def test_refuses_to_overwrite(tmp_path: Path) -> None:
     store = _store(corpus, {"text": 5, "audio": 4, "visual": 3})
     path = tmp_path / "exists.pkl"
     path.write_bytes(b"keep me")
-    expect_error(lambda: export_mmgcn(corpus, store, path), str(path), "already exists",
-                 unchanged=(path,))
+    expect_error(
+        lambda: export_mmgcn(corpus, store, path), str(path), "already exists", unchanged=(path,)
+    )
     assert [p.name for p in tmp_path.iterdir()] == ["exists.pkl"]
 
 
 def test_missing_or_partial_modalities_are_errors(tmp_path: Path) -> None:
     corpus, store = read_features(path=str(WRITERS["meld_features_raw"](tmp_path).path))
     out = tmp_path / "out.pkl"
-    expect_error(lambda: export_mmgcn(corpus, store, out), "no 'visual' modality",
-                 "text, audio, visual")
+    expect_error(
+        lambda: export_mmgcn(corpus, store, out), "no 'visual' modality", "text, audio, visual"
+    )
     full = _store(corpus, {"text": 5, "audio": 4, "visual": 3})
     full.present["audio"][2] = False
-    expect_error(lambda: export_mmgcn(corpus, full, out), "modality 'audio'",
-                 "missing for 1 utterance", "dialogue 'train_0', turn 2")
+    expect_error(
+        lambda: export_mmgcn(corpus, full, out),
+        "modality 'audio'",
+        "missing for 1 utterance",
+        "dialogue 'train_0', turn 2",
+    )
     short = FeatureStore({m: x[:-1] for m, x in full.features.items()})
     expect_error(lambda: export_mmgcn(corpus, short, out), "feature rows", "utterances")
     assert not out.exists()
@@ -168,28 +191,50 @@ def test_layout_constraints(tmp_path: Path) -> None:
     store = _store(corpus, {"text": 5, "audio": 4, "visual": 3})
     out = tmp_path / "out.pkl"
     relabelled = Corpus(corpus.df, "meld", tuple(reversed(MELD_LABELS)))
-    expect_error(lambda: export_mmgcn(relabelled, store, out), "label ids into",
-                 str(list(MELD_LABELS)))
-    renamed = Corpus(corpus.df.assign(dialogue_id=corpus.df.dialogue_id.str.upper()), "meld",
-                     MELD_LABELS)
+    expect_error(
+        lambda: export_mmgcn(relabelled, store, out), "label ids into", str(list(MELD_LABELS))
+    )
+    renamed = Corpus(
+        corpus.df.assign(dialogue_id=corpus.df.dialogue_id.str.upper()), "meld", MELD_LABELS
+    )
     expect_error(lambda: export_mmgcn(renamed, store, out), "'TRAIN_3'", "MELD convention")
-    too_far = Corpus(corpus.df.replace({"dialogue_id": {"dev_113": "dev_114"}}), "meld",
-                     MELD_LABELS)
+    too_far = Corpus(
+        corpus.df.replace({"dialogue_id": {"dev_113": "dev_114"}}), "meld", MELD_LABELS
+    )
     expect_error(lambda: export_mmgcn(too_far, store, out), "'dev_114'", "stop at 113")
-    crowd = Corpus(corpus.df.assign(speaker=[f"p{i}" for i in range(6)] + ["q"]).replace(
-        {"dialogue_id": {"dev_113": "train_3"}, "split": {"dev": "train"}}).assign(
-        turn=[0, 1, 2, 3, 4, 5, 0]), "meld", MELD_LABELS)
+    crowd = Corpus(
+        corpus.df.assign(speaker=[f"p{i}" for i in range(6)] + ["q"])
+        .replace({"dialogue_id": {"dev_113": "train_3"}, "split": {"dev": "train"}})
+        .assign(turn=[0, 1, 2, 3, 4, 5, 0]),
+        "meld",
+        MELD_LABELS,
+    )
     store7 = _store(crowd, {"text": 1, "audio": 1, "visual": 1})
     assert export_mmgcn(crowd, store7, tmp_path / "six.pkl").exists()  # 6 speakers fit in 9
-    many = Corpus(pd.DataFrame({
-        "split": "train", "dialogue_id": "train_0", "turn": range(10),
-        "speaker": [f"p{i}" for i in range(10)], "label": "joy"}), "meld", MELD_LABELS)
-    expect_error(lambda: export_mmgcn(many, _store(many, {"text": 1, "audio": 1, "visual": 1}),
-                                      out), "'train_0'", "speaker index 9", "9-d")
+    many = Corpus(
+        pd.DataFrame(
+            {
+                "split": "train",
+                "dialogue_id": "train_0",
+                "turn": range(10),
+                "speaker": [f"p{i}" for i in range(10)],
+                "label": "joy",
+            }
+        ),
+        "meld",
+        MELD_LABELS,
+    )
+    expect_error(
+        lambda: export_mmgcn(many, _store(many, {"text": 1, "audio": 1, "visual": 1}), out),
+        "'train_0'",
+        "speaker index 9",
+        "9-d",
+    )
     iemocap = Corpus(corpus.df, "iemocap", MELD_LABELS)
     expect_error(lambda: export_mmgcn(iemocap, store, out), "iemocap", str(list(IEMOCAP_LABELS)))
-    expect_error(lambda: export_mmgcn(corpus, store, out, dataset="avec"), "'avec'",
-                 "meld, iemocap, other")
+    expect_error(
+        lambda: export_mmgcn(corpus, store, out, dataset="avec"), "'avec'", "meld, iemocap, other"
+    )
     unlabelled = Corpus(corpus.df.assign(split="unlabelled", label=None), "meld", MELD_LABELS)
     expect_error(lambda: export_mmgcn(unlabelled, store, out), "'unlabelled'")
     assert not out.exists()

@@ -16,10 +16,11 @@ MANIFEST = {"text": {"encoder": "toy", "pooling": "mean", "corpus": "abc"}}
 
 def _store() -> FeatureStore:
     g = torch.Generator().manual_seed(0)
-    return FeatureStore({"text": torch.randn(5, 3, generator=g),
-                         "audio": torch.randn(5, 2, generator=g)},
-                        {"audio": torch.tensor([True, False, True, True, False])},
-                        json.loads(json.dumps(MANIFEST)))
+    return FeatureStore(
+        {"text": torch.randn(5, 3, generator=g), "audio": torch.randn(5, 2, generator=g)},
+        {"audio": torch.tensor([True, False, True, True, False])},
+        json.loads(json.dumps(MANIFEST)),
+    )
 
 
 class _Compute:
@@ -46,7 +47,8 @@ def test_store_validates_shapes_and_fills_masks() -> None:
     with pytest.raises(ErcgraphError, match="both provide"):
         s.merge(FeatureStore({"text": torch.zeros(5, 1)}))
     merged = FeatureStore({"text": torch.zeros(5, 1)}).merge(
-        FeatureStore({"visual": torch.ones(5, 4)}))
+        FeatureStore({"visual": torch.ones(5, 4)})
+    )
     assert merged.dims() == {"text": 1, "visual": 4}
 
 
@@ -72,8 +74,9 @@ def test_load_rejects_another_manifest(tmp_path: Path) -> None:
     FeatureStore.load(path)  # without an expectation it loads
 
 
-@pytest.mark.parametrize("damage", ["truncate", "flip", "append", "drop_json", "bad_json",
-                                    "format"])
+@pytest.mark.parametrize(
+    "damage", ["truncate", "flip", "append", "drop_json", "bad_json", "format"]
+)
 def test_load_detects_damage(damage: str, tmp_path: Path) -> None:
     path = tmp_path / "f.safetensors"
     _store().save(path)
@@ -116,8 +119,9 @@ def test_cached_computes_once_then_reuses(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("damage", ["truncate", "flip"])
-def test_cached_rebuilds_a_corrupt_file(damage: str, tmp_path: Path,
-                                        caplog: pytest.LogCaptureFixture) -> None:
+def test_cached_rebuilds_a_corrupt_file(
+    damage: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     path = tmp_path / "f.safetensors"
     compute = _Compute()
     cached(path, MANIFEST, compute)
@@ -126,7 +130,7 @@ def test_cached_rebuilds_a_corrupt_file(damage: str, tmp_path: Path,
         path.write_bytes(blob[: len(blob) // 3])
     else:
         mid = len(blob) // 2
-        path.write_bytes(blob[:mid] + bytes([blob[mid] ^ 0xFF]) + blob[mid + 1:])
+        path.write_bytes(blob[:mid] + bytes([blob[mid] ^ 0xFF]) + blob[mid + 1 :])
     with caplog.at_level("WARNING"):
         store, reused = cached(path, MANIFEST, compute)
     assert not reused and compute.calls == 2

@@ -58,8 +58,19 @@ def test_counts_columns_and_dropped_utterances(six) -> None:
     assert six.meta["dropped_by_label"] == {"oth": 2, "sur": 4, "xxx": 6}
     assert six.meta["dropped_dialogues"] == []
     assert six.meta["missing_audio"] == 0
-    assert {"text", "start", "end", "valence", "arousal", "dominance", "audio_path",
-            "video_path", "session", "utterance_id", "consensus_label"} <= set(six.df.columns)
+    assert {
+        "text",
+        "start",
+        "end",
+        "valence",
+        "arousal",
+        "dominance",
+        "audio_path",
+        "video_path",
+        "session",
+        "utterance_id",
+        "consensus_label",
+    } <= set(six.df.columns)
     # dropped utterances are gone from their dialogue, not kept as unlabelled nodes
     assert set(six.df.utterance_id) == {u.utterance_id for us in kept.values() for u in us}
     assert six.df.label.notna().all()
@@ -80,12 +91,14 @@ def test_splits_session5_is_test_and_dev_rule(six, release: Path) -> None:
     dev = set(every3.df.dialogue_id[every3.df.split == "dev"])
     assert dev == {pool[0], pool[3], pool[6]} == dev_dialogues(pool, 3)
     assert dev_dialogues([f"d{i:03d}" for i in range(120)], 10) == {
-        f"d{i:03d}" for i in range(0, 120, 10)}
+        f"d{i:03d}" for i in range(0, 120, 10)
+    }
     none = read("iemocap", None, path=str(release), options={"dev_every": 0})
     assert none.splits == ["train", "test"]
     other = read("iemocap", None, path=str(release), options={"test_session": 1})
     assert set(other.df.dialogue_id[other.df.split == "test"]) == {
-        d for d in ALL if d.startswith("Ses01")}
+        d for d in ALL if d.startswith("Ses01")
+    }
     assert "Ses01F_impro01" not in set(other.df.dialogue_id[other.df.split == "dev"])
     no_test = read("iemocap", None, path=str(release), options={"test_session": None})
     assert "test" not in no_test.splits
@@ -113,19 +126,29 @@ def test_four_class_merges_exc_into_hap_and_drops_fru(four, six) -> None:
     assert four.labels == six.labels[:4]
     # the dev rule does not move with the label setting
     assert set(four.df.dialogue_id[four.df.split == "dev"]) == set(
-        six.df.dialogue_id[six.df.split == "dev"])
+        six.df.dialogue_id[six.df.split == "dev"]
+    )
     # turns are renumbered over the kept utterances
     for _, g in four.df.groupby("dialogue_id"):
         assert list(g.turn) == list(range(len(g)))
 
 
 def test_data_labels_reorders_the_chosen_set(release: Path) -> None:
-    alpha = read("iemocap", None, path=str(release), labels=["ang", "hap", "neu", "sad"],
-                 options={"labels": "four"})
+    alpha = read(
+        "iemocap",
+        None,
+        path=str(release),
+        labels=["ang", "hap", "neu", "sad"],
+        options={"labels": "four"},
+    )
     assert alpha.labels == ("ang", "hap", "neu", "sad")
     assert (alpha.label_ids()[alpha.df.label.to_numpy() == "ang"] == 0).all()
-    expect_error(lambda: read("iemocap", None, path=str(release), labels=["hap", "sad"]),
-                 "data.labels", "six-class", "'exc'")
+    expect_error(
+        lambda: read("iemocap", None, path=str(release), labels=["hap", "sad"]),
+        "data.labels",
+        "six-class",
+        "'exc'",
+    )
 
 
 def test_speakers_from_the_utterance_letter(six) -> None:
@@ -178,7 +201,7 @@ def test_audio_and_video_paths(six, release: Path, tmp_path: Path) -> None:
         assert path.parent.parent == release.resolve() / path.parts[-5] / "sentences" / "wav"
     with wave.open(six.df.audio_path.iloc[0], "rb") as w:
         assert (w.getframerate(), w.getnchannels()) == (16000, 1)
-    assert (Path(six.df.audio_path.iloc[0]).stem == six.df.utterance_id.iloc[0])
+    assert Path(six.df.audio_path.iloc[0]).stem == six.df.utterance_id.iloc[0]
     videos = six.df.groupby("dialogue_id").video_path.agg(["first", "nunique"])
     assert (videos["nunique"] == 1).all()
     for d, (p, _) in videos.iterrows():
@@ -199,39 +222,59 @@ def test_load_corpus_with_a_config(release: Path) -> None:
     corpus = load_corpus(Config(data=DataConfig(reader="iemocap", path=str(release))))
     assert corpus.num_utterances == 39 and corpus.splits == ["train", "dev", "test"]
     # data.path defaults to IEMOCAP_full_release under the data root
-    default = load_corpus(Config(data=DataConfig(reader="iemocap"),
-                                 data_root=str(release.parent)))
+    default = load_corpus(Config(data=DataConfig(reader="iemocap"), data_root=str(release.parent)))
     assert default.df.equals(corpus.df)
     assert default.source == str(release.resolve())
 
 
 def test_sessions_option_and_missing_session(tmp_path: Path) -> None:
     release = write_iemocap_fixture(tmp_path, sessions=(1, 2, 4, 5))
-    expect_error(lambda: read("iemocap", None, path=str(release)), str(release), "Session3",
-                 "found Session1, Session2, Session4, Session5", "data.options.sessions")
+    expect_error(
+        lambda: read("iemocap", None, path=str(release)),
+        str(release),
+        "Session3",
+        "found Session1, Session2, Session4, Session5",
+        "data.options.sessions",
+    )
     corpus = read("iemocap", None, path=str(release), options={"sessions": [1, 2, 4, 5]})
     assert sorted(corpus.df.session.unique()) == [1, 2, 4, 5]
     assert corpus.meta["sessions"] == [1, 2, 4, 5]
-    corpus = read("iemocap", None, path=str(release), options={"sessions": [2], "dev_every": 0,
-                                                               "test_session": None})
+    corpus = read(
+        "iemocap",
+        None,
+        path=str(release),
+        options={"sessions": [2], "dev_every": 0, "test_session": None},
+    )
     assert set(corpus.df.session) == {2} and corpus.splits == ["train"]
 
 
 def test_path_errors(tmp_path: Path, small: Path) -> None:
-    expect_error(lambda: read("iemocap", None, path=str(tmp_path / "nope")), "data.path",
-                 "nope", "does not exist")
+    expect_error(
+        lambda: read("iemocap", None, path=str(tmp_path / "nope")),
+        "data.path",
+        "nope",
+        "does not exist",
+    )
     file = tmp_path / "file.txt"
     file.write_text("x")
     expect_error(lambda: read("iemocap", None, path=str(file)), "file.txt", "not a folder")
     # pointing at the parent of the release names the release folder
-    expect_error(lambda: read("iemocap", None, path=str(tmp_path), options=ONE), "Session1",
-                 "found no Session folder", "did you mean", "IEMOCAP_full_release")
+    expect_error(
+        lambda: read("iemocap", None, path=str(tmp_path), options=ONE),
+        "Session1",
+        "found no Session folder",
+        "did you mean",
+        "IEMOCAP_full_release",
+    )
     emo = small / "Session1" / "dialog" / "EmoEvaluation"
     for p in sorted(emo.rglob("*"), reverse=True):
         p.unlink() if p.is_file() else p.rmdir()
     emo.rmdir()
-    expect_error(lambda: read("iemocap", None, path=str(small), options=ONE),
-                 "EmoEvaluation", "folder not found")
+    expect_error(
+        lambda: read("iemocap", None, path=str(small), options=ONE),
+        "EmoEvaluation",
+        "folder not found",
+    )
 
 
 def test_bad_transcription_line_names_file_and_line(small: Path) -> None:
@@ -239,26 +282,44 @@ def test_bad_transcription_line_names_file_and_line(small: Path) -> None:
     lines = path.read_text().split("\n")
     lines[3] = "Ses01F_impro01_M001 006.0-007.0 no brackets"
     path.write_text("\n".join(lines))
-    expect_error(lambda: read("iemocap", None, path=str(small), options=ONE),
-                 str(path), "line 4", "no brackets", "[start-end]: text",
-                 unchanged=(path,))
+    expect_error(
+        lambda: read("iemocap", None, path=str(small), options=ONE),
+        str(path),
+        "line 4",
+        "no brackets",
+        "[start-end]: text",
+        unchanged=(path,),
+    )
 
 
 def test_labelled_utterance_without_transcript(small: Path) -> None:
     path = small / "Session1" / "dialog" / "transcriptions" / "Ses01M_script01_1.txt"
-    path.write_text("\n".join(line for line in path.read_text().split("\n")
-                              if not line.startswith("Ses01M_script01_1_F001 ")))
+    path.write_text(
+        "\n".join(
+            line
+            for line in path.read_text().split("\n")
+            if not line.startswith("Ses01M_script01_1_F001 ")
+        )
+    )
     emo = small / "Session1" / "dialog" / "EmoEvaluation" / "Ses01M_script01_1.txt"
-    expect_error(lambda: read("iemocap", None, path=str(small), options=ONE),
-                 str(path), "'Ses01M_script01_1_F001'", str(emo),
-                 f"line {_line_of(emo, 'Ses01M_script01_1_F001')}")
+    expect_error(
+        lambda: read("iemocap", None, path=str(small), options=ONE),
+        str(path),
+        "'Ses01M_script01_1_F001'",
+        str(emo),
+        f"line {_line_of(emo, 'Ses01M_script01_1_F001')}",
+    )
 
 
 def test_dialogue_without_transcription_file(small: Path) -> None:
     path = small / "Session1" / "dialog" / "transcriptions" / "Ses01F_impro01.txt"
     path.unlink()
-    expect_error(lambda: read("iemocap", None, path=str(small), options=ONE),
-                 "'Ses01F_impro01'", "no transcription file", str(path))
+    expect_error(
+        lambda: read("iemocap", None, path=str(small), options=ONE),
+        "'Ses01F_impro01'",
+        "no transcription file",
+        str(path),
+    )
 
 
 def test_bad_emo_evaluation_lines(small: Path) -> None:
@@ -272,17 +333,33 @@ def test_bad_emo_evaluation_lines(small: Path) -> None:
         path.write_text(good.replace(line, new_line))
         return read("iemocap", None, path=str(small), options=ONE)
 
-    expect_error(lambda: broken(f"{start}\t{utt}\t{label}\t({vad[1:-1]})"),
-                 str(path), f"line {no}", "[valence, activation, dominance]")
-    expect_error(lambda: broken(f"{start}\t{utt}\tbored\t{vad}"),
-                 str(path), f"line {no}", "'bored'", "'xxx'")
-    expect_error(lambda: broken(f"{start}\tSes01F_impro02_M000\t{label}\t{vad}"),
-                 str(path), f"line {no}", "'Ses01F_impro02_M000'", "'Ses01F_impro01'")
-    expect_error(lambda: broken(f"{start}\tSes01F_impro01_F000\t{label}\t{vad}"),
-                 str(path), f"line {no}", "labelled twice", "already at line")
+    expect_error(
+        lambda: broken(f"{start}\t{utt}\t{label}\t({vad[1:-1]})"),
+        str(path),
+        f"line {no}",
+        "[valence, activation, dominance]",
+    )
+    expect_error(
+        lambda: broken(f"{start}\t{utt}\tbored\t{vad}"), str(path), f"line {no}", "'bored'", "'xxx'"
+    )
+    expect_error(
+        lambda: broken(f"{start}\tSes01F_impro02_M000\t{label}\t{vad}"),
+        str(path),
+        f"line {no}",
+        "'Ses01F_impro02_M000'",
+        "'Ses01F_impro01'",
+    )
+    expect_error(
+        lambda: broken(f"{start}\tSes01F_impro01_F000\t{label}\t{vad}"),
+        str(path),
+        f"line {no}",
+        "labelled twice",
+        "already at line",
+    )
     path.write_text("% [START_TIME - END_TIME] TURN_NAME EMOTION [V, A, D]\n")
-    expect_error(lambda: read("iemocap", None, path=str(small), options=ONE),
-                 str(path), "no utterance line")
+    expect_error(
+        lambda: read("iemocap", None, path=str(small), options=ONE), str(path), "no utterance line"
+    )
 
 
 def test_fully_dropped_dialogue_and_ignored_files(small: Path) -> None:
@@ -299,21 +376,26 @@ def test_fully_dropped_dialogue_and_ignored_files(small: Path) -> None:
     assert corpus.splits == ["dev"]  # the only pool dialogue left is the first one
 
 
-@pytest.mark.parametrize(("options", "fragments"), [
-    ({"labels": "seven"}, ("data.options.labels", "'six' or 'four'", "'seven'")),
-    ({"sessions": [1, 6]}, ("data.options.sessions", "[1, 6]")),
-    ({"sessions": 1}, ("data.options.sessions",)),
-    ({"sessions": [1], "test_session": 5}, ("test_session", "5", "[1]", "null")),
-    ({"dev_every": -1}, ("data.options.dev_every", "-1")),
-    ({"dev_every": True}, ("data.options.dev_every",)),
-    ({"encoding": 8}, ("data.options.encoding",)),
-    ({"colour": "red"}, ("data.options.colour", "iemocap", "sessions")),
-])
+@pytest.mark.parametrize(
+    ("options", "fragments"),
+    [
+        ({"labels": "seven"}, ("data.options.labels", "'six' or 'four'", "'seven'")),
+        ({"sessions": [1, 6]}, ("data.options.sessions", "[1, 6]")),
+        ({"sessions": 1}, ("data.options.sessions",)),
+        ({"sessions": [1], "test_session": 5}, ("test_session", "5", "[1]", "null")),
+        ({"dev_every": -1}, ("data.options.dev_every", "-1")),
+        ({"dev_every": True}, ("data.options.dev_every",)),
+        ({"encoding": 8}, ("data.options.encoding",)),
+        ({"colour": "red"}, ("data.options.colour", "iemocap", "sessions")),
+    ],
+)
 def test_bad_options(small: Path, options: dict, fragments: tuple[str, ...]) -> None:
     expect_error(lambda: read("iemocap", None, path=str(small), options=options), *fragments)
 
 
 def test_paths_and_columns_are_refused(small: Path) -> None:
-    expect_error(lambda: read("iemocap", None, path=str(small), columns={"text": "x"}),
-                 "data.paths and data.columns")
+    expect_error(
+        lambda: read("iemocap", None, path=str(small), columns={"text": "x"}),
+        "data.paths and data.columns",
+    )
     expect_error(lambda: read("iemocap", None, paths={"train": str(small)}), "data.paths")

@@ -28,8 +28,9 @@ def read_features(root: Path | None = None, **data):
 def expected_rows(fx: Fixture) -> dict[str, list]:
     """The Corpus columns the fixture must produce, in Corpus row order."""
     d = fx.dialogues
-    rows: dict[str, list] = {c: [] for c in ("split", "dialogue_id", "turn", "speaker", "label",
-                                             "text", "pickle_key")}
+    rows: dict[str, list] = {
+        c: [] for c in ("split", "dialogue_id", "turn", "speaker", "label", "text", "pickle_key")
+    }
     for split in ("train", "dev", "test"):
         for key in d.splits[split]:
             n = len(d.labels[key])
@@ -70,10 +71,12 @@ def test_every_layout_reads_its_corpus_and_features(tmp_path: Path, name: str) -
         source = fx.extra_files.get(modality, fx.path)
         layout = "multiemo" if fx.extra_files else fx.layout
         assert store.manifest[modality] == {
-            "encoder": f"pickle:{layout}:{field}", "file": source.name,
+            "encoder": f"pickle:{layout}:{field}",
+            "file": source.name,
             "sha256": hashlib.sha256(source.read_bytes()).hexdigest(),
             "dim": next(iter(fx.arrays[field].values())).shape[1],
-            "corpus": corpus.fingerprint()}
+            "corpus": corpus.fingerprint(),
+        }
     # the registered reader returns the same Corpus, without features
     plain = read("pickle", None, **data_kwargs(fx))
     assert isinstance(plain, Corpus) and plain.df.equals(corpus.df)
@@ -105,11 +108,14 @@ def test_meld_extras_sentiment_and_ids(tmp_path: Path) -> None:
 
 
 # -- splits ---------------------------------------------------------------------------------------
-@pytest.mark.parametrize("fraction, dev", [
-    (None, ["Ses02F_impro03"]),  # default 0.1 of 3 keys rounds to 0: at least one
-    (0.5, ["Ses01M_script02_1", "Ses02F_impro03"]),  # round(1.5) = 2, the last sorted keys
-    (0.0, []),
-])
+@pytest.mark.parametrize(
+    "fraction, dev",
+    [
+        (None, ["Ses02F_impro03"]),  # default 0.1 of 3 keys rounds to 0: at least one
+        (0.5, ["Ses01M_script02_1", "Ses02F_impro03"]),  # round(1.5) = 2, the last sorted keys
+        (0.0, []),
+    ],
+)
 def test_iemocap_dev_is_the_last_sorted_train_keys(tmp_path: Path, fraction, dev) -> None:
     fx = WRITERS["mmgcn_iemocap"](tmp_path)
     options = {} if fraction is None else {"dev_fraction": fraction}
@@ -123,8 +129,11 @@ def test_iemocap_dev_is_the_last_sorted_train_keys(tmp_path: Path, fraction, dev
 @pytest.mark.parametrize("value", [1.0, -0.1, "0.1", True])
 def test_bad_dev_fraction(tmp_path: Path, value) -> None:
     fx = WRITERS["mmgcn_iemocap"](tmp_path)
-    expect_error(lambda: read_features(path=str(fx.path), options={"dev_fraction": value}),
-                 "data.options.dev_fraction", "[0.0, 1.0)")
+    expect_error(
+        lambda: read_features(path=str(fx.path), options={"dev_fraction": value}),
+        "data.options.dev_fraction",
+        "[0.0, 1.0)",
+    )
 
 
 def test_meld_train_pool_without_dev_keys_gets_a_carved_dev(tmp_path: Path) -> None:
@@ -147,25 +156,33 @@ def test_meld_key_in_the_wrong_list(tmp_path: Path) -> None:
     obj = list(pickle.loads(fx.path.read_bytes()))
     obj[10], obj[11] = [0, 7, 1039, 1041, 1153], [1160]
     dump(fx.path, tuple(obj))
-    expect_error(lambda: read_features(path=str(fx.path)), str(fx.path), "key 1153",
-                 "'trainVid'", "'test'")
+    expect_error(
+        lambda: read_features(path=str(fx.path)), str(fx.path), "key 1153", "'trainVid'", "'test'"
+    )
 
 
 # -- text fields ----------------------------------------------------------------------------------
-@pytest.mark.parametrize("name, fields", [
-    ("sdt_meld", ["roberta1", "roberta2", "roberta3", "roberta4"]),
-    ("graphsmile_meld", ["videoText1", "roberta3"]),
-    ("cosmic_meld_roberta", ["roberta4"]),
-])
+@pytest.mark.parametrize(
+    "name, fields",
+    [
+        ("sdt_meld", ["roberta1", "roberta2", "roberta3", "roberta4"]),
+        ("graphsmile_meld", ["videoText1", "roberta3"]),
+        ("cosmic_meld_roberta", ["roberta4"]),
+    ],
+)
 @pytest.mark.parametrize("combine", ["concat", "mean"])
-def test_text_fields_are_concatenated_or_averaged(tmp_path: Path, name: str, fields: list,
-                                                  combine: str) -> None:
+def test_text_fields_are_concatenated_or_averaged(
+    tmp_path: Path, name: str, fields: list, combine: str
+) -> None:
     fx = WRITERS[name](tmp_path)
-    corpus, store = read_features(path=str(fx.path),
-                                  options={"text_fields": fields, "text_combine": combine})
-    own = {"sdt_meld": ("videoText", "roberta2", "roberta3", "roberta4"),
-           "graphsmile_meld": tuple(f"videoText{i}" for i in range(4)),
-           "cosmic_meld_roberta": ROBERTA}[name]
+    corpus, store = read_features(
+        path=str(fx.path), options={"text_fields": fields, "text_combine": combine}
+    )
+    own = {
+        "sdt_meld": ("videoText", "roberta2", "roberta3", "roberta4"),
+        "graphsmile_meld": tuple(f"videoText{i}" for i in range(4)),
+        "cosmic_meld_roberta": ROBERTA,
+    }[name]
     alias = dict(zip(ROBERTA, own))
     resolved = [alias.get(f, f) for f in fields]
     parts = [expected_matrix(fx, corpus, f) for f in resolved]
@@ -182,14 +199,30 @@ def test_text_fields_are_concatenated_or_averaged(tmp_path: Path, name: str, fie
 
 def test_text_field_errors(tmp_path: Path, data_root: Path) -> None:
     fx = WRITERS["sdt_iemocap"](tmp_path)
-    expect_error(lambda: read_features(path=str(fx.path), options={"text_fields": ["roberta5"]}),
-                 "'roberta5'", "sdt_iemocap", "roberta1", "videoText")
-    expect_error(lambda: read_features(path=str(fx.path), options={"text_combine": "max"}),
-                 "text_combine", "concat, mean", "'max'")
-    expect_error(lambda: read_features(path=str(fx.path), options={"text_fields": [1]}),
-                 "text_fields", "list of field names")
-    expect_error(lambda: read_features(data_root, path=COSMIC, options={"text_fields": "x"}),
-                 "data.options.text_fields", "cosmic_meld_text", "holds no features")
+    expect_error(
+        lambda: read_features(path=str(fx.path), options={"text_fields": ["roberta5"]}),
+        "'roberta5'",
+        "sdt_iemocap",
+        "roberta1",
+        "videoText",
+    )
+    expect_error(
+        lambda: read_features(path=str(fx.path), options={"text_combine": "max"}),
+        "text_combine",
+        "concat, mean",
+        "'max'",
+    )
+    expect_error(
+        lambda: read_features(path=str(fx.path), options={"text_fields": [1]}),
+        "text_fields",
+        "list of field names",
+    )
+    expect_error(
+        lambda: read_features(data_root, path=COSMIC, options={"text_fields": "x"}),
+        "data.options.text_fields",
+        "cosmic_meld_text",
+        "holds no features",
+    )
 
 
 # -- datasets -------------------------------------------------------------------------------------
@@ -212,7 +245,11 @@ def test_other_datasets_need_label_names(tmp_path: Path) -> None:
     assert corpus.name == "chat" and corpus.labels == tuple(names)
     assert corpus.dialogue_ids() == ["chat_0", "chat_1", "chat_2", "chat_3"]
     assert corpus.df.drop_duplicates("dialogue_id").split.tolist() == [
-        "train", "train", "dev", "test"]
+        "train",
+        "train",
+        "dev",
+        "test",
+    ]
     assert set(corpus.df.speaker) == {"user", "agent"}
     assert store.dims() == {"text": 100, "audio": 1582, "visual": 342}
 
@@ -221,13 +258,21 @@ def test_label_names_can_be_overridden_and_out_of_range_ids_are_errors(tmp_path:
     fx = WRITERS["sdt_iemocap"](tmp_path)
     corpus, _ = read_features(path=str(fx.path), labels=["h", "s", "n", "a", "e", "f"])
     assert corpus.df.label.tolist() == [
-        "hsnaef"[i] for s in ("train", "dev", "test") for k in fx.dialogues.splits[s]
-        for i in fx.dialogues.labels[k]]
+        "hsnaef"[i]
+        for s in ("train", "dev", "test")
+        for k in fx.dialogues.splits[s]
+        for i in fx.dialogues.labels[k]
+    ]
     obj = list(pickle.loads(fx.path.read_bytes()))
     obj[2]["Ses05M_impro04"][1] = 6
     dump(fx.path, tuple(obj))
-    expect_error(lambda: read_features(path=str(fx.path)), str(fx.path),
-                 "key 'Ses05M_impro04', utterance 1", "emotion id 6", "0..5")
+    expect_error(
+        lambda: read_features(path=str(fx.path)),
+        str(fx.path),
+        "key 'Ses05M_impro04', utterance 1",
+        "emotion id 6",
+        "0..5",
+    )
 
 
 def test_real_cosmic_pickle_has_no_features(data_root: Path) -> None:
@@ -245,19 +290,28 @@ def _edit(fx: Fixture, index: int, key, value) -> None:
     dump(fx.path, tuple(obj))
 
 
-@pytest.mark.parametrize("index, value, fragments", [
-    (4, np.zeros((4, 1582), np.float32), ["'videoAudio'", "has 4 feature rows, expected 3"]),
-    (4, np.zeros((3, 12), np.float32), ["'videoAudio'", "has 12-d", "has 1582-d"]),
-    (5, np.zeros(3, np.float32), ["'videoVisual'", "[utterances, dim]", "(3,)"]),
-    (3, [[0.0] * 100, [0.0] * 100, ["x"] * 100], ["'videoText'", "not a numeric"]),
-    (3, np.full((3, 100), np.nan, np.float32), ["utterance 0", "'videoText'", "non-finite"]),
-])
-def test_bad_feature_arrays_name_file_key_and_field(tmp_path: Path, index: int, value,
-                                                     fragments: list) -> None:
+@pytest.mark.parametrize(
+    "index, value, fragments",
+    [
+        (4, np.zeros((4, 1582), np.float32), ["'videoAudio'", "has 4 feature rows, expected 3"]),
+        (4, np.zeros((3, 12), np.float32), ["'videoAudio'", "has 12-d", "has 1582-d"]),
+        (5, np.zeros(3, np.float32), ["'videoVisual'", "[utterances, dim]", "(3,)"]),
+        (3, [[0.0] * 100, [0.0] * 100, ["x"] * 100], ["'videoText'", "not a numeric"]),
+        (3, np.full((3, 100), np.nan, np.float32), ["utterance 0", "'videoText'", "non-finite"]),
+    ],
+)
+def test_bad_feature_arrays_name_file_key_and_field(
+    tmp_path: Path, index: int, value, fragments: list
+) -> None:
     fx = WRITERS["mmgcn_iemocap"](tmp_path)
     _edit(fx, index, "Ses01F_impro01", value)
-    expect_error(lambda: read_features(path=str(fx.path)), str(fx.path),
-                 "dialogue key 'Ses01F_impro01'", *fragments, unchanged=(fx.path,))
+    expect_error(
+        lambda: read_features(path=str(fx.path)),
+        str(fx.path),
+        "dialogue key 'Ses01F_impro01'",
+        *fragments,
+        unchanged=(fx.path,),
+    )
 
 
 def test_feature_dict_missing_a_dialogue(tmp_path: Path) -> None:
@@ -265,36 +319,67 @@ def test_feature_dict_missing_a_dialogue(tmp_path: Path) -> None:
     table = dict(fx.arrays["audio"])
     del table[1160]
     dump(fx.extra_files["audio"], table)
-    expect_error(lambda: read_features(**data_kwargs(fx)), str(fx.extra_files["audio"]),
-                 "dialogue key 1160", "missing from 'audio'")
+    expect_error(
+        lambda: read_features(**data_kwargs(fx)),
+        str(fx.extra_files["audio"]),
+        "dialogue key 1160",
+        "missing from 'audio'",
+    )
 
 
 def test_per_utterance_field_lengths_must_agree(tmp_path: Path) -> None:
     fx = WRITERS["sdt_meld"](tmp_path)
     _edit(fx, 1, 7, fx.dialogues.speakers[7][:1])
-    expect_error(lambda: read_features(path=str(fx.path)), str(fx.path), "dialogue key 7",
-                 "'videoSpeakers' has 1 entries but 'videoSentence' has 2")
+    expect_error(
+        lambda: read_features(path=str(fx.path)),
+        str(fx.path),
+        "dialogue key 7",
+        "'videoSpeakers' has 1 entries but 'videoSentence' has 2",
+    )
 
 
-@pytest.mark.parametrize("obj, found", [
-    (tuple(range(5)), "a tuple of 5 items"),
-    (list(range(8)), "a list of 8 items"),
-])
+@pytest.mark.parametrize(
+    "obj, found",
+    [
+        (tuple(range(5)), "a tuple of 5 items"),
+        (list(range(8)), "a list of 8 items"),
+    ],
+)
 def test_unknown_layout_lists_every_known_one(tmp_path: Path, obj, found: str) -> None:
     path = dump(tmp_path / "odd.pkl", obj)
-    msg = expect_error(lambda: read_features(path=str(path)), str(path),
-                       "unknown pickle layout", found, "known layouts")
+    msg = expect_error(
+        lambda: read_features(path=str(path)),
+        str(path),
+        "unknown pickle layout",
+        found,
+        "known layouts",
+    )
     for length in (7, 9, 10, 11, 12, 13, 14):
         assert f"{length} items ({LAYOUTS[length].name}:" in msg
-    for name in ("dialoguegcn", "meld_features_raw", "mmgcn_meld", "cosmic_roberta",
-                 "cosmic_meld_roberta", "sdt_iemocap", "sdt_meld", "graphsmile_meld"):
+    for name in (
+        "dialoguegcn",
+        "meld_features_raw",
+        "mmgcn_meld",
+        "cosmic_roberta",
+        "cosmic_meld_roberta",
+        "sdt_iemocap",
+        "sdt_meld",
+        "graphsmile_meld",
+    ):
         assert f"{name}: " in msg
 
 
 def test_known_length_with_wrong_items_is_an_unknown_layout(tmp_path: Path) -> None:
     path = dump(tmp_path / "odd.pkl", [{}] * 12)
-    expect_error(lambda: read_features(path=str(path)), str(path), "unknown pickle layout",
-                 "a list of 12 items", "item 10 is a dict", "'trainVid'", "known layouts")
+    expect_error(
+        lambda: read_features(path=str(path)),
+        str(path),
+        "unknown pickle layout",
+        "a list of 12 items",
+        "item 10 is a dict",
+        "'trainVid'",
+        "known layouts",
+    )
 
 
 class _Evil:
@@ -309,14 +394,21 @@ def test_forbidden_classes_are_refused(tmp_path: Path) -> None:
     marker = tmp_path / "ran"
     fx = WRITERS["mmgcn_meld"](tmp_path)
     _edit(fx, 5, 0, _Evil(marker))
-    expect_error(lambda: read_features(path=str(fx.path)), str(fx.path),
-                 "pickle tries to import", "only builtins and numpy are allowed")
+    expect_error(
+        lambda: read_features(path=str(fx.path)),
+        str(fx.path),
+        "pickle tries to import",
+        "only builtins and numpy are allowed",
+    )
     multi = tmp_path / "multi"
     multi.mkdir()
     fx = WRITERS["multiemo_iemocap"](multi)
     dump(fx.extra_files["visual"], {"Ses01F_impro01": _Evil(marker)})
-    expect_error(lambda: read_features(**data_kwargs(fx)), str(fx.extra_files["visual"]),
-                 "pickle tries to import")
+    expect_error(
+        lambda: read_features(**data_kwargs(fx)),
+        str(fx.extra_files["visual"]),
+        "pickle tries to import",
+    )
     assert not marker.exists()
 
 
@@ -324,15 +416,24 @@ def test_multiemo_config_errors(tmp_path: Path) -> None:
     fx = WRITERS["multiemo_iemocap"](tmp_path)
     paths = data_kwargs(fx)["paths"]
     speakers = {"speakers": paths["speakers"]}
-    expect_error(lambda: read_features(paths={**paths, "faces": "x"}), "data.paths.faces",
-                 "speakers, text, audio, visual")
+    expect_error(
+        lambda: read_features(paths={**paths, "faces": "x"}),
+        "data.paths.faces",
+        "speakers, text, audio, visual",
+    )
     expect_error(lambda: read_features(paths={"text": paths["text"]}), "needs 'speakers'")
     expect_error(lambda: read_features(paths=speakers), "names no feature file")
     expect_error(lambda: read_features(paths=paths, path=paths["speakers"]), "not both")
-    expect_error(lambda: read_features(paths=paths, options={"text_fields": ["text"]}),
-                 "text_fields", "MultiEMO")
-    expect_error(lambda: read_features(paths={**speakers, "audio": str(tmp_path)}),
-                 "data.paths.audio", "not a file")
+    expect_error(
+        lambda: read_features(paths=paths, options={"text_fields": ["text"]}),
+        "text_fields",
+        "MultiEMO",
+    )
+    expect_error(
+        lambda: read_features(paths={**speakers, "audio": str(tmp_path)}),
+        "data.paths.audio",
+        "not a file",
+    )
     # only the modalities given are read
     _, store = read_features(paths={**speakers, "audio": paths["audio"]})
     assert store.dims() == {"audio": 512}

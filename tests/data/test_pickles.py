@@ -26,8 +26,11 @@ def test_same_dialogues_splits_and_sizes(both) -> None:
     csv, pkl = both
     assert pkl.name == "meld" and pkl.labels == MELD_LABELS
     assert pkl.dialogue_ids() == csv.dialogue_ids()  # same ids, same order
-    assert pkl.df.groupby("dialogue_id", sort=False).size().equals(
-        csv.df.groupby("dialogue_id", sort=False).size())
+    assert (
+        pkl.df.groupby("dialogue_id", sort=False)
+        .size()
+        .equals(csv.df.groupby("dialogue_id", sort=False).size())
+    )
     assert (pkl.df.split.to_numpy() == csv.df.split.to_numpy()).all()
     assert (pkl.df.meld_dialogue_id.to_numpy() == csv.df.meld_dialogue_id.to_numpy()).all()
 
@@ -65,12 +68,28 @@ def _cosmic(tmp_path: Path, **change) -> Path:
         "emotions": {0: [4, 0], 1039: [6], 1153: [2]},
         "sentiments": {0: [1, 0], 1039: [2], 1153: [2]},
         "sentences": {0: ["It\x92s \x93fine\x94", "Ok"], 1039: ["Grr"], 1153: ["Eek"]},
-        "train": [0], "test": [1153], "valid": [1039],
+        "train": [0],
+        "test": [1153],
+        "valid": [1039],
     }
     fields.update(change)
     path = tmp_path / "meld.pkl"
-    path.write_bytes(pickle.dumps([fields[k] for k in (
-        "speakers", "emotions", "sentiments", "sentences", "train", "test", "valid")]))
+    path.write_bytes(
+        pickle.dumps(
+            [
+                fields[k]
+                for k in (
+                    "speakers",
+                    "emotions",
+                    "sentiments",
+                    "sentences",
+                    "train",
+                    "test",
+                    "valid",
+                )
+            ]
+        )
+    )
     return path
 
 
@@ -86,37 +105,66 @@ def test_tiny_cosmic_pickle(tmp_path: Path) -> None:
     assert corpus.meta["layout"] == "cosmic_meld_text"
 
 
-@pytest.mark.parametrize("change, fragments", [
-    ({"emotions": {0: [4], 1039: [6], 1153: [2]}}, ["key 0", "'emotion_labels' has 1", "2"]),
-    ({"emotions": {0: [4, 9], 1039: [6], 1153: [2]}}, ["key 0, utterance 1", "emotion id 9"]),
-    ({"speakers": {0: [[1, 1] + [0] * 7, [1] + [0] * 8], 1039: [[1] + [0] * 8],
-                   1153: [[1] + [0] * 8]}}, ["key 0, utterance 0", "not a one-hot"]),
-    ({"valid": [1153], "test": [1039]}, ["key 1153", "'valid_ids'", "'test'"]),
-    ({"valid": [1039, 0]}, ["key 0", "both"]),
-    ({"train": [0, 5]}, ["key 5", "missing from 'speakers'"]),
-    ({"train": ["a"]}, ["'a'", "not a non-negative integer", "COSMIC MELD"]),
-    ({"emotions": {0: ["joy", "x"], 1039: [6], 1153: [2]}}, ["'emotion_labels'", "integer"]),
-])
-def test_inconsistent_pickles_name_the_key(tmp_path: Path, change: dict,
-                                           fragments: list[str]) -> None:
+@pytest.mark.parametrize(
+    "change, fragments",
+    [
+        ({"emotions": {0: [4], 1039: [6], 1153: [2]}}, ["key 0", "'emotion_labels' has 1", "2"]),
+        ({"emotions": {0: [4, 9], 1039: [6], 1153: [2]}}, ["key 0, utterance 1", "emotion id 9"]),
+        (
+            {
+                "speakers": {
+                    0: [[1, 1] + [0] * 7, [1] + [0] * 8],
+                    1039: [[1] + [0] * 8],
+                    1153: [[1] + [0] * 8],
+                }
+            },
+            ["key 0, utterance 0", "not a one-hot"],
+        ),
+        ({"valid": [1153], "test": [1039]}, ["key 1153", "'valid_ids'", "'test'"]),
+        ({"valid": [1039, 0]}, ["key 0", "both"]),
+        ({"train": [0, 5]}, ["key 5", "missing from 'speakers'"]),
+        ({"train": ["a"]}, ["'a'", "not a non-negative integer", "COSMIC MELD"]),
+        ({"emotions": {0: ["joy", "x"], 1039: [6], 1153: [2]}}, ["'emotion_labels'", "integer"]),
+    ],
+)
+def test_inconsistent_pickles_name_the_key(
+    tmp_path: Path, change: dict, fragments: list[str]
+) -> None:
     if change.get("train") == ["a"]:
-        change = {**change, "speakers": {"a": [[1] + [0] * 8]}, "emotions": {"a": [0]},
-                  "sentiments": {"a": [0]}, "sentences": {"a": ["x"]}, "valid": [], "test": []}
+        change = {
+            **change,
+            "speakers": {"a": [[1] + [0] * 8]},
+            "emotions": {"a": [0]},
+            "sentiments": {"a": [0]},
+            "sentences": {"a": ["x"]},
+            "valid": [],
+            "test": [],
+        }
     path = _cosmic(tmp_path, **change)
-    expect_error(lambda: read("pickle", None, path=str(path)), str(path), *fragments,
-                 unchanged=(path,))
+    expect_error(
+        lambda: read("pickle", None, path=str(path)), str(path), *fragments, unchanged=(path,)
+    )
 
 
-@pytest.mark.parametrize("obj, found", [
-    (tuple(range(5)), "a tuple of 5 items"),
-    (list(range(11)), "a list of 11 items"),
-    ({"speakers": {}}, "the top level is a dict"),
-])
+@pytest.mark.parametrize(
+    "obj, found",
+    [
+        (tuple(range(5)), "a tuple of 5 items"),
+        (list(range(11)), "a list of 11 items"),
+        ({"speakers": {}}, "the top level is a dict"),
+    ],
+)
 def test_unknown_layout_lists_the_known_ones(tmp_path: Path, obj, found: str) -> None:
     path = tmp_path / "odd.pkl"
     path.write_bytes(pickle.dumps(obj))
-    msg = expect_error(lambda: read("pickle", None, path=str(path)), str(path),
-                       "unknown pickle layout", found, "known layouts", unchanged=(path,))
+    msg = expect_error(
+        lambda: read("pickle", None, path=str(path)),
+        str(path),
+        "unknown pickle layout",
+        found,
+        "known layouts",
+        unchanged=(path,),
+    )
     for length, layout in LAYOUTS.items():
         assert f"{length} items ({layout.name}" in msg
 
@@ -129,14 +177,21 @@ class _Evil:
 def test_reader_refuses_code_in_pickles(tmp_path: Path) -> None:
     path = tmp_path / "evil.pkl"
     path.write_bytes(pickle.dumps([_Evil()] * 7))
-    expect_error(lambda: read("pickle", None, path=str(path)), str(path),
-                 "pickle tries to import", "only builtins and numpy are allowed",
-                 unchanged=(path,))
+    expect_error(
+        lambda: read("pickle", None, path=str(path)),
+        str(path),
+        "pickle tries to import",
+        "only builtins and numpy are allowed",
+        unchanged=(path,),
+    )
 
 
 def test_config_errors(tmp_path: Path, data_root: Path) -> None:
     expect_error(lambda: read("pickle", None), "data.path is not set")
     expect_error(lambda: read("pickle", None, path=str(tmp_path / "none.pkl")), "does not exist")
     expect_error(lambda: read("pickle", data_root, path="meld"), "not a file")
-    expect_error(lambda: read("pickle", data_root, path=COSMIC, options={"layout": 7}),
-                 "data.options.layout", "encoding")
+    expect_error(
+        lambda: read("pickle", data_root, path=COSMIC, options={"layout": 7}),
+        "data.options.layout",
+        "encoding",
+    )

@@ -35,24 +35,44 @@ def test_refuses_os_system_through_reduce(tmp_path: Path) -> None:
     path = _dump(tmp_path, pickle.dumps([1, _RunsShell()]))
     # os.system pickles under its implementation module (posix / nt)
     module = os.system.__module__
-    expect_error(lambda: safe_load(path), str(path),
-                 f"pickle tries to import {module}.system", ALLOWED, unchanged=(path,))
+    expect_error(
+        lambda: safe_load(path),
+        str(path),
+        f"pickle tries to import {module}.system",
+        ALLOWED,
+        unchanged=(path,),
+    )
 
 
 def test_refuses_os_system_written_with_opcodes(tmp_path: Path) -> None:
     # protocol 0: GLOBAL 'os system', MARK, STRING 'echo', TUPLE, REDUCE, STOP
     path = _dump(tmp_path, b"cos\nsystem\n(S'echo'\ntR.")
-    expect_error(lambda: safe_load(path), str(path), "pickle tries to import os.system", ALLOWED,
-                 unchanged=(path,))
+    expect_error(
+        lambda: safe_load(path),
+        str(path),
+        "pickle tries to import os.system",
+        ALLOWED,
+        unchanged=(path,),
+    )
 
 
-@pytest.mark.parametrize("module, name", [
-    ("builtins", "eval"), ("builtins", "exec"), ("builtins", "getattr"),
-    ("builtins", "__import__"), ("builtins", "open"), ("builtins", "object"),
-    ("__builtin__", "eval"), ("collections", "namedtuple"), ("subprocess", "Popen"),
-    ("numpy", "load"), ("numpy.core.multiarray", "frombuffer_evil"),
-    ("numpy.testing", "assert_equal"),
-])
+@pytest.mark.parametrize(
+    "module, name",
+    [
+        ("builtins", "eval"),
+        ("builtins", "exec"),
+        ("builtins", "getattr"),
+        ("builtins", "__import__"),
+        ("builtins", "open"),
+        ("builtins", "object"),
+        ("__builtin__", "eval"),
+        ("collections", "namedtuple"),
+        ("subprocess", "Popen"),
+        ("numpy", "load"),
+        ("numpy.core.multiarray", "frombuffer_evil"),
+        ("numpy.testing", "assert_equal"),
+    ],
+)
 def test_refuses_dangerous_or_unknown_globals(module: str, name: str) -> None:
     data = b"c" + module.encode() + b"\n" + name.encode() + b"\n(tR."
     msg = expect_error(lambda: safe_load(io.BytesIO(data)), f"{module}.{name}", ALLOWED)
@@ -61,10 +81,17 @@ def test_refuses_dangerous_or_unknown_globals(module: str, name: str) -> None:
 
 def test_loads_builtins_collections_and_python2_names() -> None:
     obj = {
-        "list": [1, 2.5, "x", None, True], "tuple": (1, 2), "set": {1, 2},
-        "frozenset": frozenset({3}), "bytes": b"\x00\xff", "bytearray": bytearray(b"ab"),
-        "complex": 1 + 2j, "range": range(3), "slice": slice(1, 5, 2),
-        "ordered": collections.OrderedDict(a=1), "default": collections.defaultdict(list, a=[1]),
+        "list": [1, 2.5, "x", None, True],
+        "tuple": (1, 2),
+        "set": {1, 2},
+        "frozenset": frozenset({3}),
+        "bytes": b"\x00\xff",
+        "bytearray": bytearray(b"ab"),
+        "complex": 1 + 2j,
+        "range": range(3),
+        "slice": slice(1, 5, 2),
+        "ordered": collections.OrderedDict(a=1),
+        "default": collections.defaultdict(list, a=[1]),
         "counter": collections.Counter("aab"),
     }
     for protocol in (0, 2, 4, 5):  # protocols 0/2 write Python-2 names (__builtin__, xrange)
@@ -79,10 +106,13 @@ def test_loads_numpy_arrays_and_scalars(protocol: int) -> None:
     obj = {
         "f32": np.arange(6, dtype=np.float32).reshape(2, 3),
         "fortran": np.asfortranarray(np.arange(6.0).reshape(2, 3)),
-        "int": np.array([1, -2], dtype=np.int64), "str": np.array(["a", "bc"]),
+        "int": np.array([1, -2], dtype=np.int64),
+        "str": np.array(["a", "bc"]),
         "objects": np.array([1, "x", None], dtype=object),
         "record": np.zeros(2, dtype=[("a", "i4"), ("b", "f8")]),
-        "scalar": np.float64(1.5), "iscalar": np.int32(7), "dtype": np.dtype("f2"),
+        "scalar": np.float64(1.5),
+        "iscalar": np.int32(7),
+        "dtype": np.dtype("f2"),
     }
     loaded = safe_load(io.BytesIO(pickle.dumps(obj, protocol=protocol)))
     for key, value in obj.items():

@@ -7,15 +7,20 @@ from ercgraph.errors import ErcgraphError
 from ercgraph.registry import SAMPLERS
 
 # class 2 is rare: only dialogue 3 contains it
-LABELS = [torch.tensor([0, 0, 1]), torch.tensor([0, 1]), torch.tensor([0, 0, 0, 0]),
-          torch.tensor([0, 2, -1])]
+LABELS = [
+    torch.tensor([0, 0, 1]),
+    torch.tensor([0, 1]),
+    torch.tensor([0, 0, 0, 0]),
+    torch.tensor([0, 2, -1]),
+]
 
 
 @pytest.mark.parametrize("name", SAMPLERS.names())
 def test_every_sampler_yields_valid_indices_reproducibly(name):
     def draw():
-        s = SAMPLERS.create(name, dialogue_labels=LABELS, num_classes=3,
-                            generator=torch.Generator().manual_seed(0))
+        s = SAMPLERS.create(
+            name, dialogue_labels=LABELS, num_classes=3, generator=torch.Generator().manual_seed(0)
+        )
         return list(s)
 
     a, b = draw(), draw()
@@ -25,20 +30,24 @@ def test_every_sampler_yields_valid_indices_reproducibly(name):
 
 def test_class_aware_raises_the_share_of_minority_dialogues():
     def share(temperature):
-        s = SAMPLERS.create({"name": "class_aware", "temperature": temperature,
-                             "num_samples": 4000}, dialogue_labels=LABELS, num_classes=3,
-                            generator=torch.Generator().manual_seed(0))
+        s = SAMPLERS.create(
+            {"name": "class_aware", "temperature": temperature, "num_samples": 4000},
+            dialogue_labels=LABELS,
+            num_classes=3,
+            generator=torch.Generator().manual_seed(0),
+        )
         return sum(i == 3 for i in s) / 4000
 
-    assert share(1.0) > 0.45         # weights 1/2, 1/2, 1/8, 1: 0.47; uniform gives 0.25
+    assert share(1.0) > 0.45  # weights 1/2, 1/2, 1/8, 1: 0.47; uniform gives 0.25
     assert 0.25 < share(4.0) < share(1.0)
     assert abs(share(1000.0) - 0.25) < 0.05
 
 
 def test_temperature_must_be_positive():
     with pytest.raises(ErcgraphError, match="temperature"):
-        SAMPLERS.create({"name": "class_aware", "temperature": 0}, dialogue_labels=LABELS,
-                        num_classes=3)
+        SAMPLERS.create(
+            {"name": "class_aware", "temperature": 0}, dialogue_labels=LABELS, num_classes=3
+        )
 
 
 def test_unknown_sampler_lists_choices():

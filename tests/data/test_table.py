@@ -21,20 +21,28 @@ c2,0,ann,anger,Go away,-0.9
 
 
 def _split_file(tmp_path: Path) -> Path:
-    return write(tmp_path / "all.csv", """dlg,turn,spk,emo,txt,part
+    return write(
+        tmp_path / "all.csv",
+        """dlg,turn,spk,emo,txt,part
 d1,0,A,joy,hi,train
 d1,1,B,neutral,yo,train
 d2,0,A,sad,meh,valid
 d3,0,C,joy,NA,test
-""")
+""",
+    )
 
 
 COLS = {"dialogue_id": "dlg", "speaker": "spk", "label": "emo", "text": "txt", "split": "part"}
 
 
 def test_split_column_with_aliases(tmp_path: Path) -> None:
-    corpus = read("table", None, path=str(_split_file(tmp_path)), columns=COLS,
-                  labels=["joy", "neutral", "sad"])
+    corpus = read(
+        "table",
+        None,
+        path=str(_split_file(tmp_path)),
+        columns=COLS,
+        labels=["joy", "neutral", "sad"],
+    )
     df = corpus.df
     assert df.split.tolist() == ["train", "train", "dev", "test"]
     assert df.dialogue_id.tolist() == ["d1", "d1", "d2", "d3"]
@@ -44,38 +52,61 @@ def test_split_column_with_aliases(tmp_path: Path) -> None:
 
 
 def test_label_inference_is_sorted_from_train(tmp_path: Path) -> None:
-    path = write(tmp_path / "all.csv", """dlg,spk,emo,part
+    path = write(
+        tmp_path / "all.csv",
+        """dlg,spk,emo,part
 d1,A,joy,train
 d1,B,anger,train
 d1,A,neutral,train
 d2,A,joy,test
-""")
+""",
+    )
     no_text = {k: v for k, v in COLS.items() if k != "text"}
     corpus = read("table", None, path=str(path), columns=no_text)
     assert corpus.labels == ("anger", "joy", "neutral")
     assert corpus.meta["label_source"] == "sorted labels of the train split"
     assert corpus.df.turn.tolist() == [0, 1, 2, 0]  # file order inside each dialogue
-    given = read("table", None, path=str(path), labels=["neutral", "joy", "anger", "fear"],
-                 columns=no_text)
+    given = read(
+        "table", None, path=str(path), labels=["neutral", "joy", "anger", "fear"], columns=no_text
+    )
     assert given.labels == ("neutral", "joy", "anger", "fear")
 
 
 def test_unknown_label_in_dev_names_row_and_column(tmp_path: Path) -> None:
     path = _split_file(tmp_path)
-    expect_error(lambda: read("table", None, path=str(path), columns=COLS),
-                 str(path), "line 4", "unknown label 'sad'", "column 'emo'", "split 'dev'",
-                 "['joy', 'neutral']", unchanged=(path,))
-    expect_error(lambda: read("table", None, path=str(path), columns=COLS, labels=["joy"]),
-                 str(path), "line 3", "unknown label 'neutral'", "data.labels")
+    expect_error(
+        lambda: read("table", None, path=str(path), columns=COLS),
+        str(path),
+        "line 4",
+        "unknown label 'sad'",
+        "column 'emo'",
+        "split 'dev'",
+        "['joy', 'neutral']",
+        unchanged=(path,),
+    )
+    expect_error(
+        lambda: read("table", None, path=str(path), columns=COLS, labels=["joy"]),
+        str(path),
+        "line 3",
+        "unknown label 'neutral'",
+        "data.labels",
+    )
 
 
 def test_per_split_paths_and_extra_columns(tmp_path: Path) -> None:
     train = write(tmp_path / "train.csv", CSV)
     write(tmp_path / "test.csv", CSV.replace("c1", "t1").replace("c2", "t2"))
-    columns = {"dialogue_id": "conv", "turn": "utt_no", "speaker": "who", "label": "emotion",
-               "text": "utterance", "valence": "mood"}
-    corpus = read("table", tmp_path, paths={"train": "train.csv", "test": "test.csv"},
-                  columns=columns)
+    columns = {
+        "dialogue_id": "conv",
+        "turn": "utt_no",
+        "speaker": "who",
+        "label": "emotion",
+        "text": "utterance",
+        "valence": "mood",
+    }
+    corpus = read(
+        "table", tmp_path, paths={"train": "train.csv", "test": "test.csv"}, columns=columns
+    )
     df = corpus.df
     assert corpus.splits == ["train", "test"]
     assert df.dialogue_id.tolist() == ["c1", "c1", "c2", "t1", "t1", "t2"]
@@ -84,23 +115,41 @@ def test_per_split_paths_and_extra_columns(tmp_path: Path) -> None:
     assert corpus.labels == ("anger", "joy", "neutral")
     # the same ids in both files: an error that says how to fix it, unless prefixed
     write(tmp_path / "test.csv", CSV)
-    expect_error(lambda: read("table", tmp_path, paths={"train": "train.csv", "test": "test.csv"},
-                              columns=columns),
-                 str(tmp_path / "test.csv"), "line 2", "dialogue 'c1'", str(train),
-                 "prefix_split")
-    prefixed = read("table", tmp_path, paths={"train": "train.csv", "test": "test.csv"},
-                    columns=columns, options={"prefix_split": True})
+    expect_error(
+        lambda: read(
+            "table", tmp_path, paths={"train": "train.csv", "test": "test.csv"}, columns=columns
+        ),
+        str(tmp_path / "test.csv"),
+        "line 2",
+        "dialogue 'c1'",
+        str(train),
+        "prefix_split",
+    )
+    prefixed = read(
+        "table",
+        tmp_path,
+        paths={"train": "train.csv", "test": "test.csv"},
+        columns=columns,
+        options={"prefix_split": True},
+    )
     assert prefixed.dialogue_ids() == ["train_c1", "train_c2", "test_c1", "test_c2"]
 
 
 def test_multi_column_dialogue_id_and_kept_source_columns(tmp_path: Path) -> None:
-    path = write(tmp_path / "t.csv", """season,episode,scene,speaker,label,split,turn_no
+    path = write(
+        tmp_path / "t.csv",
+        """season,episode,scene,speaker,label,split,turn_no
 1,01,007,A,x,train,5
 1,01,007,B,y,train,9
 1,02,007,A,x,train,1
-""")
-    corpus = read("table", None, path=str(path),
-                  columns={"dialogue_id": ["season", "episode", "scene"], "label": "label"})
+""",
+    )
+    corpus = read(
+        "table",
+        None,
+        path=str(path),
+        columns={"dialogue_id": ["season", "episode", "scene"], "label": "label"},
+    )
     df = corpus.df
     # ids are read as text, so "01"/"007" keep their zeros
     assert df.dialogue_id.tolist() == ["1_01_007", "1_01_007", "1_02_007"]
@@ -111,22 +160,33 @@ def test_multi_column_dialogue_id_and_kept_source_columns(tmp_path: Path) -> Non
 
 def test_name_clash_keeps_the_source_column_as_source_name(tmp_path: Path) -> None:
     path = write(tmp_path / "t.csv", "dialogue_id,speaker,label,emotion\nd,A,0,joy\nd,B,3,sad\n")
-    corpus = read("table", None, path=str(path), columns={"label": "emotion"},
-                  options={"split": "train"})
+    corpus = read(
+        "table", None, path=str(path), columns={"label": "emotion"}, options={"split": "train"}
+    )
     assert corpus.df.label.tolist() == ["joy", "sad"]
     assert corpus.df.source_label.tolist() == [0, 3]
 
 
 def test_jsonl(tmp_path: Path) -> None:
-    lines = [{"d": 10, "t": 1, "s": "A", "y": "joy", "x": "b", "split": "test"},
-             {"d": 10, "t": 0, "s": "B", "y": "joy", "x": "a", "split": "train"},
-             {"d": 11, "t": 0, "s": "A", "y": "sad", "x": "c", "split": "train"}]
+    lines = [
+        {"d": 10, "t": 1, "s": "A", "y": "joy", "x": "b", "split": "test"},
+        {"d": 10, "t": 0, "s": "B", "y": "joy", "x": "a", "split": "train"},
+        {"d": 11, "t": 0, "s": "A", "y": "sad", "x": "c", "split": "train"},
+    ]
     path = tmp_path / "data.jsonl"
-    path.write_text("\n".join(json.dumps(r) for r in lines[1:]) + "\n\n"
-                    + json.dumps({**lines[0], "d": 12}) + "\n", encoding="utf-8")
-    corpus = read("table", None, path=str(path),
-                  columns={"dialogue_id": "d", "turn": "t", "speaker": "s", "label": "y",
-                           "text": "x"})
+    path.write_text(
+        "\n".join(json.dumps(r) for r in lines[1:])
+        + "\n\n"
+        + json.dumps({**lines[0], "d": 12})
+        + "\n",
+        encoding="utf-8",
+    )
+    corpus = read(
+        "table",
+        None,
+        path=str(path),
+        columns={"dialogue_id": "d", "turn": "t", "speaker": "s", "label": "y", "text": "x"},
+    )
     df = corpus.df
     assert df.dialogue_id.tolist() == ["10", "11", "12"]
     assert df.split.tolist() == ["train", "train", "test"]
@@ -138,8 +198,11 @@ def test_jsonl(tmp_path: Path) -> None:
 
 
 def test_tsv_and_unlabelled(tmp_path: Path) -> None:
-    path = write(tmp_path / "chat.tsv", "dialogue_id\tspeaker\ttext\n"
-                 "a\tA\thello, world\na\tB\t“quoted”\n", newline="\r\n")
+    path = write(
+        tmp_path / "chat.tsv",
+        "dialogue_id\tspeaker\ttext\na\tA\thello, world\na\tB\t“quoted”\n",
+        newline="\r\n",
+    )
     corpus = read("table", None, path=str(path))
     assert corpus.splits == ["unlabelled"]
     assert corpus.labels == ()
@@ -148,24 +211,36 @@ def test_tsv_and_unlabelled(tmp_path: Path) -> None:
     # options.format overrides the suffix
     txt = write(tmp_path / "chat.txt", path.read_text(encoding="utf-8"))
     assert read("table", None, path=str(txt), options={"format": "tsv"}).num_utterances == 2
-    expect_error(lambda: read("table", None, path=str(txt)), str(txt), "'.txt'",
-                 "data.options.format")
+    expect_error(
+        lambda: read("table", None, path=str(txt)), str(txt), "'.txt'", "data.options.format"
+    )
 
 
-def test_parquet_without_pyarrow_says_how_to_install(tmp_path: Path,
-                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+def test_parquet_without_pyarrow_says_how_to_install(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     path = tmp_path / "t.parquet"
     path.write_bytes(b"PAR1 not really")
     monkeypatch.setattr(table, "pyarrow_available", lambda: False)
-    expect_error(lambda: read("table", None, path=str(path)), str(path), "pip install pyarrow",
-                 unchanged=(path,))
+    expect_error(
+        lambda: read("table", None, path=str(path)),
+        str(path),
+        "pip install pyarrow",
+        unchanged=(path,),
+    )
 
 
 def test_parquet_round_trip(tmp_path: Path) -> None:
     pytest.importorskip("pyarrow", reason="parquet support is optional (pip install pyarrow)")
     path = tmp_path / "t.parquet"
-    pd.DataFrame({"dialogue_id": ["a", "a"], "speaker": ["A", "B"], "label": ["joy", "sad"],
-                  "split": ["train", "train"]}).to_parquet(path)
+    pd.DataFrame(
+        {
+            "dialogue_id": ["a", "a"],
+            "speaker": ["A", "B"],
+            "label": ["joy", "sad"],
+            "split": ["train", "train"],
+        }
+    ).to_parquet(path)
     assert read("table", None, path=str(path)).labels == ("joy", "sad")
 
 
@@ -173,82 +248,149 @@ def test_parquet_round_trip(tmp_path: Path) -> None:
 GOOD = "dialogue_id,turn,speaker,label,text,split\n"
 
 
-@pytest.mark.parametrize("body, columns, fragments", [
-    (GOOD + "d,0,A,joy,hi,train\n", {"speaker": "who"},
-     ["missing column 'who'", "data.columns.speaker", "['dialogue_id', 'turn'"]),
-    ("conv,speaker,label,split\nd,A,joy,train\n", None,
-     ["no 'dialogue_id' column", "data.columns.dialogue_id", "['conv', 'speaker'"]),
-    (GOOD + "d,0,A,joy,hi,train\nd,0,B,joy,yo,train\n", None,
-     ["line 3", "duplicate utterance", "dialogue 'd', turn 0", "already at line 2"]),
-    (GOOD + "d,0,A,joy,hi,train\nd,one,B,joy,yo,train\n", None,
-     ["line 3", "'turn'", "integer", "'one'"]),
-    (GOOD + "d,0,A,joy,hi,train\nd,1,B,joy,,train\n", None,
-     ["line 3", "'text'", "empty", "dialogue 'd'"]),
-    (GOOD + "d,0,A,joy,hi,train\nd,1,,joy,yo,train\n", None, ["line 3", "'speaker'", "empty"]),
-    (GOOD + "d,0,A,joy,hi,train\n,1,B,joy,yo,train\n", None,
-     ["line 3", "'dialogue_id'", "empty"]),
-    (GOOD + "d,0,A,joy,hi,train\nd,1,B,,yo,train\n", None,
-     ["line 3", "'label'", "empty", "split 'train'"]),
-    (GOOD + "d,0,A,joy,hi,train\ne,0,B,joy,yo,holdout\n", None,
-     ["line 3", "column 'split'", "'holdout'", "train"]),
-    (GOOD + "d,0,A,joy,hi,train\nd,1,B,joy,yo,test\n", None,
-     ["line 3", "dialogue 'd'", "split 'test'", "one split"]),
-    (GOOD + "d,0,A,joy,hi,train,extra\n", None, ["line 2", "more fields than the header"]),
-    ("", None, ["empty file"]),
-    ("  \n", None, ["empty file"]),
-    (GOOD, None, ["empty file", "no data rows"]),
-    ("dialogue_id,speaker,label\nd,A,joy\n", None,
-     ["cannot tell the split", "data.columns.split", "data.paths"]),
-    ("dialogue_id,speaker,split\nd,A,train\n", None,
-     ["line 2", "needs labels", "data.columns.label"]),
-])
-def test_bad_tables(tmp_path: Path, body: str, columns: dict | None,
-                    fragments: list[str]) -> None:
+@pytest.mark.parametrize(
+    "body, columns, fragments",
+    [
+        (
+            GOOD + "d,0,A,joy,hi,train\n",
+            {"speaker": "who"},
+            ["missing column 'who'", "data.columns.speaker", "['dialogue_id', 'turn'"],
+        ),
+        (
+            "conv,speaker,label,split\nd,A,joy,train\n",
+            None,
+            ["no 'dialogue_id' column", "data.columns.dialogue_id", "['conv', 'speaker'"],
+        ),
+        (
+            GOOD + "d,0,A,joy,hi,train\nd,0,B,joy,yo,train\n",
+            None,
+            ["line 3", "duplicate utterance", "dialogue 'd', turn 0", "already at line 2"],
+        ),
+        (
+            GOOD + "d,0,A,joy,hi,train\nd,one,B,joy,yo,train\n",
+            None,
+            ["line 3", "'turn'", "integer", "'one'"],
+        ),
+        (
+            GOOD + "d,0,A,joy,hi,train\nd,1,B,joy,,train\n",
+            None,
+            ["line 3", "'text'", "empty", "dialogue 'd'"],
+        ),
+        (GOOD + "d,0,A,joy,hi,train\nd,1,,joy,yo,train\n", None, ["line 3", "'speaker'", "empty"]),
+        (
+            GOOD + "d,0,A,joy,hi,train\n,1,B,joy,yo,train\n",
+            None,
+            ["line 3", "'dialogue_id'", "empty"],
+        ),
+        (
+            GOOD + "d,0,A,joy,hi,train\nd,1,B,,yo,train\n",
+            None,
+            ["line 3", "'label'", "empty", "split 'train'"],
+        ),
+        (
+            GOOD + "d,0,A,joy,hi,train\ne,0,B,joy,yo,holdout\n",
+            None,
+            ["line 3", "column 'split'", "'holdout'", "train"],
+        ),
+        (
+            GOOD + "d,0,A,joy,hi,train\nd,1,B,joy,yo,test\n",
+            None,
+            ["line 3", "dialogue 'd'", "split 'test'", "one split"],
+        ),
+        (GOOD + "d,0,A,joy,hi,train,extra\n", None, ["line 2", "more fields than the header"]),
+        ("", None, ["empty file"]),
+        ("  \n", None, ["empty file"]),
+        (GOOD, None, ["empty file", "no data rows"]),
+        (
+            "dialogue_id,speaker,label\nd,A,joy\n",
+            None,
+            ["cannot tell the split", "data.columns.split", "data.paths"],
+        ),
+        (
+            "dialogue_id,speaker,split\nd,A,train\n",
+            None,
+            ["line 2", "needs labels", "data.columns.label"],
+        ),
+    ],
+)
+def test_bad_tables(tmp_path: Path, body: str, columns: dict | None, fragments: list[str]) -> None:
     path = write(tmp_path / "bad.csv", body)
-    expect_error(lambda: read("table", None, path=str(path), columns=columns), str(path),
-                 *fragments, unchanged=(path,))
+    expect_error(
+        lambda: read("table", None, path=str(path), columns=columns),
+        str(path),
+        *fragments,
+        unchanged=(path,),
+    )
 
 
 def test_non_utf8_table(tmp_path: Path) -> None:
     path = tmp_path / "latin.csv"
     path.write_bytes((GOOD + "d,0,A,joy,caf\xe9,train\n").encode("latin-1"))
     offset = path.read_bytes().index(b"\xe9")
-    expect_error(lambda: read("table", None, path=str(path)), str(path), f"byte {offset}",
-                 "line 2", "UTF-8", unchanged=(path,))
+    expect_error(
+        lambda: read("table", None, path=str(path)),
+        str(path),
+        f"byte {offset}",
+        "line 2",
+        "UTF-8",
+        unchanged=(path,),
+    )
     assert read("table", None, path=str(path), options={"encoding": "latin-1"}).df.text[0] == "café"
-    expect_error(lambda: read("table", None, path=str(path), options={"encoding": "klingon"}),
-                 "unknown encoding 'klingon'")
+    expect_error(
+        lambda: read("table", None, path=str(path), options={"encoding": "klingon"}),
+        "unknown encoding 'klingon'",
+    )
 
 
 def test_label_inference_needs_train(tmp_path: Path) -> None:
     path = write(tmp_path / "t.csv", GOOD + "d,0,A,joy,hi,test\n")
-    expect_error(lambda: read("table", None, path=str(path)), str(path), "no labelled train",
-                 "data.labels")
+    expect_error(
+        lambda: read("table", None, path=str(path)), str(path), "no labelled train", "data.labels"
+    )
     assert read("table", None, path=str(path), labels=["joy"]).splits == ["test"]
 
 
 def test_config_mistakes(tmp_path: Path) -> None:
     path = write(tmp_path / "t.csv", GOOD + "d,0,A,joy,hi,train\n")
-    expect_error(lambda: read("table", None, path=str(tmp_path / "missing.csv")),
-                 "data.path", "missing.csv", "does not exist")
-    expect_error(lambda: read("table", None, paths={"train": str(path), "dev": "nope.csv"}),
-                 "data.paths.dev", "does not exist")
-    expect_error(lambda: read("table", None, path=str(path), paths={"train": str(path)}),
-                 "either data.path")
-    expect_error(lambda: read("table", None, paths={"holdout": str(path)}),
-                 "data.paths.holdout", "'holdout'")
-    expect_error(lambda: read("table", None, paths={"train": str(path)},
-                              columns={"split": "split"}), "data.columns.split", "data.paths")
-    expect_error(lambda: read("table", None, path=str(path), columns={"speaker": ["a", "b"]}),
-                 "data.columns.speaker", "only dialogue_id")
-    expect_error(lambda: read("table", None, path=str(path), options={"sep": ";"}),
-                 "data.options.sep", "format, encoding, split, prefix_split")
+    expect_error(
+        lambda: read("table", None, path=str(tmp_path / "missing.csv")),
+        "data.path",
+        "missing.csv",
+        "does not exist",
+    )
+    expect_error(
+        lambda: read("table", None, paths={"train": str(path), "dev": "nope.csv"}),
+        "data.paths.dev",
+        "does not exist",
+    )
+    expect_error(
+        lambda: read("table", None, path=str(path), paths={"train": str(path)}), "either data.path"
+    )
+    expect_error(
+        lambda: read("table", None, paths={"holdout": str(path)}), "data.paths.holdout", "'holdout'"
+    )
+    expect_error(
+        lambda: read("table", None, paths={"train": str(path)}, columns={"split": "split"}),
+        "data.columns.split",
+        "data.paths",
+    )
+    expect_error(
+        lambda: read("table", None, path=str(path), columns={"speaker": ["a", "b"]}),
+        "data.columns.speaker",
+        "only dialogue_id",
+    )
+    expect_error(
+        lambda: read("table", None, path=str(path), options={"sep": ";"}),
+        "data.options.sep",
+        "format, encoding, split, prefix_split",
+    )
     expect_error(lambda: read("table", None, path=str(tmp_path)), str(tmp_path), "not a file")
 
 
 def test_options_split_marks_one_file(tmp_path: Path) -> None:
     path = write(tmp_path / "t.csv", "dialogue_id,speaker,label\nd,A,joy\nd,B,sad\n")
-    corpus = read("table", None, path=str(path), options={"split": "validation"},
-                  labels=["joy", "sad"])
+    corpus = read(
+        "table", None, path=str(path), options={"split": "validation"}, labels=["joy", "sad"]
+    )
     assert corpus.splits == ["dev"]
     assert np.array_equal(corpus.label_ids(), [0, 1])

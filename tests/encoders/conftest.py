@@ -29,15 +29,17 @@ def tiny_bert_other(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def toy_corpus() -> Corpus:
-    return make_corpus([
-        ("train", "d1", 0, "alice", "pos", "hi good movie"),
-        ("train", "d1", 1, "bob", "neg", "bad"),
-        ("train", "d1", 2, "alice", "pos", "really great"),
-        ("train", "d2", 0, "carol", "neg", "awful sad"),
-        ("train", "d2", 1, "dave", "pos", ""),
-        ("dev", "d3", 0, "alice", "pos", "ok"),
-        ("test", "d4", 0, "bob", "neg", "hate the movie"),
-    ])
+    return make_corpus(
+        [
+            ("train", "d1", 0, "alice", "pos", "hi good movie"),
+            ("train", "d1", 1, "bob", "neg", "bad"),
+            ("train", "d1", 2, "alice", "pos", "really great"),
+            ("train", "d2", 0, "carol", "neg", "awful sad"),
+            ("train", "d2", 1, "dave", "pos", ""),
+            ("dev", "d3", 0, "alice", "pos", "ok"),
+            ("test", "d4", 0, "bob", "neg", "hate the movie"),
+        ]
+    )
 
 
 @pytest.fixture(autouse=True, scope="module")

@@ -15,10 +15,16 @@ import torch
 
 from ercgraph.data.corpus import Corpus
 
-WORDS = ("good great happy love bad awful sad hate the movie was really hi yo ok alpha beta "
-         "gamma delta").split()
-VOCAB = (["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + list(string.ascii_lowercase)
-         + ["##" + c for c in string.ascii_lowercase] + list(":|.,?!'") + WORDS)
+WORDS = (
+    "good great happy love bad awful sad hate the movie was really hi yo ok alpha beta gamma delta"
+).split()
+VOCAB = (
+    ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    + list(string.ascii_lowercase)
+    + ["##" + c for c in string.ascii_lowercase]
+    + list(":|.,?!'")
+    + WORDS
+)
 
 
 def make_tiny_bert(folder: Path, seed: int = 0) -> Path:
@@ -28,8 +34,14 @@ def make_tiny_bert(folder: Path, seed: int = 0) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "vocab.txt").write_text("\n".join(VOCAB) + "\n", encoding="utf-8")
     tok = BertTokenizerFast.from_pretrained(str(folder))
-    cfg = BertConfig(vocab_size=len(VOCAB), hidden_size=32, num_hidden_layers=2,
-                     num_attention_heads=2, intermediate_size=64, max_position_embeddings=128)
+    cfg = BertConfig(
+        vocab_size=len(VOCAB),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=128,
+    )
     torch.manual_seed(seed)
     BertModel(cfg).save_pretrained(folder)
     tok.save_pretrained(folder)
@@ -62,4 +74,3 @@ def sentiment_corpus(flip_test: bool = False) -> Corpus:
                     lab = "neg" if label == "pos" else "pos"
                 rows.append((split, f"{split}{d}", t, "ab"[t % 2], lab, " ".join(words)))
     return make_corpus(rows)
-

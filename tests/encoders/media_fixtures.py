@@ -31,13 +31,20 @@ def write_truncated_wav(path: Path, keep: float = 0.5) -> Path:
     """A valid 1 s, 16 kHz wav whose bytes are cut after ``keep`` of the file (header intact)."""
     write_wav(path, sine(440.0, 1.0, 16000), 16000)
     data = path.read_bytes()
-    path.write_bytes(data[:int(len(data) * keep)])
+    path.write_bytes(data[: int(len(data) * keep)])
     return path
 
 
-def write_mp4(path: Path, freq: float | None = 440.0, seconds: float = 1.0, sr: int = 16000,
-              channels: int = 1, fps: int = 10, size: tuple[int, int] = (64, 48),
-              audio_codec: str = "aac") -> Path:
+def write_mp4(
+    path: Path,
+    freq: float | None = 440.0,
+    seconds: float = 1.0,
+    sr: int = 16000,
+    channels: int = 1,
+    fps: int = 10,
+    size: tuple[int, int] = (64, 48),
+    audio_codec: str = "aac",
+) -> Path:
     """A short mp4 with moving grey frames and, unless ``freq`` is None, a sine audio track.
 
     Args:
@@ -71,10 +78,12 @@ def write_mp4(path: Path, freq: float | None = 440.0, seconds: float = 1.0, sr: 
             wave = sine(freq, seconds, sr)
             block = 1024
             for start in range(0, len(wave), block):
-                chunk = np.tile(wave[start:start + block], (channels, 1))
+                chunk = np.tile(wave[start : start + block], (channels, 1))
                 frame = av.AudioFrame.from_ndarray(
-                    np.ascontiguousarray(chunk), format="fltp",
-                    layout="mono" if channels == 1 else "stereo")
+                    np.ascontiguousarray(chunk),
+                    format="fltp",
+                    layout="mono" if channels == 1 else "stereo",
+                )
                 frame.sample_rate = sr
                 frame.pts = start
                 frame.time_base = Fraction(1, sr)

@@ -30,8 +30,13 @@ from .media_fixtures import sine, write_mp4, write_truncated_wav, write_wav
 
 # spec -> feature dimension (opensmile sizes as published: IS10 1582, eGeMAPS 88, ComParE 6373)
 SPECS = {
-    "fbank": 160, "fbank:64": 128, "mfcc": 80, "mfcc:13": 26,
-    "opensmile:IS09": 384, "opensmile:IS10": 1582, "opensmile:eGeMAPS": 88,
+    "fbank": 160,
+    "fbank:64": 128,
+    "mfcc": 80,
+    "mfcc:13": 26,
+    "opensmile:IS09": 384,
+    "opensmile:IS10": 1582,
+    "opensmile:eGeMAPS": 88,
     "opensmile:ComParE": 6373,
 }
 
@@ -59,14 +64,24 @@ def tiny_wav2vec2(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from transformers import Wav2Vec2Config, Wav2Vec2FeatureExtractor, Wav2Vec2Model
 
     folder = tmp_path_factory.mktemp("models") / "tiny_wav2vec2"
-    cfg = Wav2Vec2Config(hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                         intermediate_size=37, conv_dim=(32, 32), conv_kernel=(10, 3),
-                         conv_stride=(5, 2))
+    cfg = Wav2Vec2Config(
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=37,
+        conv_dim=(32, 32),
+        conv_kernel=(10, 3),
+        conv_stride=(5, 2),
+    )
     torch.manual_seed(0)
     Wav2Vec2Model(cfg).save_pretrained(folder)
-    Wav2Vec2FeatureExtractor(feature_size=1, sampling_rate=16000, padding_value=0.0,
-                             do_normalize=True, return_attention_mask=False
-                             ).save_pretrained(folder)
+    Wav2Vec2FeatureExtractor(
+        feature_size=1,
+        sampling_rate=16000,
+        padding_value=0.0,
+        do_normalize=True,
+        return_attention_mask=False,
+    ).save_pretrained(folder)
     return folder
 
 
@@ -121,8 +136,9 @@ def test_stereo_is_averaged_to_mono(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("channels", [1, 2])
 def test_audio_track_of_a_video(tmp_path: Path, channels: int) -> None:
-    path = write_mp4(tmp_path / f"clip{channels}.mp4", freq=440.0, seconds=1.0, sr=16000,
-                     channels=channels)
+    path = write_mp4(
+        tmp_path / f"clip{channels}.mp4", freq=440.0, seconds=1.0, sr=16000, channels=channels
+    )
     x, sr = read_audio(path)
     assert sr == 16000 and x.dtype == torch.float32
     assert 16000 <= len(x) <= 16000 + 2 * 1024  # AAC pads to whole 1024-sample frames
@@ -225,14 +241,18 @@ def test_too_short_signals() -> None:
 
 def test_settings_and_repr(tiny_wav2vec2: Path) -> None:
     fb = audio_encoder("fbank:64")
-    assert repr(fb) == ("FbankEncoder(n_mels=64, frame_length=25.0, frame_shift=10.0, "
-                        "low_freq=20.0, high_freq=0.0, sample_rate=16000, pooling='mean+std')")
+    assert repr(fb) == (
+        "FbankEncoder(n_mels=64, frame_length=25.0, frame_shift=10.0, "
+        "low_freq=20.0, high_freq=0.0, sample_rate=16000, pooling='mean+std')"
+    )
     assert fb.settings()["encoder"] == "fbank"
     assert audio_encoder("mfcc:13").settings()["n_mels"] == 23
     assert audio_encoder("mfcc:13,n_mels=40").settings()["n_mels"] == 40
     # paper names and opensmile member names give the same features, hence the same cache key
-    assert audio_encoder("opensmile:eGeMAPS").settings() == \
-        audio_encoder("opensmile:egemapsv02").settings()
+    assert (
+        audio_encoder("opensmile:eGeMAPS").settings()
+        == audio_encoder("opensmile:egemapsv02").settings()
+    )
     assert audio_encoder("opensmile:compare").settings()["feature_set"] == "ComParE_2016"
     assert "feature_set='IS10'" in repr(audio_encoder("opensmile"))
     hf = audio_encoder(f"hf:{tiny_wav2vec2},layer=mean")
@@ -246,15 +266,20 @@ def test_settings_and_repr(tiny_wav2vec2: Path) -> None:
 def test_parse_spec(tiny_wav2vec2: Path) -> None:
     assert parse_spec("fbank") == ("fbank", None, {})
     assert parse_spec("fbank:64") == ("fbank", "64", {})
-    assert parse_spec("mfcc:13,n_mels=40,frame_shift=12.5") == \
-        ("mfcc", "13", {"n_mels": 40, "frame_shift": 12.5})
+    assert parse_spec("mfcc:13,n_mels=40,frame_shift=12.5") == (
+        "mfcc",
+        "13",
+        {"n_mels": 40, "frame_shift": 12.5},
+    )
     assert parse_spec("hf:/m/wav,lm,layer=mean") == ("hf", "/m/wav,lm", {"layer": "mean"})
     assert parse_spec(f"{tiny_wav2vec2},layer=0") == ("hf", str(tiny_wav2vec2), {"layer": 0})
 
 
 def test_bad_specs(tmp_path: Path) -> None:
-    with pytest.raises(ErcgraphError, match="unknown audio encoder 'spectrogram'.*"
-                       "Known: fbank, hf, mfcc, opensmile"):
+    with pytest.raises(
+        ErcgraphError,
+        match="unknown audio encoder 'spectrogram'.*Known: fbank, hf, mfcc, opensmile",
+    ):
         audio_encoder("spectrogram")
     with pytest.raises(ErcgraphError, match="unknown audio encoder 'spectrogram'.*Known: fbank"):
         audio_encoder("spectrogram:128")
@@ -312,13 +337,15 @@ def test_registry_and_plugins(emodb: list[Path], plugin_module: str) -> None:
     assert ok.all() and x[0, 0] == 16000
     with pytest.raises(ErcgraphError, match="takes no ':' argument"):
         type(enc).from_spec("3")
-    with pytest.raises(ErcgraphError, match=f"module '{plugin_module}' has no audio encoder "
-                       "named 'Nope'"):
+    with pytest.raises(
+        ErcgraphError, match=f"module '{plugin_module}' has no audio encoder named 'Nope'"
+    ):
         audio_encoder(f"{plugin_module}:Nope")
 
 
-def test_encode_files_skips_bad_clips(tmp_path: Path, emodb: list[Path],
-                                      caplog: pytest.LogCaptureFixture) -> None:
+def test_encode_files_skips_bad_clips(
+    tmp_path: Path, emodb: list[Path], caplog: pytest.LogCaptureFixture
+) -> None:
     truncated = write_truncated_wav(tmp_path / "cut.wav")
     no_audio = write_mp4(tmp_path / "mute.mp4", freq=None)
     video = write_mp4(tmp_path / "talk.mp4", freq=300.0)

@@ -66,8 +66,9 @@ def test_store_and_manifest(toy_corpus: Corpus, tiny_bert: Path, tmp_path: Path)
     assert meta["manifest"] == store.manifest
 
 
-def test_second_call_reuses_the_cache(toy_corpus: Corpus, tiny_bert: Path, tmp_path: Path,
-                                      monkeypatch: pytest.MonkeyPatch) -> None:
+def test_second_call_reuses_the_cache(
+    toy_corpus: Corpus, tiny_bert: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     first, _ = extract_text_features(toy_corpus, _cfg(tiny_bert), tmp_path, progress=False)
     monkeypatch.setattr(extract_mod, "TextEncoder", _Forbidden)
     again, info = extract_text_features(toy_corpus, _cfg(tiny_bert), tmp_path, progress=False)
@@ -76,15 +77,23 @@ def test_second_call_reuses_the_cache(toy_corpus: Corpus, tiny_bert: Path, tmp_p
     assert again.manifest == first.manifest
 
 
-@pytest.mark.parametrize("change", ["encoder", "pooling", "max_length", "context", "text",
-                                    "speaker_with_context", "weights"])
-def test_changes_trigger_recompute(change: str, toy_corpus: Corpus, tiny_bert: Path,
-                                   tiny_bert_other: Path, tmp_path: Path,
-                                   monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize(
+    "change",
+    ["encoder", "pooling", "max_length", "context", "text", "speaker_with_context", "weights"],
+)
+def test_changes_trigger_recompute(
+    change: str,
+    toy_corpus: Corpus,
+    tiny_bert: Path,
+    tiny_bert_other: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     model = Path(shutil.copytree(tiny_bert, tmp_path / "model"))
     base = {"context_turns": 1} if change == "speaker_with_context" else {}
-    first, _ = extract_text_features(toy_corpus, _cfg(model, **base), tmp_path / "c",
-                                     progress=False)
+    first, _ = extract_text_features(
+        toy_corpus, _cfg(model, **base), tmp_path / "c", progress=False
+    )
     counter = _Counting()
     monkeypatch.setattr(extract_mod, "TextEncoder", counter)
     corpus, cfg = toy_corpus, _cfg(model, **base)
@@ -111,9 +120,9 @@ def test_changes_trigger_recompute(change: str, toy_corpus: Corpus, tiny_bert: P
     assert len(list((tmp_path / "c" / "features").glob("*.safetensors"))) == 2
 
 
-def test_batch_size_does_not_change_the_key(toy_corpus: Corpus, tiny_bert: Path,
-                                            tmp_path: Path,
-                                            monkeypatch: pytest.MonkeyPatch) -> None:
+def test_batch_size_does_not_change_the_key(
+    toy_corpus: Corpus, tiny_bert: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     extract_text_features(toy_corpus, _cfg(tiny_bert), tmp_path, progress=False)
     monkeypatch.setattr(extract_mod, "TextEncoder", _Forbidden)
     cfg = dataclasses.replace(_cfg(tiny_bert), batch_size=1)
@@ -121,9 +130,13 @@ def test_batch_size_does_not_change_the_key(toy_corpus: Corpus, tiny_bert: Path,
 
 
 @pytest.mark.parametrize("damage", ["truncate", "flip", "drop_json", "garbage_json"])
-def test_corrupt_cache_is_detected_and_rebuilt(damage: str, toy_corpus: Corpus,
-                                               tiny_bert: Path, tmp_path: Path,
-                                               monkeypatch: pytest.MonkeyPatch) -> None:
+def test_corrupt_cache_is_detected_and_rebuilt(
+    damage: str,
+    toy_corpus: Corpus,
+    tiny_bert: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     first, _ = extract_text_features(toy_corpus, _cfg(tiny_bert), tmp_path, progress=False)
     path = _cache_file(tmp_path)
     blob = path.read_bytes()
@@ -131,7 +144,7 @@ def test_corrupt_cache_is_detected_and_rebuilt(damage: str, toy_corpus: Corpus,
         path.write_bytes(blob[: len(blob) // 2])
     elif damage == "flip":
         pos = len(blob) - 7  # inside the tensor data
-        path.write_bytes(blob[:pos] + bytes([blob[pos] ^ 0xFF]) + blob[pos + 1:])
+        path.write_bytes(blob[:pos] + bytes([blob[pos] ^ 0xFF]) + blob[pos + 1 :])
     elif damage == "drop_json":
         path.with_suffix(".json").unlink()
     else:
@@ -146,8 +159,9 @@ def test_corrupt_cache_is_detected_and_rebuilt(damage: str, toy_corpus: Corpus,
     FeatureStore.load(path, first.manifest)  # intact again
 
 
-def test_store_with_other_manifest_is_rejected(toy_corpus: Corpus, tiny_bert: Path,
-                                               tmp_path: Path) -> None:
+def test_store_with_other_manifest_is_rejected(
+    toy_corpus: Corpus, tiny_bert: Path, tmp_path: Path
+) -> None:
     store, _ = extract_text_features(toy_corpus, _cfg(tiny_bert), tmp_path, progress=False)
     other = json.loads(json.dumps(store.manifest))
     other["text"]["pooling"] = "cls"
@@ -159,8 +173,9 @@ def test_config_errors(toy_corpus: Corpus, tiny_bert: Path, tmp_path: Path) -> N
     with pytest.raises(ErcgraphError, match="pooling"):
         extract_text_features(toy_corpus, _cfg(tiny_bert, pooling="max"), tmp_path)
     with pytest.raises(ErcgraphError, match="does not exist"):
-        extract_text_features(toy_corpus, TextFeatureConfig(encoder=str(tmp_path / "nope")),
-                              tmp_path)
+        extract_text_features(
+            toy_corpus, TextFeatureConfig(encoder=str(tmp_path / "nope")), tmp_path
+        )
     with pytest.raises(ErcgraphError, match="context_turns"):
         extract_text_features(toy_corpus, _cfg(tiny_bert, context_turns=-1), tmp_path)
     no_text = make_corpus([("train", "d1", 0, "a", "pos", "hi")])

@@ -18,8 +18,16 @@ from ercgraph.errors import ErcgraphError
 
 from .helpers import make_corpus, sentiment_corpus
 
-FT = FinetuneConfig(enabled=True, epochs=4, lr=1e-2, batch_size=8, context_turns=1,
-                    max_length=32, weight_decay=0.01, seed=0)
+FT = FinetuneConfig(
+    enabled=True,
+    epochs=4,
+    lr=1e-2,
+    batch_size=8,
+    context_turns=1,
+    max_length=32,
+    weight_decay=0.01,
+    seed=0,
+)
 
 
 class _Forbidden:
@@ -32,8 +40,13 @@ def _train_accuracy(model_dir: Path, corpus, ft: FinetuneConfig) -> float:
 
     from ercgraph.encoders.text import build_inputs
 
-    enc = TextEncoder(str(model_dir), max_length=ft.max_length, truncation_side="left",
-                      progress=False, device="cpu")
+    enc = TextEncoder(
+        str(model_dir),
+        max_length=ft.max_length,
+        truncation_side="left",
+        progress=False,
+        device="cpu",
+    )
     head = torch.nn.Linear(enc.dim, corpus.num_classes)
     head.load_state_dict(load_file(str(model_dir / "classifier_head.safetensors")))
     rows = np.flatnonzero(corpus.df["split"].to_numpy() == "train")
@@ -73,14 +86,18 @@ def test_finetuning_learns_and_reports(finetuned: Path, tiny_bert: Path) -> None
     assert [p.name for p in finetuned.parent.iterdir()] == [finetuned.name]
 
 
-def test_finetuning_is_reused(finetuned: Path, tiny_bert: Path,
-                              monkeypatch: pytest.MonkeyPatch,
-                              caplog: pytest.LogCaptureFixture) -> None:
+def test_finetuning_is_reused(
+    finetuned: Path,
+    tiny_bert: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     before = (finetuned / "finetune.json").stat().st_mtime_ns
     monkeypatch.setattr(finetune_mod, "TextEncoder", _Forbidden)
     with caplog.at_level("INFO", logger="ercgraph.encoders.finetune"):
-        out = finetune_text_encoder(sentiment_corpus(), str(tiny_bert), FT, finetuned,
-                                    progress=False)
+        out = finetune_text_encoder(
+            sentiment_corpus(), str(tiny_bert), FT, finetuned, progress=False
+        )
     assert out == finetuned
     assert (finetuned / "finetune.json").stat().st_mtime_ns == before
     assert "reusing fine-tuned text encoder" in caplog.text
@@ -93,15 +110,18 @@ def test_finetuning_is_reused(finetuned: Path, tiny_bert: Path,
     assert [p.name for p in finetuned.parent.iterdir()] == [finetuned.name]
 
 
-def test_finetuning_is_deterministic_and_ignores_test_labels(tiny_bert: Path,
-                                                             tmp_path: Path) -> None:
+def test_finetuning_is_deterministic_and_ignores_test_labels(
+    tiny_bert: Path, tmp_path: Path
+) -> None:
     from safetensors.torch import load_file
 
     ft = dataclasses.replace(FT, epochs=1)
-    a = finetune_text_encoder(sentiment_corpus(), str(tiny_bert), ft, tmp_path / "a",
-                              progress=False)
-    b = finetune_text_encoder(sentiment_corpus(flip_test=True), str(tiny_bert), ft,
-                              tmp_path / "b", progress=False)
+    a = finetune_text_encoder(
+        sentiment_corpus(), str(tiny_bert), ft, tmp_path / "a", progress=False
+    )
+    b = finetune_text_encoder(
+        sentiment_corpus(flip_test=True), str(tiny_bert), ft, tmp_path / "b", progress=False
+    )
     wa, wb = load_file(str(a / "model.safetensors")), load_file(str(b / "model.safetensors"))
     assert wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
     ra = json.loads((a / "finetune.json").read_text())
@@ -112,23 +132,27 @@ def test_finetuning_is_deterministic_and_ignores_test_labels(tiny_bert: Path,
 
 
 def test_finetuning_needs_train_labels(tiny_bert: Path, tmp_path: Path) -> None:
-    corpus = make_corpus([("dev", "d1", 0, "a", "pos", "good"),
-                          ("test", "d2", 0, "b", "neg", "bad")])
+    corpus = make_corpus(
+        [("dev", "d1", 0, "a", "pos", "good"), ("test", "d2", 0, "b", "neg", "bad")]
+    )
     with pytest.raises(ErcgraphError, match="'train' split"):
         finetune_text_encoder(corpus, str(tiny_bert), FT, tmp_path / "x", progress=False)
     with pytest.raises(ErcgraphError, match="epochs"):
-        finetune_text_encoder(sentiment_corpus(), str(tiny_bert),
-                              dataclasses.replace(FT, epochs=0), tmp_path / "x")
+        finetune_text_encoder(
+            sentiment_corpus(), str(tiny_bert), dataclasses.replace(FT, epochs=0), tmp_path / "x"
+        )
     with pytest.raises(ErcgraphError, match="does not exist"):
         finetune_text_encoder(sentiment_corpus(), str(tmp_path / "nope"), FT, tmp_path / "x")
 
 
-def test_extract_with_finetuning(tiny_bert: Path, tmp_path: Path,
-                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_extract_with_finetuning(
+    tiny_bert: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     corpus = sentiment_corpus()
     ft = dataclasses.replace(FT, epochs=1)
-    cfg = TextFeatureConfig(encoder=str(tiny_bert), context_turns=0, max_length=128,
-                            batch_size=16, finetune=ft)
+    cfg = TextFeatureConfig(
+        encoder=str(tiny_bert), context_turns=0, max_length=128, batch_size=16, finetune=ft
+    )
     store, info = extract_text_features(corpus, cfg, tmp_path, progress=False)
     path = Path(info["finetuned_path"])
     assert path.parent == (tmp_path / "finetuned").resolve()

@@ -19,8 +19,11 @@ def raw_meld(tmp_path, data_root):
     one clip is missing and one is garbage."""
     root = tmp_path / "data"
     (root / "meld").mkdir(parents=True)
-    folders = {"train": "train_splits", "dev": "dev_splits_complete",
-               "test": "output_repeated_splits_test"}
+    folders = {
+        "train": "train_splits",
+        "dev": "dev_splits_complete",
+        "test": "output_repeated_splits_test",
+    }
     rows = []
     for split, folder in folders.items():
         df = pd.read_csv(data_root / "meld" / f"{split}_sent_emo.csv")
@@ -48,10 +51,26 @@ def cli(*args) -> int:
 
 
 def args(root, cache, *extra):
-    return ["extract", "-c", str(REPO / "configs/meld_text.yaml"), "--data-root", str(root),
-            "--cache-dir", str(cache), "--modality", "audio", "--encoder", "fbank:16",
-            "--set", "data.options={clips: MELD.Raw}", "--set", "features.audio.source=video_path",
-            "--set", "features.audio.chunk_size=4", *extra]
+    return [
+        "extract",
+        "-c",
+        str(REPO / "configs/meld_text.yaml"),
+        "--data-root",
+        str(root),
+        "--cache-dir",
+        str(cache),
+        "--modality",
+        "audio",
+        "--encoder",
+        "fbank:16",
+        "--set",
+        "data.options={clips: MELD.Raw}",
+        "--set",
+        "features.audio.source=video_path",
+        "--set",
+        "features.audio.chunk_size=4",
+        *extra,
+    ]
 
 
 def test_extract_audio_reports_failures_and_masks_them(raw_meld, tmp_path, capsys):
@@ -65,8 +84,9 @@ def test_extract_audio_reports_failures_and_masks_them(raw_meld, tmp_path, capsy
     assert f"0 done, 2 failed, {n - 2} reused" in capsys.readouterr().out
 
 
-def test_interrupted_extraction_resumes_from_finished_chunks(raw_meld, tmp_path, monkeypatch,
-                                                             capsys):
+def test_interrupted_extraction_resumes_from_finished_chunks(
+    raw_meld, tmp_path, monkeypatch, capsys
+):
     import ercgraph.encoders.media_extract as mx
 
     root, n = raw_meld
@@ -91,13 +111,29 @@ def test_interrupted_extraction_resumes_from_finished_chunks(raw_meld, tmp_path,
 def test_train_text_and_audio_with_missing_clips_masked(raw_meld, tmp_path):
     root, _ = raw_meld
     out = tmp_path / "run"
-    code = cli("train", "-c", str(REPO / "configs/meld_text.yaml"), "--data-root", str(root),
-               "--cache-dir", str(tmp_path / "c"), "--out", str(out),
-               "--set", "data.options={clips: MELD.Raw}",
-               "--set", "features.modalities=[text, audio]",
-               "--set", "features.audio={encoder: 'fbank:16', source: video_path}",
-               "--set", "graph.builders=[temporal, speaker, modality]",
-               "--set", "train.epochs=1", "--set", "model.hidden=16")
+    code = cli(
+        "train",
+        "-c",
+        str(REPO / "configs/meld_text.yaml"),
+        "--data-root",
+        str(root),
+        "--cache-dir",
+        str(tmp_path / "c"),
+        "--out",
+        str(out),
+        "--set",
+        "data.options={clips: MELD.Raw}",
+        "--set",
+        "features.modalities=[text, audio]",
+        "--set",
+        "features.audio={encoder: 'fbank:16', source: video_path}",
+        "--set",
+        "graph.builders=[temporal, speaker, modality]",
+        "--set",
+        "train.epochs=1",
+        "--set",
+        "model.hidden=16",
+    )
     assert code == 0
     m = json.loads((out / "metrics.json").read_text())
     assert "text|cross_modal|audio" in m["edge_types"]
@@ -107,8 +143,17 @@ def test_train_text_and_audio_with_missing_clips_masked(raw_meld, tmp_path):
 
 def test_unset_encoder_and_missing_column_are_clear(raw_meld, tmp_path, capsys):
     root, _ = raw_meld
-    code = cli("extract", "-c", str(REPO / "configs/meld_text.yaml"), "--data-root", str(root),
-               "--cache-dir", str(tmp_path / "c"), "--modality", "visual")
+    code = cli(
+        "extract",
+        "-c",
+        str(REPO / "configs/meld_text.yaml"),
+        "--data-root",
+        str(root),
+        "--cache-dir",
+        str(tmp_path / "c"),
+        "--modality",
+        "visual",
+    )
     err = capsys.readouterr().err
     assert code == 2 and "features.visual" in err
     code = cli(*args(root, tmp_path / "c", "--set", "features.audio.source=clip"))
@@ -123,19 +168,44 @@ def test_three_modalities_from_raw_clips(raw_meld, tmp_path):
     from transformers import ViTConfig, ViTImageProcessor, ViTModel
 
     vit = tmp_path / "vit"
-    ViTModel(ViTConfig(image_size=32, patch_size=8, hidden_size=32, num_hidden_layers=1,
-                       num_attention_heads=2, intermediate_size=37)).save_pretrained(vit)
+    ViTModel(
+        ViTConfig(
+            image_size=32,
+            patch_size=8,
+            hidden_size=32,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            intermediate_size=37,
+        )
+    ).save_pretrained(vit)
     ViTImageProcessor(size={"height": 32, "width": 32}).save_pretrained(vit)
     root, _ = raw_meld
     out = tmp_path / "run"
-    code = cli("train", "-c", str(REPO / "configs/meld_text.yaml"), "--data-root", str(root),
-               "--cache-dir", str(tmp_path / "c"), "--out", str(out),
-               "--set", "data.options={clips: MELD.Raw}",
-               "--set", "features.modalities=[text, audio, visual]",
-               "--set", "features.audio={encoder: 'fbank:16', source: video_path}",
-               "--set", f"features.visual={{encoder: '{vit}', fps: 4, max_frames: 2}}",
-               "--set", "graph.builders=[temporal, speaker, modality]",
-               "--set", "train.epochs=1", "--set", "model.hidden=16")
+    code = cli(
+        "train",
+        "-c",
+        str(REPO / "configs/meld_text.yaml"),
+        "--data-root",
+        str(root),
+        "--cache-dir",
+        str(tmp_path / "c"),
+        "--out",
+        str(out),
+        "--set",
+        "data.options={clips: MELD.Raw}",
+        "--set",
+        "features.modalities=[text, audio, visual]",
+        "--set",
+        "features.audio={encoder: 'fbank:16', source: video_path}",
+        "--set",
+        f"features.visual={{encoder: '{vit}', fps: 4, max_frames: 2}}",
+        "--set",
+        "graph.builders=[temporal, speaker, modality]",
+        "--set",
+        "train.epochs=1",
+        "--set",
+        "model.hidden=16",
+    )
     assert code == 0
     m = json.loads((out / "metrics.json").read_text())
     assert {"text|cross_modal|visual", "audio|cross_modal|visual"} <= set(m["edge_types"])

@@ -30,8 +30,13 @@ def test_default_model_path_exists() -> None:
 
 def test_default_minilm_encodes_offline() -> None:
     enc = TextEncoder("default", batch_size=2, progress=False, device="cpu")
-    x = enc.encode(["A man is eating food.", "A man is eating a piece of bread.",
-                    "The stock market crashed today."])
+    x = enc.encode(
+        [
+            "A man is eating food.",
+            "A man is eating a piece of bread.",
+            "The stock market crashed today.",
+        ]
+    )
     assert x.shape == (3, 384) and x.dtype == torch.float32
     assert torch.isfinite(x).all()
     # the shipped sentence-transformers model ends in a Normalize module
@@ -45,8 +50,10 @@ def test_resolve_model(tiny_bert: Path, monkeypatch: pytest.MonkeyPatch) -> None
     assert resolve_model(str(tiny_bert)) == str(tiny_bert.resolve())
     monkeypatch.chdir(tiny_bert.parent)
     assert resolve_model(tiny_bert.name) == str(tiny_bert.resolve())
-    assert resolve_model("sentence-transformers/all-MiniLM-L6-v2") == \
-        "sentence-transformers/all-MiniLM-L6-v2"
+    assert (
+        resolve_model("sentence-transformers/all-MiniLM-L6-v2")
+        == "sentence-transformers/all-MiniLM-L6-v2"
+    )
     for bad in ("/no/such/model", "./missing_model", "~/no/such/model", "a/b/c"):
         with pytest.raises(ErcgraphError, match="model path .* does not exist"):
             resolve_model(bad)
@@ -95,8 +102,7 @@ def test_encode_keeps_input_order(tiny_bert: Path) -> None:
 
 
 def test_cls_pooling_and_normalize(tiny_bert: Path) -> None:
-    enc = TextEncoder(str(tiny_bert), pooling="cls", normalize=True, progress=False,
-                      device="cpu")
+    enc = TextEncoder(str(tiny_bert), pooling="cls", normalize=True, progress=False, device="cpu")
     x = enc.encode(["hi", "good movie"])
     assert torch.allclose(x.norm(dim=1), torch.ones(2), atol=1e-5)
     mean = TextEncoder(str(tiny_bert), progress=False, device="cpu")
@@ -106,16 +112,18 @@ def test_cls_pooling_and_normalize(tiny_bert: Path) -> None:
 
 
 def test_context_inputs_current_last_and_within_dialogue() -> None:
-    corpus = make_corpus([
-        # given out of order: the Corpus sorts by split, dialogue and turn
-        ("train", "d1", 2, "alice", "pos", "ok"),
-        ("train", "d2", 0, "carol", "neg", "bad"),
-        ("train", "d1", 0, "alice", "pos", "hi"),
-        ("train", "d1", 1, "bob", "neg", "yo"),
-        ("train", "d1", 3, "bob", "pos", "great"),
-        ("train", "d2", 1, "dave", "neg", None),
-        ("dev", "d3", 0, "eve", "pos", "alpha"),
-    ])
+    corpus = make_corpus(
+        [
+            # given out of order: the Corpus sorts by split, dialogue and turn
+            ("train", "d1", 2, "alice", "pos", "ok"),
+            ("train", "d2", 0, "carol", "neg", "bad"),
+            ("train", "d1", 0, "alice", "pos", "hi"),
+            ("train", "d1", 1, "bob", "neg", "yo"),
+            ("train", "d1", 3, "bob", "pos", "great"),
+            ("train", "d2", 1, "dave", "neg", None),
+            ("dev", "d3", 0, "eve", "pos", "alpha"),
+        ]
+    )
     assert build_inputs(corpus, 0) == ["hi", "yo", "ok", "great", "bad", "", "alpha"]
     assert build_inputs(corpus, 2, sep=" [SEP] ") == [
         "alice: hi",
@@ -139,10 +147,12 @@ def test_text_column_required() -> None:
 
 
 def test_left_truncation_keeps_the_current_utterance(tiny_bert: Path) -> None:
-    corpus = make_corpus([
-        ("train", "d1", 0, "alice", "pos", LONG),
-        ("train", "d1", 1, "bob", "pos", "alpha beta gamma"),
-    ])
+    corpus = make_corpus(
+        [
+            ("train", "d1", 0, "alice", "pos", LONG),
+            ("train", "d1", 1, "bob", "pos", "alpha beta gamma"),
+        ]
+    )
     left = TextEncoder(str(tiny_bert), max_length=16, truncation_side="left", progress=False)
     text = build_inputs(corpus, 1, sep=left.sep)[1]
     assert text.endswith("[SEP] bob: alpha beta gamma")
@@ -155,8 +165,9 @@ def test_left_truncation_keeps_the_current_utterance(tiny_bert: Path) -> None:
     assert "gamma" not in right.tokenizer.convert_ids_to_tokens(right.tokenize([text])[0])
 
 
-def test_encoder_fingerprint_tracks_content(tiny_bert: Path, tiny_bert_other: Path,
-                                            tmp_path: Path) -> None:
+def test_encoder_fingerprint_tracks_content(
+    tiny_bert: Path, tiny_bert_other: Path, tmp_path: Path
+) -> None:
     import shutil
 
     fp = encoder_fingerprint(str(tiny_bert))
@@ -168,8 +179,9 @@ def test_encoder_fingerprint_tracks_content(tiny_bert: Path, tiny_bert_other: Pa
     assert encoder_fingerprint(str(copy)) != fp
 
 
-def test_hub_id_from_the_local_cache_offline(tiny_bert: Path, tmp_path: Path,
-                                             monkeypatch: pytest.MonkeyPatch) -> None:
+def test_hub_id_from_the_local_cache_offline(
+    tiny_bert: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import shutil
 
     import huggingface_hub.constants

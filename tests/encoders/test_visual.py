@@ -96,9 +96,17 @@ def tiny_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     folder = tmp_path_factory.mktemp("models") / "clip"
     cfg = CLIPConfig(
-        text_config=dict(vocab_size=64, max_position_embeddings=16, bos_token_id=0,
-                         eos_token_id=1, pad_token_id=1, **{**TINY, "num_hidden_layers": 1}),
-        vision_config=dict(image_size=32, patch_size=8, **TINY), projection_dim=16)
+        text_config=dict(
+            vocab_size=64,
+            max_position_embeddings=16,
+            bos_token_id=0,
+            eos_token_id=1,
+            pad_token_id=1,
+            **{**TINY, "num_hidden_layers": 1},
+        ),
+        vision_config=dict(image_size=32, patch_size=8, **TINY),
+        projection_dim=16,
+    )
     torch.manual_seed(2)
     CLIPModel(cfg).save_pretrained(folder)
     return _save_processor(_clip_processor(), folder)
@@ -144,6 +152,7 @@ def indices(path: Path, **kwargs: object) -> list[int]:
 
 # --- frame sampling --------------------------------------------------------------------------
 
+
 def test_fixture_video_encodes_frame_indices(media: dict[str, Path]) -> None:
     frames = sample_frames(media["a"], fps=None)
     assert [frame_index(f) for f in frames] == list(range(20))
@@ -152,31 +161,38 @@ def test_fixture_video_encodes_frame_indices(media: dict[str, Path]) -> None:
     assert sample_frames(media["b"], fps=1)[0].shape == (96, 96, 3)
 
 
-@pytest.mark.parametrize(("kwargs", "expected"), [
-    ({"fps": 2}, [0, 5, 10, 15]),
-    ({"fps": 5}, list(range(0, 20, 2))),
-    ({"fps": 1}, [0, 10]),
-    ({"fps": 100}, list(range(20))),  # faster than the video: each frame once
-    ({"fps": 10, "max_frames": 4}, [0, 5, 10, 15]),  # spread over the clip, not its first 4
-    ({"fps": None, "max_frames": 32}, list(range(20))),
-    ({"fps": 2, "max_frames": 3}, [0, 6, 13]),  # at 0, 0.67, 1.33 s
-])
+@pytest.mark.parametrize(
+    ("kwargs", "expected"),
+    [
+        ({"fps": 2}, [0, 5, 10, 15]),
+        ({"fps": 5}, list(range(0, 20, 2))),
+        ({"fps": 1}, [0, 10]),
+        ({"fps": 100}, list(range(20))),  # faster than the video: each frame once
+        ({"fps": 10, "max_frames": 4}, [0, 5, 10, 15]),  # spread over the clip, not its first 4
+        ({"fps": None, "max_frames": 32}, list(range(20))),
+        ({"fps": 2, "max_frames": 3}, [0, 6, 13]),  # at 0, 0.67, 1.33 s
+    ],
+)
 def test_sampling_rate(media: dict[str, Path], kwargs: dict, expected: list[int]) -> None:
     assert indices(media["a"], **kwargs) == expected
 
 
-@pytest.mark.parametrize(("start", "end", "fps", "expected"), [
-    (0.5, 1.5, 2, [5, 10]),  # end is exclusive
-    (0.5, 1.51, 2, [5, 10, 15]),
-    (1.0, None, 2, [10, 15]),  # after a seek to the keyframe before 1.0 s
-    (0.55, 1.55, 4, [5, 8, 10, 13]),  # the frame on screen at 0.55, 0.8, 1.05, 1.3 s
-    (0.57, 0.58, 2, [5]),  # a window inside one frame still gets that frame
-    (1.93, None, 2, [19]),
-    (0.0, 0.05, 30, [0]),
-    (float("nan"), float("nan"), 1, [0, 10]),  # NaN times from a DataFrame mean "not given"
-])
-def test_window(media: dict[str, Path], start: float, end: float | None, fps: float,
-                expected: list[int]) -> None:
+@pytest.mark.parametrize(
+    ("start", "end", "fps", "expected"),
+    [
+        (0.5, 1.5, 2, [5, 10]),  # end is exclusive
+        (0.5, 1.51, 2, [5, 10, 15]),
+        (1.0, None, 2, [10, 15]),  # after a seek to the keyframe before 1.0 s
+        (0.55, 1.55, 4, [5, 8, 10, 13]),  # the frame on screen at 0.55, 0.8, 1.05, 1.3 s
+        (0.57, 0.58, 2, [5]),  # a window inside one frame still gets that frame
+        (1.93, None, 2, [19]),
+        (0.0, 0.05, 30, [0]),
+        (float("nan"), float("nan"), 1, [0, 10]),  # NaN times from a DataFrame mean "not given"
+    ],
+)
+def test_window(
+    media: dict[str, Path], start: float, end: float | None, fps: float, expected: list[int]
+) -> None:
     assert indices(media["a"], start=start, end=end, fps=fps) == expected
 
 
@@ -211,6 +227,7 @@ def test_sampling_errors_name_the_file(media: dict[str, Path], tmp_path: Path) -
 
 # --- faces -----------------------------------------------------------------------------------
 
+
 def test_no_face_keeps_whole_frame(fake_haar: type[FakeCascade], media: dict[str, Path]) -> None:
     frames = sample_frames(media["b"], fps=2)
     crops, found = crop_faces(frames)
@@ -219,8 +236,9 @@ def test_no_face_keeps_whole_frame(fake_haar: type[FakeCascade], media: dict[str
     assert fake_haar.calls == 4
 
 
-def test_largest_face_is_cropped_with_margin(fake_haar: type[FakeCascade],
-                                             media: dict[str, Path]) -> None:
+def test_largest_face_is_cropped_with_margin(
+    fake_haar: type[FakeCascade], media: dict[str, Path]
+) -> None:
     fake_haar.found = [[10, 20, 30, 30], [60, 60, 26, 26]]  # the first is larger
     frames = sample_frames(media["b"], fps=2)
     cropper = FaceCropper(margin=0.2)
@@ -254,8 +272,9 @@ def test_missing_haar_is_a_clear_error(monkeypatch: pytest.MonkeyPatch, tmp_path
         FaceCropper(margin=-1)
 
 
-def test_yunet_detector(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
-                        media: dict[str, Path]) -> None:
+def test_yunet_detector(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, media: dict[str, Path]
+) -> None:
     with pytest.raises(ErcgraphError, match="YuNet model .*missing.onnx.* does not exist"):
         FaceCropper(tmp_path / "missing.onnx").load()
     bogus = write_garbage(tmp_path / "bogus.onnx", size=64)
@@ -286,6 +305,7 @@ def test_yunet_detector(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
 
 # --- pooling ---------------------------------------------------------------------------------
 
+
 def test_pool_frames() -> None:
     same = torch.tensor([[1.0, 2.0, 3.0]]).repeat(4, 1)
     for pooling in ("mean", "attention"):
@@ -304,6 +324,7 @@ def test_pool_frames() -> None:
 
 # --- the encoder -----------------------------------------------------------------------------
 
+
 def test_vit_encoder(tiny_vit: Path, media: dict[str, Path]) -> None:
     enc = VisualEncoder(tiny_vit, fps=2, face=False, batch_size=3, device="cpu")
     assert enc.dim == 32 and enc.features == "pooler"  # ViTModel saved with its pooler
@@ -318,8 +339,9 @@ def test_vit_encoder(tiny_vit: Path, media: dict[str, Path]) -> None:
     # the vector is the mean of the frames' pooler outputs, whatever the batch size
     frames = sample_frames(media["a"], fps=2)
     assert torch.allclose(enc.embed_images(frames).mean(0), a, atol=1e-5)
-    assert torch.allclose(VisualEncoder(tiny_vit, face=False, batch_size=32).encode_clip(
-        media["a"])[0], a, atol=1e-5)
+    assert torch.allclose(
+        VisualEncoder(tiny_vit, face=False, batch_size=32).encode_clip(media["a"])[0], a, atol=1e-5
+    )
 
 
 def test_features_and_pooling_options(tiny_vit: Path, media: dict[str, Path]) -> None:
@@ -334,8 +356,13 @@ def test_features_and_pooling_options(tiny_vit: Path, media: dict[str, Path]) ->
     assert torch.isfinite(att).all() and not torch.allclose(att, out["pooler"], atol=1e-6)
     with pytest.raises(ErcgraphError, match="no image projection"):
         VisualEncoder(tiny_vit, face=False, features="projection")
-    for bad in ({"pooling": "max"}, {"features": "avg"}, {"fps": 0}, {"max_frames": 0},
-                {"batch_size": 0}):
+    for bad in (
+        {"pooling": "max"},
+        {"features": "avg"},
+        {"fps": 0},
+        {"max_frames": 0},
+        {"batch_size": 0},
+    ):
         with pytest.raises(ErcgraphError, match="visual encoder: "):
             VisualEncoder(tiny_vit, face=False, **bad)
 
@@ -344,8 +371,9 @@ def test_vit_without_pooler_weights_uses_cls(tmp_path: Path, media: dict[str, Pa
     from transformers import ViTConfig, ViTImageProcessor, ViTModel
 
     folder = tmp_path / "vit_no_pooler"
-    ViTModel(ViTConfig(image_size=32, patch_size=8, **TINY),
-             add_pooling_layer=False).save_pretrained(folder)
+    ViTModel(
+        ViTConfig(image_size=32, patch_size=8, **TINY), add_pooling_layer=False
+    ).save_pretrained(folder)
     ViTImageProcessor(size={"height": 32, "width": 32}).save_pretrained(folder)
     enc = VisualEncoder(folder, face=False)
     assert enc.features == "cls"  # not a randomly initialised pooler
@@ -386,13 +414,15 @@ def test_full_clip_gives_image_features(tiny_clip: Path, media: dict[str, Path])
         VisualEncoder(tiny_clip, face=False, features="pooler")
 
 
-def test_face_crops_feed_the_model(tiny_vit: Path, fake_haar: type[FakeCascade],
-                                   media: dict[str, Path]) -> None:
+def test_face_crops_feed_the_model(
+    tiny_vit: Path, fake_haar: type[FakeCascade], media: dict[str, Path]
+) -> None:
     whole = VisualEncoder(tiny_vit, fps=2)
     vec_whole, info = whole.encode_clip(media["b"])
     assert info == {"frames": 4, "faces": 0}  # fallback: no face, whole frames
-    assert torch.allclose(vec_whole, VisualEncoder(tiny_vit, face=False).encode_clip(
-        media["b"])[0], atol=1e-6)
+    assert torch.allclose(
+        vec_whole, VisualEncoder(tiny_vit, face=False).encode_clip(media["b"])[0], atol=1e-6
+    )
     fake_haar.found = [[10, 20, 30, 30]]
     vec_face, info = whole.encode_clip(media["b"])
     assert info == {"frames": 4, "faces": 4}
@@ -419,8 +449,9 @@ def test_bad_model_paths(tmp_path: Path, tiny_vit: Path) -> None:
         VisualEncoder(no_proc, face=False)
 
 
-def test_face_detector_checked_at_construction(tiny_vit: Path,
-                                               monkeypatch: pytest.MonkeyPatch) -> None:
+def test_face_detector_checked_at_construction(
+    tiny_vit: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(visual, "_CASCADES", {})
     monkeypatch.delattr(cv2, "CascadeClassifier", raising=False)
     with pytest.raises(ErcgraphError, match="no Haar cascade detector"):
@@ -429,34 +460,52 @@ def test_face_detector_checked_at_construction(tiny_vit: Path,
 
 
 def test_settings_and_repr(tiny_vit: Path, tiny_clip: Path, fake_haar: type[FakeCascade]) -> None:
-    enc = VisualEncoder(tiny_vit, fps=2, max_frames=8, face_margin=0.3, batch_size=4,
-                        device="cpu")
+    enc = VisualEncoder(tiny_vit, fps=2, max_frames=8, face_margin=0.3, batch_size=4, device="cpu")
     s = enc.settings()
     json.dumps(s)
     assert s["encoder"] == str(tiny_vit.resolve()) and s["dim"] == 32
     assert s["features"] == "pooler" and s["pooling"] == "mean"
-    assert (s["fps"], s["max_frames"], s["face"], s["face_detector"], s["face_margin"]) == \
-        (2.0, 8, True, "haar", 0.3)
+    assert (s["fps"], s["max_frames"], s["face"], s["face_detector"], s["face_margin"]) == (
+        2.0,
+        8,
+        True,
+        "haar",
+        0.3,
+    )
     assert s["opencv"] == cv2.__version__ and "batch_size" not in s
     other = VisualEncoder(tiny_vit, fps=1, max_frames=8, face_margin=0.3)
     assert other.settings() != s
     assert other.settings()["encoder_fingerprint"] == s["encoder_fingerprint"]
-    assert VisualEncoder(tiny_clip, face=False).settings()["encoder_fingerprint"] != \
-        s["encoder_fingerprint"]
+    assert (
+        VisualEncoder(tiny_clip, face=False).settings()["encoder_fingerprint"]
+        != s["encoder_fingerprint"]
+    )
     assert VisualEncoder(tiny_vit, face=False).settings()["face"] is False
-    assert repr(enc) == (f"VisualEncoder({str(tiny_vit.resolve())!r}, pooling='mean', fps=2.0, "
-                         f"max_frames=8, face=True, face_detector='haar', face_margin=0.3, "
-                         f"features='pooler', batch_size=4, device='cpu')")
+    assert repr(enc) == (
+        f"VisualEncoder({str(tiny_vit.resolve())!r}, pooling='mean', fps=2.0, "
+        f"max_frames=8, face=True, face_detector='haar', face_margin=0.3, "
+        f"features='pooler', batch_size=4, device='cpu')"
+    )
 
 
-def test_encode_clips_skips_bad_clips(tiny_vit: Path, media: dict[str, Path], tmp_path: Path,
-                                      fake_haar: type[FakeCascade],
-                                      caplog: pytest.LogCaptureFixture) -> None:
+def test_encode_clips_skips_bad_clips(
+    tiny_vit: Path,
+    media: dict[str, Path],
+    tmp_path: Path,
+    fake_haar: type[FakeCascade],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     enc = VisualEncoder(tiny_vit, fps=2)
     missing = tmp_path / "gone.mp4"
-    items = [(media["a"], None, None), (missing, None, None), (media["garbage"], 0.0, 1.0),
-             (str(media["b"]), 0.5, float("nan")), (None, None, None),
-             (media["audio"], None, None), (media["a"], 3.0, 4.0)]
+    items = [
+        (media["a"], None, None),
+        (missing, None, None),
+        (media["garbage"], 0.0, 1.0),
+        (str(media["b"]), 0.5, float("nan")),
+        (None, None, None),
+        (media["audio"], None, None),
+        (media["a"], 3.0, 4.0),
+    ]
     with caplog.at_level(logging.WARNING, logger="ercgraph.encoders.visual"):
         x, ok, face_rate, errors = encode_clips(enc, items, progress=False)
     assert x.shape == (7, 32) and ok.tolist() == [True, False, False, True, False, False, False]

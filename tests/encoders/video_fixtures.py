@@ -23,7 +23,7 @@ def make_frame(index: int, size: tuple[int, int] = (64, 64), variant: int = 0) -
     side = max(8, min(h, w) // 4)
     x = (4 * index) % (w - side)
     y = h // 2 - side // 2
-    img[y:y + side, x:x + side] = ((255, 255, 0), (0, 255, 255), (255, 0, 255))[variant % 3]
+    img[y : y + side, x : x + side] = ((255, 255, 0), (0, 255, 255), (255, 0, 255))[variant % 3]
     return img
 
 
@@ -32,8 +32,14 @@ def frame_index(frame: np.ndarray) -> int:
     return int(round(float(frame[:6, :6, 0].mean()) / INDEX_STEP))
 
 
-def write_video(path: Path, seconds: float = 2.0, fps: int = 10, size: tuple[int, int] = (64, 64),
-                variant: int = 0, gop: int = 5) -> Path:
+def write_video(
+    path: Path,
+    seconds: float = 2.0,
+    fps: int = 10,
+    size: tuple[int, int] = (64, 64),
+    variant: int = 0,
+    gop: int = 5,
+) -> Path:
     """An MPEG-4 part 2 video in an mp4 container, keyframes every ``gop`` frames."""
     import av
 
@@ -64,7 +70,7 @@ def write_audio_only(path: Path, seconds: float = 0.5, rate: int = 16000) -> Pat
         tone = (0.2 * np.sin(2 * np.pi * 440 * np.arange(n) / rate)).astype(np.float32)
         chunk = 1024
         for start in range(0, n, chunk):
-            samples = tone[start:start + chunk]
+            samples = tone[start : start + chunk]
             frame = av.AudioFrame.from_ndarray(samples[None, :], format="fltp", layout="mono")
             frame.sample_rate = rate
             frame.pts = start

@@ -22,16 +22,21 @@ def meld_dev(data_root: Path) -> Corpus:
     """
     path = data_root / "meld" / "dev_sent_emo.csv"
     if not path.is_file():
-        pytest.fail(f"MELD dev split not found at {str(path)!r} (set ERCGRAPH_DATA to the shared "
-                    "data folder)", pytrace=False)
+        pytest.fail(
+            f"MELD dev split not found at {str(path)!r} (set ERCGRAPH_DATA to the shared "
+            "data folder)",
+            pytrace=False,
+        )
     raw = pd.read_csv(path)
-    df = pd.DataFrame({
-        "split": "dev",
-        "dialogue_id": "dev_" + raw["Dialogue_ID"].astype(str),
-        "turn": raw["Utterance_ID"],
-        "speaker": raw["Speaker"],
-        "label": raw["Emotion"],
-    })
+    df = pd.DataFrame(
+        {
+            "split": "dev",
+            "dialogue_id": "dev_" + raw["Dialogue_ID"].astype(str),
+            "turn": raw["Utterance_ID"],
+            "speaker": raw["Speaker"],
+            "label": raw["Emotion"],
+        }
+    )
     return Corpus(df, "meld", MELD_LABELS, source="dev_sent_emo.csv")
 
 

@@ -9,8 +9,9 @@ import torch
 from ercgraph.graphs.base import Dialogues
 
 
-def naive_pairs(dialogues: Dialogues, w_past: int, w_future: int,
-                label: Callable[[int, int], str | None]) -> dict[str, set[tuple[int, int]]]:
+def naive_pairs(
+    dialogues: Dialogues, w_past: int, w_future: int, label: Callable[[int, int], str | None]
+) -> dict[str, set[tuple[int, int]]]:
     """Reference: nested Python loops over dialogues and utterance pairs (DialogueGCN style).
 
     ``label(j, i)`` names the relation of edge ``j -> i`` (None = no edge).

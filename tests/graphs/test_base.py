@@ -52,17 +52,21 @@ def test_dialogues_from_corpus(meld_dev: Corpus) -> None:
     assert not (meld_dev.df["turn"].to_numpy() == rank).all()
 
 
-@pytest.mark.parametrize(("speaker", "ptr", "modalities", "match"), [
-    ([0, 1], [0, 3], ("text",), "ptr must start at 0 and end at the number of utterances"),
-    ([0, 1], [1, 2], ("text",), "ptr must start at 0"),
-    ([0, 1, 0], [0, 2, 1, 3], ("text",), r"ptr must be non-decreasing; ptr\[2\] < ptr\[1\]"),
-    ([0, -1], [0, 2], ("text",), r"speaker\[1\] is negative"),
-    ([0.0, 1.0], [0, 2], ("text",), "speaker must be a 1-D integer tensor"),
-    ([0, 1], [0, 2], ("text", "text"), "modalities repeat a name"),
-    ([0, 1], [0, 2], (), "modalities must be non-empty"),
-])
-def test_dialogues_rejects_bad_input(speaker: list, ptr: list, modalities: tuple,
-                                     match: str) -> None:
+@pytest.mark.parametrize(
+    ("speaker", "ptr", "modalities", "match"),
+    [
+        ([0, 1], [0, 3], ("text",), "ptr must start at 0 and end at the number of utterances"),
+        ([0, 1], [1, 2], ("text",), "ptr must start at 0"),
+        ([0, 1, 0], [0, 2, 1, 3], ("text",), r"ptr must be non-decreasing; ptr\[2\] < ptr\[1\]"),
+        ([0, -1], [0, 2], ("text",), r"speaker\[1\] is negative"),
+        ([0.0, 1.0], [0, 2], ("text",), "speaker must be a 1-D integer tensor"),
+        ([0, 1], [0, 2], ("text", "text"), "modalities repeat a name"),
+        ([0, 1], [0, 2], (), "modalities must be non-empty"),
+    ],
+)
+def test_dialogues_rejects_bad_input(
+    speaker: list, ptr: list, modalities: tuple, match: str
+) -> None:
     with pytest.raises(ErcgraphError, match=match):
         Dialogues(torch.tensor(speaker), torch.tensor(ptr), modalities)
 
@@ -114,19 +118,32 @@ def test_edge_across_dialogues_is_rejected(dialogues: Dialogues) -> None:
         builder(dialogues)
 
 
-@pytest.mark.parametrize(("edges", "match"), [
-    ({("text", "other", "text"): torch.zeros(2, 0, dtype=torch.long)},
-     r"relation 'other', which is not declared in FixedBuilder.EDGE_TYPES \['link'\]"),
-    ({("text", "link", "video"): torch.zeros(2, 0, dtype=torch.long)},
-     r"names modality 'video'; expected one of \['text', 'audio'\]"),
-    ({("text", "link"): torch.zeros(2, 0, dtype=torch.long)},
-     "must be a \\(src_modality, relation, dst_modality\\) tuple"),
-    ({("text", "link", "text"): torch.zeros(3, 1, dtype=torch.long)},
-     r"edge_index must be a LongTensor \[2, E\], got \(3, 1\)"),
-    ({("text", "link", "text"): torch.zeros(2, 1, dtype=torch.int32)},
-     "edge_index must have dtype torch.int64"),
-    ([("text", "link", "text")], "must return a dict"),
-])
+@pytest.mark.parametrize(
+    ("edges", "match"),
+    [
+        (
+            {("text", "other", "text"): torch.zeros(2, 0, dtype=torch.long)},
+            r"relation 'other', which is not declared in FixedBuilder.EDGE_TYPES \['link'\]",
+        ),
+        (
+            {("text", "link", "video"): torch.zeros(2, 0, dtype=torch.long)},
+            r"names modality 'video'; expected one of \['text', 'audio'\]",
+        ),
+        (
+            {("text", "link"): torch.zeros(2, 0, dtype=torch.long)},
+            "must be a \\(src_modality, relation, dst_modality\\) tuple",
+        ),
+        (
+            {("text", "link", "text"): torch.zeros(3, 1, dtype=torch.long)},
+            r"edge_index must be a LongTensor \[2, E\], got \(3, 1\)",
+        ),
+        (
+            {("text", "link", "text"): torch.zeros(2, 1, dtype=torch.int32)},
+            "edge_index must have dtype torch.int64",
+        ),
+        ([("text", "link", "text")], "must return a dict"),
+    ],
+)
 def test_malformed_output_is_rejected(dialogues: Dialogues, edges: object, match: str) -> None:
     with pytest.raises(ErcgraphError, match=match):
         FixedBuilder(edges)(dialogues)
@@ -145,8 +162,7 @@ def test_relation_outside_configured_edge_types_is_rejected(dialogues: Dialogues
         Narrow(edges)(dialogues)
 
 
-def test_intra_modal_builder_replicates_and_fills_missing_relations(
-        dialogues: Dialogues) -> None:
+def test_intra_modal_builder_replicates_and_fills_missing_relations(dialogues: Dialogues) -> None:
     class Half(IntraModalBuilder):
         EDGE_TYPES = ("a", "b")
 
@@ -154,8 +170,12 @@ def test_intra_modal_builder_replicates_and_fills_missing_relations(
             return {"a": torch.tensor([[0], [1]])}
 
     out = Half()(dialogues)
-    assert set(out) == {("text", "a", "text"), ("audio", "a", "audio"),
-                        ("text", "b", "text"), ("audio", "b", "audio")}
+    assert set(out) == {
+        ("text", "a", "text"),
+        ("audio", "a", "audio"),
+        ("text", "b", "text"),
+        ("audio", "b", "audio"),
+    }
     assert out[("audio", "b", "audio")].shape == (2, 0)
     assert out[("audio", "a", "audio")].tolist() == [[0], [1]]
 

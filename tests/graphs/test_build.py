@@ -36,13 +36,15 @@ LOGGER = "ercgraph.graphs.build"
 @pytest.fixture
 def corpus() -> Corpus:
     """Three dialogues: d1 = A B A (train), d2 = C (train), d3 = D D (unlabelled)."""
-    df = pd.DataFrame({
-        "split": ["unlabelled", "unlabelled", "train", "train", "train", "train"],
-        "dialogue_id": ["d3", "d3", "d1", "d1", "d1", "d2"],
-        "turn": [0, 1, 2, 0, 1, 0],
-        "speaker": ["D", "D", "A", "A", "B", "C"],
-        "label": [None, None, "anger", "neutral", "joy", "sadness"],
-    })
+    df = pd.DataFrame(
+        {
+            "split": ["unlabelled", "unlabelled", "train", "train", "train", "train"],
+            "dialogue_id": ["d3", "d3", "d1", "d1", "d1", "d2"],
+            "turn": [0, 1, 2, 0, 1, 0],
+            "speaker": ["D", "D", "A", "A", "B", "C"],
+            "label": [None, None, "anger", "neutral", "joy", "sadness"],
+        }
+    )
     return Corpus(df, "toy", MELD_LABELS)
 
 
@@ -51,7 +53,8 @@ def store() -> FeatureStore:
     audio_present = torch.tensor([True, False, True, True, True, True])
     return FeatureStore(
         {"text": torch.arange(12.0).view(6, 2), "audio": -torch.arange(6.0).view(6, 1)},
-        {"text": torch.ones(6, dtype=torch.bool), "audio": audio_present})
+        {"text": torch.ones(6, dtype=torch.bool), "audio": audio_present},
+    )
 
 
 # -- compose ----------------------------------------------------------------------------------
@@ -62,7 +65,8 @@ def test_compose_resolves_names_dicts_instances_and_classes() -> None:
     assert [repr(b) for b in comp.builders] == [
         "TemporalBuilder(w_past=-1, w_future=-1)",
         "SpeakerBuilder(w_past=2, w_future=-1, directed=False)",
-        "ModalityBuilder(pairs=None)"]
+        "ModalityBuilder(pairs=None)",
+    ]
     assert comp.edge_types == ("past", "future", "same_speaker", "other_speaker", "cross_modal")
     inst = TemporalBuilder(1, 1)
     assert compose(inst).builders == (inst,)
@@ -70,8 +74,11 @@ def test_compose_resolves_names_dicts_instances_and_classes() -> None:
 
 
 def test_compose_rejects_duplicate_relations() -> None:
-    with pytest.raises(ErcgraphError, match="edge type 'past' is produced by two builders, "
-                       r"TemporalBuilder\(w_past=-1, w_future=-1\) and TemporalBuilder\(w_past=2"):
+    with pytest.raises(
+        ErcgraphError,
+        match="edge type 'past' is produced by two builders, "
+        r"TemporalBuilder\(w_past=-1, w_future=-1\) and TemporalBuilder\(w_past=2",
+    ):
         compose(["temporal", {"name": "temporal", "w_past": 2}])
 
 
@@ -90,8 +97,9 @@ def test_unknown_edge_type_lists_the_available_ones() -> None:
 
 
 def test_unknown_builder_name_suggests_a_close_one() -> None:
-    with pytest.raises(ErcgraphError, match="unknown graph builder 'temporl'.*Did you mean "
-                       "'temporal'"):
+    with pytest.raises(
+        ErcgraphError, match="unknown graph builder 'temporl'.*Did you mean 'temporal'"
+    ):
         compose(["temporl"])
 
 
@@ -110,9 +118,13 @@ def test_build_edges_order_and_sorting() -> None:
 
     d = Dialogues.from_sequences([["A", "B", "A"]], modalities=("text", "audio"))
     out = build_edges(d, [Reversed(), "modality", {"name": "temporal", "w_future": 0}])
-    assert list(out) == [("text", "rev", "text"), ("text", "cross_modal", "audio"),
-                         ("audio", "cross_modal", "text"), ("text", "past", "text"),
-                         ("audio", "past", "audio")]
+    assert list(out) == [
+        ("text", "rev", "text"),
+        ("text", "cross_modal", "audio"),
+        ("audio", "cross_modal", "text"),
+        ("text", "past", "text"),
+        ("audio", "past", "audio"),
+    ]
     assert out[("text", "rev", "text")].tolist() == [[1, 2, 0, 0], [0, 0, 1, 2]]
     assert all(ei.is_contiguous() for ei in out.values())
 
@@ -120,8 +132,9 @@ def test_build_edges_order_and_sorting() -> None:
 def test_build_edges_is_deterministic_and_filters(meld_dialogues: Dialogues) -> None:
     a = build_edges(meld_dialogues, BUILDERS_ALL[:2], ["past", "other_speaker_future"])
     b = build_edges(meld_dialogues, compose(BUILDERS_ALL[:2], ["other_speaker_future", "past"]))
-    assert list(a) == list(b) == [("text", "past", "text"),
-                                  ("text", "other_speaker_future", "text")]
+    assert (
+        list(a) == list(b) == [("text", "past", "text"), ("text", "other_speaker_future", "text")]
+    )
     for k in a:
         assert torch.equal(a[k], b[k])
         key = a[k][1] * meld_dialogues.num_utterances + a[k][0]
@@ -151,10 +164,18 @@ def test_graph_contents(corpus: Corpus, store: FeatureStore) -> None:
     assert g[("audio", "cross_modal", "text")].edge_index.tolist() == [[0, 2], [0, 2]]
     g.validate()
 
-    expected_types = {(m, r, m) for m in ("text", "audio") for r in (
-        "past", "future", "same_speaker_past", "same_speaker_future", "other_speaker_past",
-        "other_speaker_future")} | {("text", "cross_modal", "audio"),
-                                    ("audio", "cross_modal", "text")}
+    expected_types = {
+        (m, r, m)
+        for m in ("text", "audio")
+        for r in (
+            "past",
+            "future",
+            "same_speaker_past",
+            "same_speaker_future",
+            "other_speaker_past",
+            "other_speaker_future",
+        )
+    } | {("text", "cross_modal", "audio"), ("audio", "cross_modal", "text")}
     for graph in graphs:  # consistent edge types, even where a dialogue has no such edge
         assert set(graph.edge_types) == expected_types
     assert graphs[1][("text", "past", "text")].edge_index.shape == (2, 0)
@@ -182,11 +203,13 @@ def test_batch_concatenates_global_attributes(corpus: Corpus, store: FeatureStor
     assert back.row.tolist() == [4, 5] and back.dialogue_id == "d3"
 
 
-def test_fast_assembly_equals_public_api(corpus: Corpus, store: FeatureStore,
-                                         monkeypatch: pytest.MonkeyPatch) -> None:
+def test_fast_assembly_equals_public_api(
+    corpus: Corpus, store: FeatureStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
     fast = build_graphs(corpus, store, BUILDERS_ALL)
-    monkeypatch.setattr(build_mod, "_fast_graph", lambda *a: (_ for _ in ()).throw(
-        AssertionError("not used")))
+    monkeypatch.setattr(
+        build_mod, "_fast_graph", lambda *a: (_ for _ in ()).throw(AssertionError("not used"))
+    )
     monkeypatch.setattr(build_mod, "partial", lambda *a: build_mod._public_graph)
     public = build_graphs(corpus, store, BUILDERS_ALL)
     for f, p in zip(fast, public, strict=True):
@@ -195,8 +218,9 @@ def test_fast_assembly_equals_public_api(corpus: Corpus, store: FeatureStore,
         for (kf, vf), (kp, vp) in zip(f.to_dict().items(), p.to_dict().items(), strict=True):
             assert kf == kp
             assert vf.keys() == vp.keys()
-            assert all(vf[a] == vp[a] if isinstance(vf[a], str) else torch.equal(vf[a], vp[a])
-                       for a in vf)
+            assert all(
+                vf[a] == vp[a] if isinstance(vf[a], str) else torch.equal(vf[a], vp[a]) for a in vf
+            )
         for sf, sp in zip(f.stores, p.stores, strict=True):  # same internal layout as PyG's
             assert sf.__dict__.keys() == sp.__dict__.keys()
             assert sf._key == sp._key and sf._parent() is f and sp._parent() is p
@@ -238,14 +262,16 @@ def test_graphs_on_meld_dev(meld_dev: Corpus) -> None:
 
 
 def test_feature_rows_must_match(corpus: Corpus) -> None:
-    with pytest.raises(ErcgraphError, match="modality 'text' has 5 feature rows but the corpus "
-                       "has 6 utterances"):
+    with pytest.raises(
+        ErcgraphError, match="modality 'text' has 5 feature rows but the corpus has 6 utterances"
+    ):
         build_graphs(corpus, FeatureStore({"text": torch.zeros(5, 2)}), ["temporal"])
 
 
 def test_unknown_edge_type_through_build_graphs(corpus: Corpus, store: FeatureStore) -> None:
-    with pytest.raises(ErcgraphError, match="unknown edge type 'speaker'.*available edge types: "
-                       "past, future"):
+    with pytest.raises(
+        ErcgraphError, match="unknown edge type 'speaker'.*available edge types: past, future"
+    ):
         build_graphs(corpus, store, ["temporal"], edge_types=["speaker"])
 
 
@@ -270,8 +296,9 @@ def test_cache_reuse(corpus: Corpus, tmp_path: Path, caplog: pytest.LogCaptureFi
     assert meta["manifest"]["builders"][0] == "TemporalBuilder(w_past=-1, w_future=-1)"
 
 
-def test_build_graphs_uses_the_cache(corpus: Corpus, store: FeatureStore, tmp_path: Path,
-                                     caplog: pytest.LogCaptureFixture) -> None:
+def test_build_graphs_uses_the_cache(
+    corpus: Corpus, store: FeatureStore, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level(logging.INFO, logger=LOGGER)
     a = build_graphs(corpus, store, BUILDERS_ALL, cache_dir=tmp_path)
     assert "reusing graph cache" not in caplog.text
@@ -284,8 +311,9 @@ def test_build_graphs_uses_the_cache(corpus: Corpus, store: FeatureStore, tmp_pa
 
 
 @pytest.mark.parametrize("damage", ["flip", "truncate", "json", "stale", "drop_json"])
-def test_corrupt_or_stale_cache_is_rebuilt(corpus: Corpus, tmp_path: Path, damage: str,
-                                           caplog: pytest.LogCaptureFixture) -> None:
+def test_corrupt_or_stale_cache_is_rebuilt(
+    corpus: Corpus, tmp_path: Path, damage: str, caplog: pytest.LogCaptureFixture
+) -> None:
     d = Dialogues.from_corpus(corpus, ("text", "audio"))
     good, _ = cached_edges(corpus, d, BUILDERS_ALL, tmp_path)
     meta_path, blob_path = _cache_files(tmp_path)
@@ -312,8 +340,9 @@ def test_corrupt_or_stale_cache_is_rebuilt(corpus: Corpus, tmp_path: Path, damag
     assert hit
 
 
-def test_cache_rejects_edges_that_do_not_fit(corpus: Corpus, tmp_path: Path,
-                                             caplog: pytest.LogCaptureFixture) -> None:
+def test_cache_rejects_edges_that_do_not_fit(
+    corpus: Corpus, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     """A checksum-valid file with out-of-range indices (e.g. written by a buggy version)."""
     d = Dialogues.from_corpus(corpus, ("text",))
     bad = {("text", "past", "text"): torch.tensor([[0], [99]])}
@@ -327,8 +356,14 @@ def test_cache_rejects_edges_that_do_not_fit(corpus: Corpus, tmp_path: Path,
 def test_cache_key_tracks_configuration(corpus: Corpus) -> None:
     comp = compose(BUILDERS_ALL)
     key, manifest = cache_key(corpus, comp, ("text", "audio"))
-    assert cache_key(corpus, compose(["temporal", {"name": "speaker", "directed": True},
-                                      {"name": "modality"}]), ("text", "audio"))[0] == key
+    assert (
+        cache_key(
+            corpus,
+            compose(["temporal", {"name": "speaker", "directed": True}, {"name": "modality"}]),
+            ("text", "audio"),
+        )[0]
+        == key
+    )
     assert cache_key(corpus, compose(BUILDERS_ALL[:2]), ("text", "audio"))[0] != key
     assert cache_key(corpus, compose(BUILDERS_ALL, ["past"]), ("text", "audio"))[0] != key
     assert cache_key(corpus, comp, ("text",))[0] != key

@@ -28,22 +28,28 @@ MODS = ("text", "audio", "visual")
 
 def sample() -> Dialogues:
     return Dialogues.from_sequences(
-        [["A", "B", "A", "C", "B", "A"], ["D"], ["E", "E", "F"], []], modalities=MODS)
+        [["A", "B", "A", "C", "B", "A"], ["D"], ["E", "E", "F"], []], modalities=MODS
+    )
 
 
 def check_builder_contract(cls: type) -> None:
     """What every graph builder promises (also applied to plug-ins in the tests below)."""
     name = cls.__name__
-    assert isinstance(cls, type) and issubclass(cls, GraphBuilder), \
+    assert isinstance(cls, type) and issubclass(cls, GraphBuilder), (
         f"{name} must subclass ercgraph.graphs.GraphBuilder"
+    )
     assert cls.__call__ is GraphBuilder.__call__, f"{name} must not bypass validation in __call__"
     declared = cls.EDGE_TYPES
-    assert isinstance(declared, tuple) and declared and all(
-        isinstance(r, str) and r for r in declared), f"{name}.EDGE_TYPES must list relation names"
+    assert (
+        isinstance(declared, tuple) and declared and all(isinstance(r, str) and r for r in declared)
+    ), f"{name}.EDGE_TYPES must list relation names"
     assert len(set(declared)) == len(declared), f"{name}.EDGE_TYPES repeats a relation"
 
-    params = [p for p in inspect.signature(cls.__init__).parameters.values()
-              if p.name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+    params = [
+        p
+        for p in inspect.signature(cls.__init__).parameters.values()
+        if p.name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+    ]
     missing = [p.name for p in params if p.default is inspect.Parameter.empty]
     assert not missing, f"{name}: give {missing} defaults so the contract test can build it"
     builder = cls()
@@ -62,8 +68,9 @@ def check_builder_contract(cls: type) -> None:
         for key, ei in out.items():
             assert is_sorted_by_dst_src(ei), f"{name} sets SORTED_OUTPUT but {key} is unsorted"
     again = builder(d)
-    assert list(out) == list(again) and all(torch.equal(out[k], again[k]) for k in out), \
+    assert list(out) == list(again) and all(torch.equal(out[k], again[k]) for k in out), (
         f"{name} is not deterministic"
+    )
 
     # validation is not optional: out-of-range output is caught for every builder
     rel = builder.edge_types[0] if builder.edge_types else declared[0]
@@ -153,8 +160,9 @@ def test_plugin_by_dotted_path(plugin_module: str) -> None:
     comp = compose([{"name": f"{plugin_module}:SelfLoopBuilder", "every": 2}])
     assert repr(comp.builders[0]) == "SelfLoopBuilder(every=2)"
     check_builder_contract(type(comp.builders[0]))
-    with pytest.raises(ErcgraphError, match=f"module '{plugin_module}' has no graph builder "
-                       "named 'Nope'"):
+    with pytest.raises(
+        ErcgraphError, match=f"module '{plugin_module}' has no graph builder named 'Nope'"
+    ):
         compose([f"{plugin_module}:Nope"])
 
 
@@ -176,7 +184,8 @@ def test_plugin_by_entry_point(tmp_path: Path, plugin_module: str) -> None:
     (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: mypkg\nVersion: 0.1\n")
     (dist / "entry_points.txt").write_text(
         f"[ercgraph.graph_builders]\nloops = {plugin_module}:SelfLoopBuilder\n"
-        "broken = no_such_module_for_ercgraph_tests:Thing\n")
+        "broken = no_such_module_for_ercgraph_tests:Thing\n"
+    )
     BUILDERS._loaded = False
     with pytest.warns(UserWarning, match="could not load graph builder plug-in 'broken'"):
         names = BUILDERS.names()

@@ -17,8 +17,9 @@ def graph(meld_dev):
     torch.manual_seed(0)
     n = meld_dev.num_utterances
     store = FeatureStore({"text": torch.randn(n, 16)})
-    graphs = build_graphs(meld_dev, store,
-                          [{"name": "speaker", "w_past": 10, "w_future": 10, "directed": True}])
+    graphs = build_graphs(
+        meld_dev, store, [{"name": "speaker", "w_past": 10, "w_future": 10, "directed": True}]
+    )
     return max(graphs, key=lambda g: g["text"].num_nodes)  # the longest dev dialogue
 
 
@@ -46,8 +47,9 @@ def test_relgraphconv_matches_rgcnconv_with_the_same_weights(graph):
     assert sum(hg.num_edges(et) for et in etypes) > 0
     # PyG side: one edge_index + relation ids in DGL's canonical edge-type order
     edge_index = torch.cat([graph[et].edge_index for et in etypes], dim=1)
-    edge_type = torch.cat([torch.full((graph[et].edge_index.size(1),), i)
-                           for i, et in enumerate(etypes)])
+    edge_type = torch.cat(
+        [torch.full((graph[et].edge_index.size(1),), i) for i, et in enumerate(etypes)]
+    )
     torch.manual_seed(1)
     pyg = RGCNConv(16, 8, num_relations=len(etypes), aggr="add")
     ours = RelGraphConv(16, 8, num_rels=len(etypes), self_loop=True, bias=True)

@@ -51,8 +51,10 @@ def test_malformed_pairs(pairs: object) -> None:
 
 def test_repr_lists_arguments() -> None:
     assert repr(ModalityBuilder()) == "ModalityBuilder(pairs=None)"
-    assert repr(ModalityBuilder(pairs=[("text", "audio")])) == \
-        "ModalityBuilder(pairs=[['text', 'audio']])"
+    assert (
+        repr(ModalityBuilder(pairs=[("text", "audio")]))
+        == "ModalityBuilder(pairs=[['text', 'audio']])"
+    )
 
 
 def test_on_meld_dev(meld_dialogues: Dialogues) -> None:

@@ -21,9 +21,23 @@ def test_undirected_exact_edges(dialogues: Dialogues) -> None:
     out = SpeakerBuilder()(dialogues)
     assert list(out) == [("text", "same_speaker", "text"), ("text", "other_speaker", "text")]
     assert edge_set(out[("text", "same_speaker", "text")]) == {
-        (0, 2), (2, 0), (1, 3), (3, 1), (4, 5), (5, 4)}
+        (0, 2),
+        (2, 0),
+        (1, 3),
+        (3, 1),
+        (4, 5),
+        (5, 4),
+    }
     assert edge_set(out[("text", "other_speaker", "text")]) == {
-        (0, 1), (1, 0), (0, 3), (3, 0), (1, 2), (2, 1), (2, 3), (3, 2)}
+        (0, 1),
+        (1, 0),
+        (0, 3),
+        (3, 0),
+        (1, 2),
+        (2, 1),
+        (2, 3),
+        (3, 2),
+    }
 
 
 def test_directed_relations(dialogues: Dialogues) -> None:
@@ -40,10 +54,11 @@ def test_directed_relations(dialogues: Dialogues) -> None:
 def test_window_limits_pairs(dialogues: Dialogues) -> None:
     out = SpeakerBuilder(w_past=1, w_future=0, directed=True)(dialogues)
     assert SpeakerBuilder(w_past=1, w_future=0, directed=True).edge_types == (
-        "same_speaker_past", "other_speaker_past")
+        "same_speaker_past",
+        "other_speaker_past",
+    )
     got = {rel: edge_set(ei) for (_, rel, _), ei in out.items()}
-    assert got == {"same_speaker_past": {(4, 5)},
-                   "other_speaker_past": {(0, 1), (1, 2), (2, 3)}}
+    assert got == {"same_speaker_past": {(4, 5)}, "other_speaker_past": {(0, 1), (1, 2), (2, 3)}}
 
 
 def test_zero_windows_produce_nothing(dialogues: Dialogues) -> None:
@@ -55,14 +70,21 @@ def test_zero_windows_produce_nothing(dialogues: Dialogues) -> None:
 
 def test_edge_types_declares_all_six() -> None:
     assert set(SpeakerBuilder.EDGE_TYPES) == {
-        "same_speaker", "other_speaker", "same_speaker_past", "same_speaker_future",
-        "other_speaker_past", "other_speaker_future"}
+        "same_speaker",
+        "other_speaker",
+        "same_speaker_past",
+        "same_speaker_future",
+        "other_speaker_past",
+        "other_speaker_future",
+    }
     assert SpeakerBuilder().edge_types == ("same_speaker", "other_speaker")
 
 
 def test_repr_lists_arguments() -> None:
-    assert repr(SpeakerBuilder(4, 2, directed=True)) == \
-        "SpeakerBuilder(w_past=4, w_future=2, directed=True)"
+    assert (
+        repr(SpeakerBuilder(4, 2, directed=True))
+        == "SpeakerBuilder(w_past=4, w_future=2, directed=True)"
+    )
 
 
 def test_directed_must_be_bool() -> None:
@@ -70,10 +92,13 @@ def test_directed_must_be_bool() -> None:
         SpeakerBuilder(directed="yes")
 
 
-@pytest.mark.parametrize(("w_past", "w_future", "directed"),
-                         [(-1, -1, False), (-1, -1, True), (10, 10, True), (3, 0, False)])
-def test_matches_naive_loop_on_meld_dev(meld_dialogues: Dialogues, w_past: int, w_future: int,
-                                        directed: bool) -> None:
+@pytest.mark.parametrize(
+    ("w_past", "w_future", "directed"),
+    [(-1, -1, False), (-1, -1, True), (10, 10, True), (3, 0, False)],
+)
+def test_matches_naive_loop_on_meld_dev(
+    meld_dialogues: Dialogues, w_past: int, w_future: int, directed: bool
+) -> None:
     speaker = meld_dialogues.speaker.tolist()
 
     def label(j: int, i: int) -> str:

@@ -34,7 +34,13 @@ def test_windows(two_dialogues: Dialogues) -> None:
     out = TemporalBuilder(w_past=1, w_future=2)(two_dialogues)
     assert edge_set(out[("text", "past", "text")]) == {(0, 1), (1, 2), (2, 3), (4, 5)}
     assert edge_set(out[("text", "future", "text")]) == {
-        (1, 0), (2, 0), (2, 1), (3, 1), (3, 2), (5, 4)}
+        (1, 0),
+        (2, 0),
+        (2, 1),
+        (3, 1),
+        (3, 2),
+        (5, 4),
+    }
 
 
 def test_zero_window_drops_the_relation(two_dialogues: Dialogues) -> None:
@@ -49,8 +55,9 @@ def test_zero_window_drops_the_relation(two_dialogues: Dialogues) -> None:
 def test_every_modality_gets_the_same_edges() -> None:
     d = Dialogues.from_sequences([["A", "B", "C"]], modalities=("text", "audio", "visual"))
     out = TemporalBuilder(w_past=1, w_future=1)(d)
-    assert {k for k in out} == {(m, r, m) for m in ("text", "audio", "visual")
-                                for r in ("past", "future")}
+    assert {k for k in out} == {
+        (m, r, m) for m in ("text", "audio", "visual") for r in ("past", "future")
+    }
     assert out[("audio", "past", "audio")].tolist() == [[0, 1], [1, 2]]
 
 
@@ -63,8 +70,10 @@ def test_single_utterance_and_empty_dialogues() -> None:
 
 def test_repr_lists_arguments() -> None:
     assert repr(TemporalBuilder()) == "TemporalBuilder(w_past=-1, w_future=-1)"
-    assert repr(BUILDERS.create({"name": "temporal", "w_past": 3, "w_future": 0})) == \
-        "TemporalBuilder(w_past=3, w_future=0)"
+    assert (
+        repr(BUILDERS.create({"name": "temporal", "w_past": 3, "w_future": 0}))
+        == "TemporalBuilder(w_past=3, w_future=0)"
+    )
 
 
 @pytest.mark.parametrize("bad", [-2, 1.5, "4", True, None])
@@ -79,11 +88,11 @@ def test_unknown_argument_names_the_allowed_ones() -> None:
 
 
 @pytest.mark.parametrize(("w_past", "w_future"), [(-1, -1), (4, 4), (10, 0), (0, 2)])
-def test_matches_naive_loop_on_meld_dev(meld_dialogues: Dialogues, w_past: int,
-                                        w_future: int) -> None:
+def test_matches_naive_loop_on_meld_dev(
+    meld_dialogues: Dialogues, w_past: int, w_future: int
+) -> None:
     out = TemporalBuilder(w_past, w_future)(meld_dialogues)
-    ref = naive_pairs(meld_dialogues, w_past, w_future,
-                      lambda j, i: "past" if j < i else "future")
+    ref = naive_pairs(meld_dialogues, w_past, w_future, lambda j, i: "past" if j < i else "future")
     got = {rel: edge_set(ei) for (_, rel, _), ei in out.items()}
     assert all(is_sorted_by_dst_src(ei) for ei in out.values())
     assert got == {rel: ref.get(rel, set()) for rel in got}

@@ -47,6 +47,9 @@ def test_check_window_accepts(value: int) -> None:
 
 
 def test_check_window_names_builder_and_argument() -> None:
-    with pytest.raises(ErcgraphError, match=r"MyBuilder: w_future must be an integer >= -1 .*"
-                       r"got -3"):
+    with pytest.raises(
+        ErcgraphError,
+        match=r"MyBuilder: w_future must be an integer >= -1 .*"
+        r"got -3",
+    ):
         check_window("MyBuilder", "w_future", -3)

@@ -36,13 +36,14 @@ def toy_dialogue(n: int, gen: torch.Generator, audio: bool = False) -> HeteroDat
 def toy_batches(num: int, seed: int, audio: bool = False) -> list[Batch]:
     gen = torch.Generator().manual_seed(seed)
     graphs = [toy_dialogue(6, gen, audio) for _ in range(num)]
-    return [Batch.from_data_list(graphs[i:i + 16]) for i in range(0, num, 16)]
+    return [Batch.from_data_list(graphs[i : i + 16]) for i in range(0, num, 16)]
 
 
 def make(name: str, batch: Batch, **kw) -> torch.nn.Module:
     dims = {m: batch[m].x.size(1) for m in batch.node_types}
-    return build_model(ModelConfig(name=name, hidden=32, dropout=0.0, **kw), dims,
-                       list(batch.edge_types), 2)
+    return build_model(
+        ModelConfig(name=name, hidden=32, dropout=0.0, **kw), dims, list(batch.edge_types), 2
+    )
 
 
 @pytest.mark.parametrize("name", MODELS.names())

@@ -12,8 +12,13 @@ from tests.models.test_models import toy_batches
 
 def make(batch, **mt):
     dims = {m: batch[m].x.size(1) for m in batch.node_types}
-    return build_model(ModelConfig(hidden=32, dropout=0.0), dims, list(batch.edge_types), 2,
-                       MultitaskConfig(enabled=True, **mt))
+    return build_model(
+        ModelConfig(hidden=32, dropout=0.0),
+        dims,
+        list(batch.edge_types),
+        2,
+        MultitaskConfig(enabled=True, **mt),
+    )
 
 
 def test_reconstruction_loss_falls_with_training():
@@ -50,8 +55,7 @@ def test_eval_mode_masks_nothing_and_is_deterministic():
 def test_node_mode_masks_whole_utterances_and_only_present_nodes():
     torch.manual_seed(0)
     rec = MaskedReconstruction({"text": 4, "audio": 4}, 8, mask_ratio=0.5, mode="nodes")
-    present = {"text": torch.ones(200, dtype=torch.bool),
-               "audio": torch.arange(200) % 2 == 0}
+    present = {"text": torch.ones(200, dtype=torch.bool), "audio": torch.arange(200) % 2 == 0}
     masks = rec.draw(present)
     assert not (masks["audio"] & ~present["audio"]).any()
     assert torch.equal(masks["audio"], masks["text"] & present["audio"])
@@ -67,5 +71,10 @@ def test_mask_fraction_outside_unit_interval_is_an_error(ratio):
 def test_models_without_the_head_refuse_it():
     b = toy_batches(16, 0)[0]
     with pytest.raises(ErcgraphError, match="no multi-task head"):
-        build_model(ModelConfig(name="mlp"), {"text": 8}, list(b.edge_types), 2,
-                    MultitaskConfig(enabled=True))
+        build_model(
+            ModelConfig(name="mlp"),
+            {"text": 8},
+            list(b.edge_types),
+            2,
+            MultitaskConfig(enabled=True),
+        )
