@@ -41,14 +41,17 @@ def parse_edge_type_sets(text: str | None, available: list[str]) -> list[list[st
                     f"--edge-types: unknown edge type {n!r}; the configured "
                     f"builders produce: {', '.join(available)}"
                 )
-        sets.append(names)
+        # relations in the configured order, each variant once (as a set)
+        names = [e for e in available if e in set(names)]
+        if names not in sets:
+            sets.append(names)
     if not sets:
         raise ErcgraphError("--edge-types is empty; give e.g. past+future,same_speaker")
     return sets
 
 
 def variant_name(kept: list[str], full: list[str]) -> str:
-    if kept == full:
+    if set(kept) == set(full):
         return "full"
     dropped = [e for e in full if e not in kept]
     if len(dropped) == 1:

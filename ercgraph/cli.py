@@ -77,29 +77,27 @@ cache_option = click.option(
 )
 
 
-def config_options(fn):
+def config_options(fn=None, *, seeds: bool = True):
     """The options every config-driven command takes: -c, --set, --data-root, --cache-dir,
-    --import, --seeds."""
-    for option in reversed(
-        [
-            config_option,
-            set_option,
-            root_option,
-            cache_option,
-            import_option,
-            click.option("--seeds", help="Comma-separated seeds, e.g. 0,1,2."),
-        ]
-    ):
-        fn = option(fn)
-    return fn
+    --import and (for commands that train) --seeds."""
+
+    def deco(fn):
+        options = [config_option, set_option, root_option, cache_option, import_option]
+        if seeds:
+            options.append(click.option("--seeds", help="Comma-separated seeds, e.g. 0,1,2."))
+        for option in reversed(options):
+            fn = option(fn)
+        return fn
+
+    return deco(fn) if fn is not None else deco
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
+@click.option("-v", "--verbose", is_flag=True, help="Debug log output.")
 @click.option("-q", "--quiet", is_flag=True, help="Only warnings and errors.")
-def cli(verbose: int, quiet: bool) -> None:
+def cli(verbose: bool, quiet: bool) -> None:
     """ercgraph: graph-based multimodal emotion recognition in conversation."""
-    level = logging.WARNING if quiet else logging.DEBUG if verbose > 1 else logging.INFO
+    level = logging.WARNING if quiet else logging.DEBUG if verbose else logging.INFO
     logging.basicConfig(
         level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S"
     )
@@ -113,7 +111,9 @@ def train(config, overrides, data_root, cache_dir, imports, seeds, out, resume) 
     """Train and evaluate (dev-selected, per seed) and write a run directory."""
     from ercgraph.train import run
 
-    if config is None and resume and out and (Path(out) / "config.yaml").exists():
+    if resume and not out:
+        raise ErcgraphError("--resume needs --out RUN_DIR (the run to continue)")
+    if config is None and resume and (Path(out) / "config.yaml").exists():
         config = str(Path(out) / "config.yaml")
     cfg = _load(config, overrides, data_root, seeds, cache_dir, imports)
     if out is None:
@@ -216,7 +216,7 @@ def predict(run_dir, table, columns, out, imports) -> None:
 
 
 @cli.command()
-@config_options
+@config_options(seeds=False)
 @click.option(
     "--modality",
     default="text",
@@ -229,7 +229,7 @@ def predict(run_dir, table, columns, out, imports) -> None:
     help="Encoder: a text/vision model name or local path, or an audio "
     "spec such as opensmile:IS10, fbank, mfcc:13, hf:<path> (overrides the config).",
 )
-def extract(config, overrides, data_root, cache_dir, imports, seeds, modality, encoder) -> None:
+def extract(config, overrides, data_root, cache_dir, imports, modality, encoder) -> None:
     """Compute (or reuse) one modality's features for the whole corpus into the cache.
 
     Audio and visual extraction is resumable (finished chunks are kept), runs on both cores, and
@@ -240,7 +240,7 @@ def extract(config, overrides, data_root, cache_dir, imports, seeds, modality, e
 
     if encoder:
         overrides = (*overrides, f"features.{modality}.encoder={encoder}")
-    cfg = _load(config, overrides, data_root, seeds, cache_dir, imports)
+    cfg = _load(config, overrides, data_root, None, cache_dir, imports)
     corpus = load_corpus(cfg)
     n = corpus.num_utterances
     if modality == "text":
@@ -265,7 +265,7 @@ def extract(config, overrides, data_root, cache_dir, imports, seeds, modality, e
 
 
 @cli.command()
-@config_options
+@config_options(seeds=False)
 @click.option(
     "--format",
     "fmt",
@@ -275,13 +275,13 @@ def extract(config, overrides, data_root, cache_dir, imports, seeds, modality, e
     help="Pickle layout to write.",
 )
 @click.option("--out", type=click.Path(), required=True, help="The pickle to create.")
-def export(config, overrides, data_root, cache_dir, imports, seeds, fmt, out) -> None:
+def export(config, overrides, data_root, cache_dir, imports, fmt, out) -> None:
     """Write the corpus and its features (text, audio, visual) as a feature pickle of the
     literature, so other repositories can use features made here."""
     from ercgraph.data.export import export_mmgcn
     from ercgraph.train import prepare
 
-    cfg = _load(config, overrides, data_root, seeds, cache_dir, imports)
+    cfg = _load(config, overrides, data_root, None, cache_dir, imports)
     if Path(out).exists():
         raise ErcgraphError(f"{out!r} already exists; choose another --out")
     prep = prepare(cfg)
@@ -303,6 +303,8 @@ def show_graph(config, overrides, data_root, imports, dialogue_id, out) -> None:
 
     cfg = _load(config, overrides, data_root, None, None, imports)
     path = Path(out or f"graph_{dialogue_id}.png")
+    if path.exists():
+        raise ErcgraphError(f"{str(path)!r} already exists; choose another --out")
     counts = draw(cfg, dialogue_id, path)
     click.echo(f"wrote {path}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
 

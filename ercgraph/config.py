@@ -219,10 +219,12 @@ def _build(cls: type, raw: Any, where: str) -> Any:
 
 def _coerce(value: Any, hint: Any, path: str) -> Any:
     """Light type checking: ints/floats/bools/lists, with an error naming the key."""
-    if value is None:
-        return None
     origin = get_origin(hint)
     args = [a for a in get_args(hint) if a is not type(None)]
+    if value is None:
+        if type(None) in get_args(hint) or hint is Any:
+            return None
+        raise ErcgraphError(f"config: {path} needs a value (it is empty)")
     if origin is not None and str(origin) in ("typing.Union", "<class 'types.UnionType'>"):
         hint = args[0] if len(args) == 1 else Any
         origin = get_origin(hint)
@@ -231,7 +233,9 @@ def _coerce(value: Any, hint: Any, path: str) -> Any:
     if hint is int and (isinstance(value, bool) or not isinstance(value, int)):
         raise ErcgraphError(f"config: {path} must be an integer, got {value!r}")
     if hint is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
+        if isinstance(value, bool):
+            raise ErcgraphError(f"config: {path} must be a number, got {value!r}")
+        if not isinstance(value, (int, float)):
             try:
                 return float(value)
             except (TypeError, ValueError):

@@ -31,11 +31,18 @@ def _run_files(run_dir: Path) -> tuple[Config, dict[str, Any], list[Path]]:
     cfg = load_config(run_dir / "config.yaml")
     meta = json.loads((run_dir / "model.json").read_text())
     ckpts = [run_dir / f"seed_{s}" / "best.safetensors" for s in cfg.train.seeds]
-    ckpts = [c for c in ckpts if c.is_file()]
-    if not ckpts:
+    if not any(c.is_file() for c in ckpts):
         raise ErcgraphError(
             f"{str(run_dir)!r} holds no checkpoint (seed_*/best.safetensors); "
             "train it first or resume it with --resume"
+        )
+    unfinished = [
+        s for s in cfg.train.seeds if not (run_dir / f"seed_{s}" / "result.json").is_file()
+    ]
+    if unfinished:
+        raise ErcgraphError(
+            f"{str(run_dir)!r}: seed(s) {unfinished} did not finish (no result.json), so their "
+            "checkpoints are not dev-selected yet; finish the run with --resume"
         )
     return cfg, meta, ckpts
 
@@ -104,8 +111,19 @@ def predict(
                 f"{table}: the model needs a {need!r} column (map it with "
                 f"--column {need}=<your column>); the file has {header}"
             )
+    if cfg.data.reader == "pickle":
+        raise ErcgraphError(
+            f"{str(run_dir)!r} was trained on features read from a pickle "
+            f"({cfg.data.path}); predict can only remake features it extracts itself "
+            "(text, audio, visual encoders)"
+        )
     pcfg = _feature_config(cfg, run_dir)
     prep = prepare(dataclasses.replace(pcfg, data=data), corpus, splits=())
+    if dict(prep.store.dims()) != dict(meta["in_dims"]):
+        raise ErcgraphError(
+            f"features of {table} have dims {prep.store.dims()}, the model was trained on "
+            f"{meta['in_dims']}; predict makes features the way the run made them, which failed"
+        )
     model_types = [tuple(et) for et in meta["edge_types"]]
     if sorted(prep.edge_types) != sorted(model_types):
         raise ErcgraphError(
@@ -113,14 +131,14 @@ def predict(
         )
     graphs = [g for split in prep.graphs.values() for g in split]
     probs = np.zeros((corpus.num_utterances, len(labels)))
+    from torch_geometric.loader import DataLoader
+
+    batches = list(DataLoader(graphs, batch_size=64, shuffle=False))
+    rows = torch.cat([b.row for b in batches]).numpy()
     for ckpt in ckpts:
         model = build_model(cfg.model, meta["in_dims"], model_types, len(labels), cfg.multitask)
         model.load_state_dict(load_file(ckpt))
-        from torch_geometric.loader import DataLoader
-
-        batches = list(DataLoader(graphs, batch_size=64, shuffle=False))
         p, _, _ = predict_graphs(model, batches, torch.device("cpu"))
-        rows = torch.cat([b.row for b in batches]).numpy()
         probs[rows] += p / len(ckpts)
     df = corpus.df
     out = pd.DataFrame(

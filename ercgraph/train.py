@@ -220,9 +220,14 @@ def fit_seed(
     from ercgraph.registry import LOSSES
 
     result_path = seed_dir / "result.json"
+    ckpt = seed_dir / "last.pt"
     if resume and result_path.exists():
-        log.info("seed %d already finished; reusing %s", seed, result_path)
-        return json.loads(result_path.read_text())
+        finished = json.loads(result_path.read_text())
+        last = finished["history"][-1]["epoch"] if finished["history"] else 0
+        if finished.get("stopped_early") or last >= cfg.train.epochs or not ckpt.exists():
+            log.info("seed %d already finished; reusing %s", seed, result_path)
+            return finished
+        log.info("seed %d: training on from epoch %d to %d", seed, last, cfg.train.epochs)
     seed_dir.mkdir(parents=True, exist_ok=True)
     device = pick_device(cfg.train.device)
     set_seed(seed)
@@ -241,19 +246,22 @@ def fit_seed(
     dev_batches = list(_loader(prep.graphs["dev"], 64, False))
     metric = cfg.train.select_metric
     history: list[dict[str, float]] = []
-    best, best_epoch, start = -1.0, -1, 1
-    ckpt = seed_dir / "last.pt"
+    best, best_epoch, start, stopped = -1.0, -1, 1, False
     if resume and ckpt.exists():
         state = torch.load(ckpt, map_location="cpu", weights_only=True)
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         torch.set_rng_state(state["torch_rng"])
+        if device.type == "cuda" and state.get("cuda_rng") is not None:
+            torch.cuda.set_rng_state_all(state["cuda_rng"])
         train_gen.set_state(state["loader_rng"])
         history, best, best_epoch = state["history"], state["best"], state["best_epoch"]
-        start = state["epoch"] + 1
+        start, stopped = state["epoch"] + 1, state.get("stopped", False)
         log.info("seed %d: resuming after epoch %d", seed, state["epoch"])
 
     for epoch in range(start, cfg.train.epochs + 1):
+        if stopped:  # early-stopped before the interruption: never train past that point
+            break
         t0 = time.perf_counter()
         model.train()
         total, n = 0.0, 0
@@ -308,17 +316,25 @@ def fit_seed(
             "best": best,
             "best_epoch": best_epoch,
             "torch_rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state_all() if device.type == "cuda" else None,
             "loader_rng": train_gen.get_state(),
+            "stopped": epoch - best_epoch >= cfg.train.patience,
         }
         _atomic_torch_save(state, ckpt)
-        if epoch - best_epoch >= cfg.train.patience:
+        if state["stopped"]:
             log.info(
                 "seed %d: no dev improvement for %d epochs; stopping", seed, cfg.train.patience
             )
+            stopped = True
             break
 
     model.load_state_dict(load_file(seed_dir / "best.safetensors"))
-    result: dict[str, Any] = {"seed": seed, "best_epoch": best_epoch, "history": history}
+    result: dict[str, Any] = {
+        "seed": seed,
+        "best_epoch": best_epoch,
+        "stopped_early": stopped,
+        "history": history,
+    }
     for split in ("dev", "test"):
         probs, y, _ = predict_graphs(model, list(_loader(prep.graphs[split], 64, False)), device)
         result[split] = score(y, probs.argmax(1), labels)
@@ -384,6 +400,16 @@ def check_out_dir(out: Path, cfg: Config, resume: bool) -> None:
     A resumed run may change ``train.epochs`` (to train longer) and ``train.seeds`` (to add seeds);
     anything else must match the saved ``config.yaml``.
     """
+    from ercgraph.report import HEADLINE
+
+    if cfg.train.select_metric not in HEADLINE:
+        raise ErcgraphError(
+            f"train.select_metric must be one of {list(HEADLINE)}, got {cfg.train.select_metric!r}"
+        )
+    if resume and out.exists() and any(out.iterdir()) and not (out / "config.yaml").exists():
+        raise ErcgraphError(
+            f"--resume: {str(out)!r} is not a run directory (no config.yaml); nothing to resume"
+        )
     if out.exists() and any(out.iterdir()) and not resume:
         raise ErcgraphError(
             f"run directory {str(out)!r} already exists and is not empty; "
@@ -508,8 +534,11 @@ def evaluate_run(run_dir: Path) -> dict[str, Any]:
     per_split: dict[str, dict[int, dict]] = {"dev": {}, "test": {}}
     for seed in cfg.train.seeds:
         weights = run_dir / f"seed_{seed}" / "best.safetensors"
-        if not weights.exists():
-            raise ErcgraphError(f"{str(weights)!r} is missing; the run did not finish seed {seed}")
+        if not weights.exists() or not (weights.parent / "result.json").exists():
+            raise ErcgraphError(
+                f"{str(weights.parent)!r}: seed {seed} did not finish (no result.json); "
+                "finish the run with --resume"
+            )
         model = build_model(
             cfg.model, prep.store.dims(), prep.edge_types, len(prep.corpus.labels), cfg.multitask
         ).to(device)

@@ -559,3 +559,54 @@ def test_bad_tables_fail_in_one_line_and_change_nothing(case, tmp_path, cache, c
     assert len(err.splitlines()) == 1 and expected in err and "conv.csv" in err
     assert path.read_bytes() == before
     assert not (tmp_path / "run").exists()
+
+
+def test_resume_trains_a_finished_run_longer(tmp_path, meld_slice, cache):
+    out = tmp_path / "r"
+    assert train(out, meld_slice, cache, "--set", "train.epochs=1") == 0
+    assert train(out, meld_slice, cache, "--set", "train.epochs=3", "--resume") == 0
+    history = json.loads((out / "seed_0" / "result.json").read_text())["history"]
+    assert [h["epoch"] for h in history] == [1, 2, 3]
+
+
+def test_resume_needs_a_run_directory(tmp_path, meld_slice, cache, capsys):
+    assert cli("train", "-c", str(REPO / "configs/meld_text.yaml"), "--resume") == 2
+    assert "--resume needs --out" in capsys.readouterr().err
+    foreign = tmp_path / "mine"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("keep me")
+    assert train(foreign, meld_slice, cache, "--resume") == 2
+    assert "not a run directory" in capsys.readouterr().err
+    assert sorted(p.name for p in foreign.iterdir()) == ["notes.txt"]
+
+
+def test_unfinished_seeds_are_not_used_for_prediction(tmp_path, run_dir, conversations, capsys):
+    import shutil
+
+    partial = tmp_path / "partial"
+    shutil.copytree(run_dir, partial)
+    (partial / "seed_1" / "result.json").unlink()
+    assert cli("predict", str(partial), str(conversations[0]), *MAP) == 2
+    assert "did not finish" in capsys.readouterr().err
+
+
+def test_show_graph_never_overwrites(tmp_path, meld_slice, capsys):
+    out = tmp_path / "g.png"
+    out.write_bytes(b"mine")
+    code = cli(
+        "show-graph",
+        "-c",
+        str(REPO / "configs/meld_text.yaml"),
+        "--data-root",
+        str(meld_slice),
+        "--dialogue",
+        "train_1",
+        "--out",
+        str(out),
+    )
+    assert code == 2 and out.read_bytes() == b"mine"
+
+
+def test_unknown_select_metric(tmp_path, meld_slice, cache, capsys):
+    assert train(tmp_path / "x", meld_slice, cache, "--set", "train.select_metric=macro-f1") == 2
+    assert "train.select_metric" in capsys.readouterr().err

@@ -62,3 +62,13 @@ def test_wrong_data_root_env(monkeypatch, tmp_path):
     monkeypatch.setenv("ERCGRAPH_DATA", str(tmp_path / "missing"))
     with pytest.raises(ErcgraphError, match="ERCGRAPH_DATA"):
         data_root(load_config(None))
+
+
+def test_empty_value_for_a_required_field_is_an_error():
+    with pytest.raises(ErcgraphError, match="train.epochs needs a value"):
+        load_config(None, ["train.epochs="])
+
+
+def test_bool_is_not_a_number():
+    with pytest.raises(ErcgraphError, match="train.lr must be a number"):
+        load_config(None, ["train.lr=true"])

@@ -75,7 +75,15 @@ def _encode_chunk(modality: str, cfg: MediaConfig, items: list) -> dict[str, Any
 
     Rows without a media path (e.g. a MELD clip that is not there) fail without being read.
     """
+    threads = torch.get_num_threads()
     torch.set_num_threads(1)
+    try:
+        return _encode_chunk_items(modality, cfg, items)
+    finally:
+        torch.set_num_threads(threads)  # the serial path runs in the caller's process
+
+
+def _encode_chunk_items(modality: str, cfg: MediaConfig, items: list) -> dict[str, Any]:
     encoder = _worker_encoder(modality, cfg)
     valid = [
         i for i, (path, _, _) in enumerate(items) if isinstance(path, (str, Path)) and str(path)
@@ -144,7 +152,8 @@ def extract_media_features(
         }
     }
     key = manifest_key(manifest)
-    partial = Path(cache_dir) / "partial" / key
+    # finished chunks are only valid for the same chunking of the same rows
+    partial = Path(cache_dir) / "partial" / f"{key}-c{cfg.chunk_size}"
     counts = {"done": 0, "failed": 0, "reused": 0}
     errors: list[list[Any]] = []
 

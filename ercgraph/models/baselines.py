@@ -6,9 +6,8 @@ import torch
 from torch import Tensor, nn
 from torch_geometric.data import Batch
 from torch_geometric.nn import GraphConv, RGCNConv
-from torch_geometric.utils import to_dense_batch
 
-from ercgraph.models.layers import ModalityProjection, masked_mean
+from ercgraph.models.layers import ModalityProjection, masked_mean, run_sequence
 from ercgraph.registry import MODELS
 
 EdgeType = tuple[str, str, str]
@@ -123,8 +122,7 @@ class DialogueGCNStyle(nn.Module):
             self.project({m: batch[m].x for m in self.modalities}, batch.speaker), present
         )
         node_batch = batch[self.modalities[0]].batch
-        dense, mask = to_dense_batch(h, node_batch)
-        seq = self.gru(dense)[0][mask]
+        seq = run_sequence(self.gru, h, node_batch)
         if self.relations:
             edge_index = torch.cat([batch[et].edge_index for et in self.relations], dim=1)
             edge_type = torch.cat(

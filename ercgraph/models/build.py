@@ -43,7 +43,13 @@ def build_model(
                 f"model {cfg.name!r} does not use model.{f.name} (set to {value!r}); "
                 f"its arguments are: {', '.join(p for p in params if p != 'self')}"
             )
+    fields = {f.name for f in dataclasses.fields(cfg)}
     for key, value in cfg.options.items():
+        if key in fields or key in _FIXED or key in ("multitask", "mask_ratio", "mask_mode"):
+            raise ErcgraphError(
+                f"model.options.{key} would shadow a config field; set it where it lives "
+                f"(model.{key} or the multitask section)"
+            )
         if key not in params:
             raise ErcgraphError(
                 f"unknown option model.options.{key} for model {cfg.name!r}; allowed: "

@@ -6,9 +6,13 @@ import torch
 from torch import Tensor, nn
 from torch_geometric.data import Batch
 from torch_geometric.nn import HeteroConv
-from torch_geometric.utils import to_dense_batch
 
-from ercgraph.models.layers import ModalityProjection, conv_resolver, masked_mean
+from ercgraph.models.layers import (
+    ModalityProjection,
+    conv_resolver,
+    masked_mean,
+    run_sequence,
+)
 from ercgraph.models.multitask import MaskedReconstruction
 from ercgraph.registry import MODELS
 
@@ -128,10 +132,9 @@ class HierarchicalGCN(nn.Module):
             h = {}
             for m in self.modalities:
                 keep = present[m]  # missing nodes never enter the sequence
-                dense, mask = to_dense_batch(h0[m][keep], batch[m].batch[keep])
                 h[m] = h0[m].clone()
-                if dense.numel():
-                    h[m][keep] = self.rnn[m](dense)[0][mask]
+                if keep.any():
+                    h[m][keep] = run_sequence(self.rnn[m], h0[m][keep], batch[m].batch[keep])
         edge_index_dict = batch.collect("edge_index", allow_empty=True)
         layers = [(layer, self.intra_types) for layer in self.intra]
         layers += [(layer, self.cross_types) for layer in self.cross]

@@ -33,6 +33,11 @@ def conv_resolver(name: str | nn.Module, hidden: int, heads: int = 4) -> nn.Modu
     if key == "graphconv":
         return GraphConv(hidden, hidden, aggr="add")
     if key == "gat":
+        if hidden % heads:
+            raise ErcgraphError(
+                f"model.conv 'gat' splits model.hidden={hidden} over model.heads={heads}; "
+                "hidden must be a multiple of heads"
+            )
         return GATConv(hidden, hidden // heads, heads=heads, add_self_loops=False)
     if key == "transformer":
         kwargs = {"heads": heads, "concat": False, "root_weight": False}
@@ -98,3 +103,21 @@ def masked_mean(h_dict: dict[str, Tensor], present: dict[str, Tensor]) -> Tensor
     stacked = torch.stack([h_dict[m] for m in present], dim=1)  # [N, M, h]
     mask = torch.stack([present[m] for m in present], dim=1).unsqueeze(-1).float()
     return (stacked * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+
+
+def run_sequence(rnn: nn.RNNBase, x: Tensor, batch: Tensor) -> Tensor:
+    """Run a batch-first RNN over each dialogue's nodes, packed so padding is never read.
+
+    Shapes: ``x`` [N, d] (nodes of consecutive dialogues), ``batch`` [N] → [N, out].
+    """
+    from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+    from torch_geometric.utils import to_dense_batch
+
+    dense, mask = to_dense_batch(x, batch)
+    lengths = mask.sum(1)
+    keep = lengths > 0  # a dialogue without nodes of this modality has no sequence
+    packed = pack_padded_sequence(
+        dense[keep], lengths[keep].cpu(), batch_first=True, enforce_sorted=False
+    )
+    out, _ = pad_packed_sequence(rnn(packed)[0], batch_first=True, total_length=dense.size(1))
+    return out[mask[keep]]

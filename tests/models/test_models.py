@@ -107,3 +107,18 @@ def test_a_field_the_model_does_not_use_is_an_error():
 def test_unknown_model_name_suggests():
     with pytest.raises(ErcgraphError, match="hierarchical_gcn"):
         MODELS.get("hierarchical_gc")
+
+
+@pytest.mark.parametrize(
+    "name,kw", [("dialoguegcn", {}), ("hierarchical_gcn", {"context_rnn": True})]
+)
+def test_scores_do_not_depend_on_batch_composition(name, kw):
+    """The sequence encoder is packed: padding from a longer dialogue changes nothing."""
+    gen = torch.Generator().manual_seed(5)
+    short, long = toy_dialogue(3, gen), toy_dialogue(9, gen)
+    torch.manual_seed(0)
+    model = make(name, Batch.from_data_list([short]), **kw).eval()
+    with torch.no_grad():
+        alone = model(Batch.from_data_list([short]))
+        together = model(Batch.from_data_list([short, long]))[:3]
+    assert torch.allclose(alone, together, atol=1e-5)
