@@ -30,6 +30,15 @@ VARIANTS = {
     "class_aware_sampler": ["sampler.name=class_aware", "sampler.options={temperature: 2.0}"],
     "multitask": ["multitask.enabled=true"],
     "multitask_sqrt_inverse": ["multitask.enabled=true", "loss.options={weighting: sqrt_inverse}"],
+    "sqrt_inverse_sampler": [
+        "loss.options={weighting: sqrt_inverse}",
+        "sampler.name=class_aware",
+        "sampler.options={temperature: 4.0}",
+    ],
+    "sqrt_inverse_select_macro": [
+        "loss.options={weighting: sqrt_inverse}",
+        "train.select_metric=macro_f1",
+    ],
 }
 
 
@@ -66,8 +75,14 @@ def main() -> None:
             row[f"{split}_per_class_f1"] = {
                 k: {"mean": v["f1"], "std": v["f1_std"]} for k, v in m[split]["per_class"].items()
             }
+        row["date"] = time.strftime("%Y-%m-%d %H:%M")
         rows.append(row)
         print(f"{name}: test wF1 {m['test']['weighted_f1']['mean']:.2f}", flush=True)
+    out = REPO / "bench" / "results" / "imbalance.json"
+    if out.exists():  # keep rows of variants not re-run now (each row has its date)
+        names = {r["variant"] for r in rows}
+        old = [r for r in json.loads(out.read_text())["rows"] if r["variant"] not in names]
+        rows = sorted(old + rows, key=lambda r: list(VARIANTS).index(r["variant"]))
     base = next((r for r in rows if r["variant"] == "ce"), rows[0])
     for r in rows:
         r["test_weighted_f1_delta_vs_ce"] = (
@@ -81,7 +96,6 @@ def main() -> None:
         "peak_rss_mb": peak_rss_mb(),
         "rows": rows,
     }
-    out = REPO / "bench" / "results" / "imbalance.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2))
 
