@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from ercgraph.cli import main
+from tests.cli_helpers import cli
 
 REPO = Path(__file__).parents[1]
 FAST = ["--set", "train.epochs=2", "--set", "model.hidden=32", "--set", "train.patience=5"]
@@ -31,14 +31,6 @@ def meld_slice(tmp_path_factory, data_root):
 @pytest.fixture(scope="module")
 def cache(tmp_path_factory):
     return tmp_path_factory.mktemp("cache")
-
-
-def cli(*args) -> int:
-    try:
-        main(list(args))
-    except SystemExit as exc:
-        return int(exc.code or 0)
-    return 0
 
 
 def train(out, root, cache, *extra) -> int:

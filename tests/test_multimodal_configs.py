@@ -6,19 +6,11 @@ from pathlib import Path
 
 import torch
 
-from ercgraph.cli import main
+from tests.cli_helpers import cli
 from tests.data.iemocap_fixture import write_iemocap_fixture
 from tests.data.pickle_fixtures import WRITERS
 
 REPO = Path(__file__).parents[1]
-
-
-def cli(*args) -> int:
-    try:
-        main(list(args))
-    except SystemExit as exc:
-        return int(exc.code or 0)
-    return 0
 
 
 def test_iemocap_config_on_the_official_layout(tmp_path):

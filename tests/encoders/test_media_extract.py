@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 import torch
 
-from ercgraph.cli import main
+from tests.cli_helpers import cli
 from tests.encoders.media_fixtures import write_mp4
 
 REPO = Path(__file__).parents[2]
@@ -40,14 +40,6 @@ def raw_meld(tmp_path, data_root):
     _, d, u = rows[1]
     (root / "MELD.Raw" / "train_splits" / f"dia{d}_utt{u}.mp4").write_bytes(b"not a video")
     return root, len(rows)
-
-
-def cli(*args) -> int:
-    try:
-        main(list(args))
-    except SystemExit as exc:
-        return int(exc.code or 0)
-    return 0
 
 
 def args(root, cache, *extra):
