@@ -22,6 +22,7 @@ from ercgraph.encoders.visual import (
     VisualEncoder,
     crop_faces,
     encode_clips,
+    faces,
     pool_frames,
     sample_frames,
 )
@@ -139,7 +140,7 @@ def fake_haar(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> type[FakeCasca
     (folder / visual.HAAR_FILE).write_text("<opencv_storage/>", encoding="utf-8")
     monkeypatch.setattr(cv2.data, "haarcascades", str(folder) + "/")
     monkeypatch.setattr(cv2, "CascadeClassifier", FakeCascade, raising=False)
-    monkeypatch.setattr(visual, "_CASCADES", {})
+    monkeypatch.setattr(faces, "_CASCADES", {})
     monkeypatch.setattr(FakeCascade, "found", [])
     monkeypatch.setattr(FakeCascade, "loaded", [])
     monkeypatch.setattr(FakeCascade, "calls", 0)
@@ -258,7 +259,7 @@ def test_largest_face_is_cropped_with_margin(
 
 
 def test_missing_haar_is_a_clear_error(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setattr(visual, "_CASCADES", {})
+    monkeypatch.setattr(faces, "_CASCADES", {})
     monkeypatch.delattr(cv2, "CascadeClassifier", raising=False)
     with pytest.raises(ErcgraphError, match="no Haar cascade detector.*opencv-python-headless<5"):
         FaceCropper().load()
@@ -452,7 +453,7 @@ def test_bad_model_paths(tmp_path: Path, tiny_vit: Path) -> None:
 def test_face_detector_checked_at_construction(
     tiny_vit: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(visual, "_CASCADES", {})
+    monkeypatch.setattr(faces, "_CASCADES", {})
     monkeypatch.delattr(cv2, "CascadeClassifier", raising=False)
     with pytest.raises(ErcgraphError, match="no Haar cascade detector"):
         VisualEncoder(tiny_vit)
