@@ -3,7 +3,8 @@ machine. The baseline measured in the same run is the full-graph variant: the ta
 every variant's scores with it, and the wall time is reported as a multiple of its training time.
 
 Usage: python bench/ablation.py [--seeds 0,1,2] [--config configs/meld_text.yaml]
-Writes bench/results/ablation.json (+ the ablation table) and prints the table.
+Writes bench/results/ablation.json (with bench/common.py's write_result; + the ablation table)
+and prints the table.
 """
 
 from __future__ import annotations
@@ -16,6 +17,11 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+try:
+    from bench.common import write_result
+except ImportError:  # run as a script: bench/ itself is on sys.path
+    from common import write_result
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -63,19 +69,16 @@ def main() -> None:
             "train_s"
         ]
     result = {
-        "bench": "ablation",
-        "date": time.strftime("%Y-%m-%d %H:%M"),
         "seeds": args.seeds,
-        "machine": f"{os.cpu_count()} cores",
+        "config": args.config,
+        "baseline": "full",
         "wall_s": wall,
         "wall_over_full_train": wall / full_train,
         "features_cached": bool(args.cache_dir),
         "rows": rows,
         "table_md": (out / "ablation.md").read_text(),
     }
-    dest = REPO / "bench" / "results" / "ablation.json"
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    dest.write_text(json.dumps(result, indent=2))
+    dest = write_result("ablation", result)
     print(result["table_md"])
     print(
         f"wall time {wall / 60:.1f} min on {os.cpu_count()} cores "
@@ -87,6 +90,7 @@ def main() -> None:
             f"  {r['variant']:28s} Δ test wF1 vs full {r['delta_test_wf1_vs_full']:+.2f}  "
             f"train {r['train_s']:.0f} s"
         )
+    print(f"Wrote {dest}.")
 
 
 if __name__ == "__main__":

@@ -1,13 +1,17 @@
-"""Small helpers shared by the bench scripts: timing, memory, results JSON and markdown tables.
+"""Small helpers shared by the bench scripts: timing, memory, results JSON, a linear probe and
+markdown tables.
 
-A bench script compares against a baseline measured in the same run, writes
-``bench/results/<name>.json`` (atomically, with the environment it ran in) and prints a markdown
-table. Import it as ``from common import ...`` when running ``python bench/<script>.py`` (the
-script's folder is on ``sys.path``) or as ``bench.common`` from the repository root.
+A bench script compares against a baseline measured in the same run and writes the whole table
+of that one invocation with :func:`write_result` (the only writer of ``bench/results/*.json``:
+it adds the git revision, package versions, thread counts, start time and command line). The
+README tables are generated from those files by ``bench/readme_tables.py``. Import this module
+as ``from common import ...`` when running ``python bench/<script>.py`` (the script's folder is
+on ``sys.path``) or as ``bench.common`` from the repository root.
 """
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import math
 import os
@@ -15,8 +19,10 @@ import platform
 import resource
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -68,48 +74,224 @@ def current_rss_mb() -> float:
     return psutil.Process().memory_info().rss / (1024 * 1024)
 
 
-def environment() -> dict[str, Any]:
-    """Versions, machine and git revision, stored with every result."""
-    env: dict[str, Any] = {
-        "python": platform.python_version(),
-        "platform": platform.platform(),
+#: Distributions whose versions every result records (``None`` when not installed).
+PACKAGES = (
+    "torch",
+    "torch-geometric",
+    "transformers",
+    "numpy",
+    "pandas",
+    "scikit-learn",
+    "ercgraph",
+)
+#: Keys :func:`write_result` owns; a payload may not set them.
+RESERVED_KEYS = frozenset(
+    {
+        "bench",
+        "started",
+        "finished",
+        "command",
+        "git_revision",
+        "dirty",
+        "dirty_paths",
+        "packages",
+        "threads",
+        "python",
+        "platform",
+    }
+)
+
+
+def _process_start() -> str:
+    """ISO time this process started (psutil), else the time this module was imported."""
+    try:
+        import psutil
+
+        stamp = psutil.Process().create_time()
+    except Exception:  # psutil missing or the platform hides the start time
+        stamp = time.time()
+    return datetime.fromtimestamp(stamp).astimezone().isoformat(timespec="seconds")
+
+
+#: When this bench process started; recorded once, at import, as ``started`` in every result.
+STARTED = _process_start()
+
+
+def started() -> str:
+    """The ISO start time of this process, as written to ``started`` by :func:`write_result`."""
+    return STARTED
+
+
+def _git(*args: str) -> str | None:
+    try:
+        proc = subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return proc.stdout if proc.returncode == 0 else None
+
+
+def git_state() -> dict[str, Any]:
+    """``git_revision`` (full sha of HEAD), ``dirty`` and ``dirty_paths`` (``git status
+    --porcelain``); ``None`` values outside a git checkout."""
+    sha = _git("rev-parse", "HEAD")
+    status = _git("status", "--porcelain")
+    paths = None if status is None else [line[3:] for line in status.splitlines() if line]
+    return {
+        "git_revision": sha.strip() if sha else None,
+        "dirty": None if paths is None else bool(paths),
+        "dirty_paths": paths,
+    }
+
+
+def package_versions() -> dict[str, str | None]:
+    """Installed versions of :data:`PACKAGES` (importlib.metadata; ``None`` when missing)."""
+    out: dict[str, str | None] = {}
+    for dist in PACKAGES:
+        try:
+            out[dist] = importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            out[dist] = None
+    return out
+
+
+def thread_counts() -> dict[str, int | None]:
+    """torch's intra-op threads (``None`` when the script did not import torch) and CPUs."""
+    torch = sys.modules.get("torch")
+    return {
+        "torch": torch.get_num_threads() if torch is not None else None,
         "cpu_count": os.cpu_count(),
     }
-    for mod in ("torch", "torch_geometric", "numpy", "pandas"):
-        module = sys.modules.get(mod)
-        if module is not None:
-            env[mod] = getattr(module, "__version__", "?")
-    if "torch" in sys.modules:
-        env["torch_threads"] = sys.modules["torch"].get_num_threads()
-    try:
-        env["git_rev"] = (
-            subprocess.run(
-                ["git", "rev-parse", "--short", "HEAD"],
-                cwd=REPO,
-                capture_output=True,
-                text=True,
-                timeout=10,
-            ).stdout.strip()
-            or None
-        )
-    except (OSError, subprocess.SubprocessError):
-        env["git_rev"] = None
-    return env
+
+
+def run_metadata() -> dict[str, Any]:
+    """What :func:`write_result` records about the run besides its payload."""
+    return {
+        "started": STARTED,
+        "finished": datetime.now().astimezone().isoformat(timespec="seconds"),
+        "command": [sys.executable, *sys.argv],
+        **git_state(),
+        "packages": package_versions(),
+        "threads": thread_counts(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }
 
 
 def write_result(name: str, payload: Mapping[str, Any], results_dir: Path | None = None) -> Path:
-    """Write ``payload`` to ``<results_dir>/<name>.json`` atomically, adding date and environment.
+    """Write one run's whole result to ``<results_dir>/<name>.json`` (atomically).
+
+    The only way bench scripts write results. The file holds the payload of this invocation and
+    nothing older (a re-run replaces it, rows are never merged across runs), plus
+    :func:`run_metadata`: ``started`` (process start, ISO), ``finished``, ``command``
+    (``sys.executable`` + ``sys.argv``), ``git_revision`` / ``dirty`` / ``dirty_paths``,
+    ``packages``, ``threads``, ``python`` and ``platform``.
+
+    Args:
+        name: The file stem, e.g. ``meld_text`` (a subset of variants gets its own name).
+        payload: The measured data (JSON-serialisable; other objects are written with ``str``).
+        results_dir: Default ``bench/results``.
 
     Returns:
         The path written.
-    """
-    from ercgraph.data.features import atomic_write_bytes
 
-    out = {"bench": name, "date": time.strftime("%Y-%m-%d %H:%M:%S"), **payload}
-    out.setdefault("environment", environment())
+    Raises:
+        ValueError: if the payload sets a key the metadata owns (:data:`RESERVED_KEYS`).
+    """
+    clash = sorted(RESERVED_KEYS & set(payload))
+    if clash:
+        raise ValueError(f"write_result({name!r}): payload may not set {clash}")
+    out = {"bench": name, **run_metadata(), **payload}
     path = (results_dir or RESULTS_DIR) / f"{name}.json"
-    atomic_write_bytes(path, (json.dumps(out, indent=2, default=str) + "\n").encode())
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = (json.dumps(out, indent=2, default=str) + "\n").encode()
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
     return path
+
+
+def linear_probe(
+    train_x: Any,
+    train_y: Any,
+    dev_x: Any,
+    dev_y: Any,
+    test_x: Any,
+    test_y: Any,
+    Cs: Sequence[float] = (0.01, 0.1, 1, 10),
+    label_names: Sequence[str] | None = None,
+    max_iter: int = 5000,
+) -> dict[str, Any]:
+    """A linear probe on fixed features: the context-free baseline of a table row.
+
+    Features are standardised with a scaler fitted on train only; a multinomial logistic
+    regression (no class weights) is fitted on train for each ``C``; the ``C`` with the best dev
+    weighted F1 is kept (the first on ties) and test is scored once, with that model.
+
+    Args:
+        train_x, dev_x, test_x: ``[N, F]`` features (numpy arrays or CPU tensors).
+        train_y, dev_y, test_y: ``[N]`` integer labels.
+        Cs: Inverse regularisation strengths to try.
+        label_names: Name of class ``k`` for the per-class keys (default: the label itself).
+        max_iter: lbfgs iterations; ``converged`` in the result says whether it sufficed.
+
+    Returns:
+        ``accuracy``, ``weighted_f1``, ``macro_f1`` (test, percent), ``per_class_f1``
+        (``{label: test F1 percent}`` over the labels seen in train, dev or test), ``C`` (the
+        chosen one), ``dev_weighted_f1`` (``{C: dev weighted F1}``) and ``converged``.
+    """
+    import warnings
+
+    import numpy as np
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import accuracy_score, f1_score
+    from sklearn.preprocessing import StandardScaler
+
+    def arr(a: Any) -> np.ndarray:
+        return np.asarray(a.detach().cpu() if hasattr(a, "detach") else a)
+
+    train_x, dev_x, test_x = (arr(a).astype(np.float64) for a in (train_x, dev_x, test_x))
+    train_y, dev_y, test_y = (arr(a).ravel() for a in (train_y, dev_y, test_y))
+    if not Cs:
+        raise ValueError("linear_probe: Cs is empty")
+    scaler = StandardScaler().fit(train_x)
+    train_z, dev_z, test_z = (scaler.transform(a) for a in (train_x, dev_x, test_x))
+    dev_scores: dict[float, float] = {}
+    best = None
+    for c in Cs:
+        clf = LogisticRegression(C=c, max_iter=max_iter)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            clf.fit(train_z, train_y)
+        score = 100 * f1_score(dev_y, clf.predict(dev_z), average="weighted", zero_division=0)
+        dev_scores[c] = float(score)
+        if best is None or score > dev_scores[best[0]]:
+            best = (c, clf)
+    chosen, clf = best
+    converged = bool(np.all(clf.n_iter_ < max_iter))
+    pred = clf.predict(test_z)
+    labels = np.unique(np.concatenate([train_y, dev_y, test_y]))
+    per_class = f1_score(test_y, pred, labels=labels, average=None, zero_division=0)
+    return {
+        "accuracy": float(100 * accuracy_score(test_y, pred)),
+        "weighted_f1": float(100 * f1_score(test_y, pred, average="weighted", zero_division=0)),
+        "macro_f1": float(100 * f1_score(test_y, pred, average="macro", zero_division=0)),
+        "per_class_f1": {
+            (label_names[int(k)] if label_names is not None else str(k.item())): float(100 * f)
+            for k, f in zip(labels, per_class)
+        },
+        "C": chosen,
+        "dev_weighted_f1": dev_scores,
+        "converged": converged,
+    }
 
 
 def _cell(value: Any, floatfmt: str) -> str:

@@ -11,13 +11,13 @@ randomly initialised models of real architectures built from transformers config
 timings are those of the real sizes.
 
 Usage: python bench/extract_throughput.py [--quick]
-Writes bench/results/extract_throughput.json and prints a markdown table.
+Writes bench/results/extract_throughput.json (extract_throughput_quick.json with --quick, with
+bench/common.py's write_result) and prints a markdown table.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import resource
 import sys
@@ -29,6 +29,11 @@ import pandas as pd
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+
+try:
+    from bench.common import write_result
+except ImportError:  # run as a script: bench/ itself is on sys.path
+    from common import write_result
 
 
 def peak_rss_mb() -> float:
@@ -153,22 +158,14 @@ def main() -> None:
         rows.append(row)
         print(f"{row['encoder']}: {row['utt_per_s_2w']:.1f} utt/s", flush=True)
     result = {
-        "bench": "extract_throughput",
-        "date": time.strftime("%Y-%m-%d %H:%M"),
-        "machine": f"{os.cpu_count()} cores",
         "quick": args.quick,
+        "baseline": "1 worker (in-process), same run",
         "audio_corpus": "7 EmoDB clips (shared data) repeated",
         "video_corpus": f"{n_video} synthetic 2 s 224x224 10 fps clips, sampled at 2 fps, "
         "max 4 frames",
         "rows": rows,
     }
-    dest = (
-        REPO
-        / "bench"
-        / "results"
-        / ("extract_throughput_quick.json" if args.quick else "extract_throughput.json")
-    )
-    dest.write_text(json.dumps(result, indent=2))
+    dest = write_result("extract_throughput_quick" if args.quick else "extract_throughput", result)
     print(
         "\n| modality | encoder | dim | utt/s, 1 worker | utt/s, 2 workers | speed-up | "
         "peak RSS MB |"
@@ -180,6 +177,7 @@ def main() -> None:
             f"{r['utt_per_s_2w']:.1f} | {r['speedup_2w']:.2f}x | "
             f"{r['peak_rss_mb_so_far']:.0f} |"
         )
+    print(f"\nWrote {dest}.")
 
 
 if __name__ == "__main__":

@@ -1,27 +1,31 @@
 """Graph construction speed on all of MELD: vectorised builders vs a per-edge Python loop.
 
 The baseline is the way DialogueGCN / COGMEN-style code builds edges: for each dialogue, for each
-utterance ``i``, for each ``j`` in its window, append the edge ``(j, i)`` and its relation id to
-Python lists, then turn the lists into ``edge_index`` / ``edge_type`` tensors (a lean rewrite of
-that pattern without their per-edge torch calls, so a conservative baseline). Both are measured
-in the same run (best of several repeats) on the same dialogues, and the edge sets are asserted
-identical.
+utterance ``i``, for each ``j`` in its window, append the edge ``(j, i)`` to the Python list of
+its relation, then turn the lists into ``edge_index`` tensors (a lean rewrite of that pattern
+without their per-edge torch calls, so a conservative baseline). Like for like: both sides
+build an intra-modal relation once and share that tensor across modalities, and the cross-modal
+self edges once for every modality pair; the edge sets, the sharing and the number of edges
+built are asserted identical. Both are measured in the same run (best of several repeats) on the
+same dialogues.
 
 Configurations (temporal past/future + speaker crossed with direction, as DialogueGCN):
   * whole dialogue: windows -1/-1, text nodes;
   * window 10/10 (DialogueGCN's default), text nodes;
   * window 10/10 with text, audio and visual nodes plus cross-modal edges (MMGCN-style).
 
-Columns: edges built; vectorised seconds for the edges alone (``build_edges``) and for the full
-``build_graphs`` (one HeteroData per dialogue, synthetic features, no cache); ``build_graphs``
-with a warm edge cache; naive-loop seconds; speedup = naive / vectorised edges.
-Targets: speedup >= 50x and the full build of all MELD under 1 s.
+Columns: edges in the graph (``edges``, a shared tensor counted once per edge type) and edges
+built (``edges_built``, each shared tensor once); vectorised seconds for the edges alone
+(``build_edges``) and for the full ``build_graphs`` (one HeteroData per dialogue, synthetic
+features, no cache); ``build_graphs`` with a warm edge cache; naive-loop seconds; speedup =
+naive / vectorised edges. Targets: speedup >= 50x and the full build of all MELD under 1 s.
 
 Both sides run on one core by default (``--threads 1``): the loop is single-threaded, and on a
 small shared machine torch's intra-op threads mostly add contention at these tensor sizes.
 
 Usage: python bench/graph_speed.py [--repeats 7] [--naive-repeats 3] [--threads 1]
-Writes bench/results/graph_speed.json and prints a markdown table.
+Writes bench/results/graph_speed.json (with bench/common.py's write_result) and prints a markdown
+table.
 """
 
 from __future__ import annotations
@@ -78,18 +82,25 @@ def naive_edges(
     w_future: int,
     modalities: tuple[str, ...],
     cross_modal: bool,
-    relations: list[tuple[str, str, str]],
-) -> tuple[torch.Tensor, torch.Tensor]:
+) -> dict[tuple[str, str, str], torch.Tensor]:
     """The per-edge loop baseline, as DialogueGCN / COGMEN-style code builds a batch graph.
 
-    Nested loops per dialogue over ``i`` and the ``j`` of its window append each edge and its
-    relation id (looked up in a fixed edge-type mapping) to Python lists, which become an
-    ``edge_index [2, E]`` and an ``edge_type [E]`` tensor at the end (what an RGCN consumes).
-    It is a lean rewrite: the original code also calls torch per edge, which is far slower.
+    Nested loops per dialogue over ``i`` and the ``j`` of its window append each edge to the
+    Python list of its relation; the lists become one ``edge_index [2, E]`` per relation at the
+    end. It does the same work as the vectorised builders and returns the same structure: an
+    intra-modal relation is built once and the one tensor is shared by ``(m, relation, m)`` for
+    every modality ``m`` (as ``IntraModalBuilder`` does), and the cross-modal self edges
+    ``i -> i`` are built once and shared by every ordered modality pair (as ``ModalityBuilder``
+    does). It is a lean rewrite: the original code also calls torch per edge, which is far
+    slower.
     """
-    type_id = {rel: k for k, rel in enumerate(relations)}
-    edges: list[tuple[int, int]] = []
-    edge_type: list[int] = []
+    relations = [
+        f"{who}{direction}"
+        for who in ("", "same_speaker_", "other_speaker_")
+        for direction in ("past", "future")
+    ]
+    lists: dict[str, list[tuple[int, int]]] = {rel: [] for rel in relations}
+    self_edges: list[tuple[int, int]] = []
     offset = 0
     for spk in speakers:
         n = len(spk)
@@ -101,39 +112,47 @@ def naive_edges(
                     continue
                 direction = "past" if j < i else "future"
                 who = "same_speaker" if spk[j] == spk[i] else "other_speaker"
-                for m in modalities:
-                    edges.append((offset + j, offset + i))
-                    edge_type.append(type_id[(m, direction, m)])
-                    edges.append((offset + j, offset + i))
-                    edge_type.append(type_id[(m, f"{who}_{direction}", m)])
+                lists[direction].append((offset + j, offset + i))
+                lists[f"{who}_{direction}"].append((offset + j, offset + i))
             if cross_modal:
-                for a in modalities:
-                    for b in modalities:
-                        if a != b:
-                            edges.append((offset + i, offset + i))
-                            edge_type.append(type_id[(a, "cross_modal", b)])
+                self_edges.append((offset + i, offset + i))
         offset += n
-    return (
-        torch.tensor(edges, dtype=torch.long).t().contiguous(),
-        torch.tensor(edge_type, dtype=torch.long),
-    )
 
+    def as_index(pairs: list[tuple[int, int]]) -> torch.Tensor:
+        return torch.tensor(pairs, dtype=torch.long).reshape(-1, 2).t().contiguous()
 
-def group_by_type(
-    edge_index: torch.Tensor, edge_type: torch.Tensor, relations: list[tuple[str, str, str]]
-) -> dict[tuple, torch.Tensor]:
-    """``(edge_index, edge_type)`` -> ``{edge type: edge_index}`` (for the comparison only)."""
-    out = {}
-    for k, rel in enumerate(relations):
-        mask = edge_type == k
-        if bool(mask.any()):
-            out[rel] = edge_index[:, mask]
+    out: dict[tuple[str, str, str], torch.Tensor] = {}
+    for rel in relations:
+        ei = as_index(lists[rel])
+        for m in modalities:
+            out[(m, rel, m)] = ei
+    if cross_modal and len(modalities) > 1:
+        ei = as_index(self_edges)
+        for a in modalities:
+            for b in modalities:
+                if a != b:
+                    out[(a, "cross_modal", b)] = ei
     return out
+
+
+def tensors_built(edges: dict[tuple, torch.Tensor]) -> tuple[int, int]:
+    """(distinct edge tensors, edges in them): the work done, each shared tensor counted once."""
+    unique = {id(ei): ei for ei in edges.values()}
+    return len(unique), sum(int(ei.shape[1]) for ei in unique.values())
+
+
+def sharing(edges: dict[tuple, torch.Tensor]) -> list[list[tuple]]:
+    """The edge types grouped by the tensor they share (sorted, for comparison)."""
+    groups: dict[int, list[tuple]] = {}
+    for key, ei in edges.items():
+        groups.setdefault(id(ei), []).append(key)
+    return sorted(sorted(g) for g in groups.values())
 
 
 def same_edges(fast: dict, slow: dict, n: int) -> None:
     """Assert both dicts hold the same edge types and the same edge sets."""
     fast_keys = {k for k, ei in fast.items() if ei.shape[1]}
+    slow = {k: ei for k, ei in slow.items() if ei.shape[1]}
     if fast_keys != set(slow):
         raise AssertionError(f"edge types differ: {sorted(fast_keys ^ set(slow))}")
     for key, ei in slow.items():
@@ -161,15 +180,18 @@ def run(corpus: Corpus, cfg: dict, repeats: int, naive_repeats: int, cache: Path
     full_s, graphs = best_of(lambda: build_graphs(corpus, store, specs), repeats)
     build_graphs(corpus, store, specs, cache_dir=cache)  # fill the cache
     cached_s, _ = best_of(lambda: build_graphs(corpus, store, specs, cache_dir=cache), repeats, 0)
-    relations = list(fast)
-    naive_s, (slow_index, slow_type) = best_of(
-        lambda: naive_edges(speakers, *cfg["w"], mods, cfg["cross_modal"], relations),
+    naive_s, slow = best_of(
+        lambda: naive_edges(speakers, *cfg["w"], mods, cfg["cross_modal"]),
         naive_repeats,
         0,
     )
-    same_edges(fast, group_by_type(slow_index, slow_type, relations), n)
+    same_edges(fast, slow, n)
+    if sharing(fast) != sharing(slow):
+        raise AssertionError("the loop shares edge tensors across edge types differently")
     assert len(graphs) == dialogues.num_dialogues
     num_edges = sum(int(ei.shape[1]) for ei in fast.values())
+    tensors, edges_built = tensors_built(fast)
+    assert (tensors, edges_built) == tensors_built(slow)
     return {
         "config": cfg["name"],
         "modalities": list(mods),
@@ -178,6 +200,8 @@ def run(corpus: Corpus, cfg: dict, repeats: int, naive_repeats: int, cache: Path
         "utterances": n,
         "edge_types": len(fast),
         "edges": num_edges,
+        "edge_tensors_built": tensors,
+        "edges_built": edges_built,
         "vectorised_edges_s": edges_s,
         "build_graphs_s": full_s,
         "build_graphs_cached_s": cached_s,
@@ -185,6 +209,7 @@ def run(corpus: Corpus, cfg: dict, repeats: int, naive_repeats: int, cache: Path
         "speedup": naive_s / edges_s,
         "naive_over_full_build": naive_s / full_s,
         "edge_sets_identical": True,
+        "edge_sharing_identical": True,
     }
 
 
@@ -236,6 +261,7 @@ def main(argv: list[str] | None = None) -> int:
         {
             "config": "config",
             "edges": "edges",
+            "edges_built": "edges built",
             "vectorised_edges_s": "vectorised edges s",
             "build_graphs_s": "build_graphs s (HeteroData, no cache)",
             "build_graphs_cached_s": "build_graphs s (cache hit)",

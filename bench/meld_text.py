@@ -5,8 +5,12 @@ Each variant runs ``ercgraph train`` in a child process (so its peak RSS is its 
 cache, and records extraction, fine-tuning, graph-build and epoch times, peak RSS, and dev/test
 accuracy, weighted F1, macro F1, fear F1 and disgust F1 (mean ± std over seeds).
 
+Every model variant runs with its context-free baseline (the ``*_mlp`` variant on the same
+features) in the same invocation: a requested ``frozen_gcn`` brings ``frozen_mlp`` along.
+
 Usage: python bench/meld_text.py [--seeds 0,1,2,3,4] [--variants frozen_mlp,frozen_gcn,...]
-Writes bench/results/meld_text.json and prints a markdown table.
+Writes bench/results/meld_text.json (all variants) or bench/results/meld_text_subset.json (a
+subset; never merged into the full table), and prints a markdown table.
 """
 
 from __future__ import annotations
@@ -17,8 +21,12 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
+
+try:
+    from bench.common import write_result
+except ImportError:  # run as a script: bench/ itself is on sys.path
+    from common import write_result
 
 REPO = Path(__file__).resolve().parents[1]
 VARIANTS = {
@@ -34,6 +42,11 @@ VARIANTS = {
         "features.text.finetune.enabled=true",
     ],
 }
+
+#: The issue's targets for test weighted F1 (percent), recorded with every full run.
+TARGETS = {"test_weighted_f1_min": {"frozen_gcn": 58.5, "finetuned_gcn": 61.0}}
+#: Published MELD test weighted F1 (multimodal, epoch chosen on the test set), for context only.
+PUBLISHED = {"DialogueGCN": 58.10, "MMGCN": 58.65, "MM-DFN": 59.46}
 
 CHILD = r"""
 import json, resource, sys, time
@@ -99,6 +112,19 @@ def run_variant(name: str, extra: list[str], seeds: str, cache: Path, out_root: 
     return row
 
 
+def with_baselines(names: list[str]) -> list[str]:
+    """``names`` plus the context-free baseline of each (``<features>_mlp``), in VARIANTS order.
+
+    Raises:
+        SystemExit: on an unknown variant name.
+    """
+    unknown = [n for n in names if n not in VARIANTS]
+    if unknown:
+        raise SystemExit(f"unknown variant(s) {unknown}; choose from {list(VARIANTS)}")
+    wanted = set(names) | {f"{n.split('_', 1)[0]}_mlp" for n in names}
+    return [n for n in VARIANTS if n in wanted]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seeds", default="0,1,2,3,4")
@@ -108,31 +134,29 @@ def main() -> None:
     if not os.environ.get("ERCGRAPH_DATA"):
         os.environ["ERCGRAPH_DATA"] = str(REPO.parent / "shared" / "data")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    names = with_baselines(args.variants.split(","))
     work = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="ercgraph-bench-"))
     work.mkdir(parents=True, exist_ok=True)
     cache = work / "cache"
-    res_path = REPO / "bench" / "results" / "meld_text.json"
-    # rows of variants not run now are kept from the previous result (each row has its date)
-    old = json.loads(res_path.read_text())["rows"] if res_path.exists() else []
-    new = []
-    for name in args.variants.split(","):
-        row = run_variant(name, VARIANTS[name], args.seeds, cache, work)
-        row["date"] = time.strftime("%Y-%m-%d %H:%M")
-        new.append(row)
-    names = [r["variant"] for r in new]
-    rows = [r for r in old if r["variant"] not in names] + new
-    rows.sort(key=lambda r: list(VARIANTS).index(r["variant"]) if r["variant"] in VARIANTS else 99)
+    rows = [run_variant(name, VARIANTS[name], args.seeds, cache, work) for name in names]
+    by_name = {r["variant"]: r for r in rows}
+    for r in rows:  # the same-run context-free baseline on the same features
+        base = by_name.get(f"{r['variant'].split('_', 1)[0]}_mlp")
+        if base is not None and base is not r:
+            r["baseline"] = base["variant"]
+            r["test_weighted_f1_delta_vs_baseline"] = (
+                r["test_weighted_f1"]["mean"] - base["test_weighted_f1"]["mean"]
+            )
     result = {
-        "bench": "meld_text",
-        "date": time.strftime("%Y-%m-%d %H:%M"),
         "seeds": args.seeds,
-        "machine": f"{os.cpu_count()} cores",
+        "variants": names,
+        "targets": TARGETS,
+        "published_test_weighted_f1": PUBLISHED,
         "rows": rows,
         "note": "features_s includes fine-tuning for finetuned_* variants when the "
         "fine-tuned encoder was not cached yet; *_mlp reuse the cache of *_gcn.",
     }
-    res_path.parent.mkdir(parents=True, exist_ok=True)
-    res_path.write_text(json.dumps(result, indent=2))
+    path = write_result("meld_text" if names == list(VARIANTS) else "meld_text_subset", result)
     f = lambda m: f"{m['mean']:.2f} ± {m['std']:.2f}"  # noqa: E731
     print(
         "\n| variant | dev wF1 | test acc | test wF1 | test macro F1 | fear F1 | disgust F1 |"
@@ -146,6 +170,7 @@ def main() -> None:
             f"{f(r['test_disgust_f1'])} | {r['features_s']:.1f} | {r['graphs_s']:.2f} | "
             f"{r['epoch_s']:.2f} | {r['peak_rss_mb']:.0f} |"
         )
+    print(f"\nWrote {path}.")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,594 @@
+"""Generate the README's results tables from ``bench/results/*.json``.
+
+Each generated block sits between marker comments in README.md, e.g.::
+
+    <!-- table:meld_text -->
+    | ... generated from bench/results/meld_text.json ... |
+
+    Source: `bench/results/meld_text.json`, revision ..., started ...
+    <!-- /table:meld_text -->
+
+One small renderer per block (:data:`TABLES`) reads one JSON file and tolerates the keys older
+files lack. The line under each table names the JSON file, its git revision and start time.
+Outside the blocks, the results section may hold no figure at all (a digit outside code spans is
+reported): every number there comes from a JSON file.
+
+Usage:
+    python bench/readme_tables.py          # rewrite the README's blocks
+    python bench/readme_tables.py --check  # exit 1 and print a diff when the README differs
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import json
+import re
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+README = REPO / "README.md"
+RESULTS_DIR = REPO / "bench" / "results"
+#: The results section: from this heading to the next one below.
+SECTION_START = "## Results"
+SECTION_END = "## What a run writes"
+BLOCK = re.compile(
+    r"<!-- table:(?P<name>[\w-]+) -->\n(?P<body>.*?)<!-- /table:(?P=name) -->", re.DOTALL
+)
+DASH = "–"
+
+Renderer = Callable[[Mapping[str, Any]], str]
+#: marker name -> (JSON file stem in bench/results, renderer of the block body above the source)
+TABLES: dict[str, tuple[str, Renderer]] = {}
+
+
+def table(name: str, source: str | None = None) -> Callable[[Renderer], Renderer]:
+    """Register ``fn`` as the renderer of block ``name`` from ``bench/results/<source>.json``."""
+
+    def register(fn: Renderer) -> Renderer:
+        if name in TABLES:
+            raise ValueError(f"table {name!r} registered twice")
+        TABLES[name] = (source or name, fn)
+        return fn
+
+    return register
+
+
+# -- formatting helpers -------------------------------------------------------------------------
+def md_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def num(value: Any, fmt: str = ".2f", suffix: str = "") -> str:
+    """``value`` formatted, or a dash when it is missing."""
+    if value is None or isinstance(value, (dict, list, str)):
+        return DASH
+    return f"{format(value, fmt)}{suffix}"
+
+
+def mean_std(value: Any) -> str:
+    """``{mean, std}`` as ``m ± s`` (a bare number as itself; missing as a dash)."""
+    if isinstance(value, Mapping) and "mean" in value:
+        std = value.get("std")
+        return f"{value['mean']:.2f}" + ("" if std is None else f" ± {std:.2f}")
+    return num(value)
+
+
+def class_f1(row: Mapping[str, Any], split: str, label: str) -> Any:
+    """A class's F1 (``{mean, std}`` or a number) under either of the row layouts used so far."""
+    if f"{split}_{label}_f1" in row:
+        return row[f"{split}_{label}_f1"]
+    return (row.get(f"{split}_per_class_f1") or {}).get(label)
+
+
+def delta(value: Any) -> str:
+    return num(value, "+.2f")
+
+
+def mean_of(value: Any) -> float | None:
+    if isinstance(value, Mapping):
+        return value.get("mean")
+    return value if isinstance(value, (int, float)) else None
+
+
+def _stamp(value: str) -> str:
+    """``2026-11-23T19:43:27+00:00`` -> ``2026-11-23 19:43 UTC`` (other text as is)."""
+    try:
+        when = datetime.fromisoformat(value)
+    except (TypeError, ValueError):
+        return str(value)
+    offset = when.strftime("%z")  # "+0000" or "" for a naive time
+    zone = "" if not offset else " UTC" if offset == "+0000" else f" UTC{offset[:3]}:{offset[3:]}"
+    return when.strftime("%Y-%m-%d %H:%M") + zone
+
+
+def row_runs(rows: Sequence[Mapping[str, Any]], key: str = "variant") -> list[tuple[Any, list]]:
+    """``[(row date, [row names])]`` when rows carry dates of more than one write, else ``[]``.
+
+    Older bench scripts merged the rows of separate invocations into one file and dated each
+    re-run row; a file written by one invocation has no row dates.
+    """
+    dates = [r.get("date") for r in rows]
+    if not any(dates) or len(set(dates)) == 1:
+        return []
+    runs: dict[Any, list] = {}
+    for r, d in zip(rows, dates):
+        runs.setdefault(d, []).append(r.get(key, "?"))
+    return list(runs.items())
+
+
+def same_run(a: Mapping[str, Any], b: Mapping[str, Any], merged: bool) -> bool:
+    """Whether two rows of one file were measured in the same invocation (as far as it says)."""
+    return not merged or (a.get("date") is not None and a.get("date") == b.get("date"))
+
+
+def source_line(stem: str, data: Mapping[str, Any]) -> str:
+    """Where a table came from: JSON file, git revision, start time, threads, merged rows."""
+    env = data.get("environment") or {}
+    parts = [f"Source: `bench/results/{stem}.json`"]
+    rev = data.get("git_revision")
+    if rev:
+        dirty = " with uncommitted changes" if data.get("dirty") else ""
+        parts.append(f"revision `{rev[:10]}`{dirty}")
+    elif env.get("git_rev"):
+        parts.append(f"revision `{env['git_rev']}`")
+    else:
+        parts.append("revision not recorded")
+    if data.get("started"):
+        parts.append(f"started {_stamp(data['started'])}")
+    elif data.get("date"):
+        parts.append(f"written {_stamp(data['date'])} (start time not recorded)")
+    threads = data.get("threads") or {}
+    cpus = threads.get("cpu_count", env.get("cpu_count"))
+    torch_threads = threads.get("torch", env.get("torch_threads"))
+    if cpus:
+        plural = "" if torch_threads == 1 else "s"
+        parts.append(
+            f"{cpus} CPUs" + (f", {torch_threads} torch thread{plural}" if torch_threads else "")
+        )
+    elif data.get("machine"):
+        parts.append(str(data["machine"]))
+    line = ", ".join(parts) + "."
+    runs = row_runs(data.get("rows") or [])
+    if runs:
+        groups = "; ".join(
+            f"{', '.join(f'`{n}`' for n in names)} {_stamp(d) if d else 'undated'}"
+            for d, names in runs
+        )
+        line += f" Rows from {len(runs)} invocations, merged by an older script: {groups}."
+    return line
+
+
+# -- one renderer per block ---------------------------------------------------------------------
+MELD_LABELS = {
+    "frozen_mlp": "context-free MLP baseline, frozen MiniLM",
+    "frozen_dialoguegcn": "DialogueGCN-style, frozen MiniLM",
+    "frozen_gcn": "hierarchical GCN, frozen MiniLM",
+    "finetuned_mlp": "context-free MLP baseline, fine-tuned MiniLM",
+    "finetuned_dialoguegcn": "DialogueGCN-style, fine-tuned MiniLM",
+    "finetuned_gcn": "hierarchical GCN, fine-tuned MiniLM",
+}
+
+
+def _meld_rows(data: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    order = list(MELD_LABELS)
+    rows = list(data.get("rows") or [])
+    rank = {name: k for k, name in enumerate(order)}
+    return sorted(rows, key=lambda r: rank.get(r.get("variant"), len(rank)))
+
+
+@table("meld_text")
+def meld_text(data: Mapping[str, Any]) -> str:
+    rows = _meld_rows(data)
+    merged = bool(row_runs(rows))
+    by_name = {r.get("variant"): r for r in rows}
+    out = []
+    for r in rows:
+        name = r.get("variant", "?")
+        label = MELD_LABELS.get(name, name)
+        d = r.get("test_weighted_f1_delta_vs_baseline")
+        base = by_name.get(r.get("baseline") or f"{name.split('_', 1)[0]}_mlp")
+        if d is None and base is not None and base is not r and same_run(r, base, merged):
+            a, b = mean_of(r.get("test_weighted_f1")), mean_of(base.get("test_weighted_f1"))
+            d = None if a is None or b is None else a - b
+        out.append(
+            [
+                f"{label} (`{name}`)",
+                mean_std(r.get("dev_weighted_f1")),
+                mean_std(r.get("test_accuracy")),
+                mean_std(r.get("test_weighted_f1")),
+                delta(d),
+                mean_std(r.get("test_macro_f1")),
+                mean_std(class_f1(r, "test", "fear")),
+                mean_std(class_f1(r, "test", "disgust")),
+            ]
+        )
+    text = md_table(
+        [
+            "model, features (variant)",
+            "dev wF1",
+            "test acc",
+            "test wF1",
+            "Δ test wF1 vs MLP, same features and run",
+            "test macro F1",
+            "test fear F1",
+            "test disgust F1",
+        ],
+        out,
+    )
+    notes = []
+    seeds = data.get("seeds")
+    if seeds:
+        seeds = seeds.split(",") if isinstance(seeds, str) else seeds
+        notes.append(f"Seeds {', '.join(str(s) for s in seeds)}.")
+    targets = data.get("targets") or {}
+    for variant, target in (targets.get("test_weighted_f1_min") or {}).items():
+        got = mean_of((by_name.get(variant) or {}).get("test_weighted_f1"))
+        status = DASH if got is None else ("met" if got >= target else "not met")
+        notes.append(f"Target for `{variant}`: test wF1 ≥ {target:g}: {status}.")
+    published = data.get("published_test_weighted_f1") or {}
+    if published:
+        figures = ", ".join(f"{k} {v:.2f}" for k, v in published.items())
+        notes.append(f"Published test wF1 (epoch chosen on test): {figures}.")
+    return text + ("\n\n" + " ".join(notes) if notes else "")
+
+
+@table("meld_text_cost", "meld_text")
+def meld_text_cost(data: Mapping[str, Any]) -> str:
+    out = [
+        [
+            f"`{r.get('variant', '?')}`",
+            num(r.get("features_s"), ".0f"),
+            num(r.get("graphs_s")),
+            num(r.get("epoch_s")),
+            num(r.get("peak_rss_mb"), ".0f"),
+        ]
+        for r in _meld_rows(data)
+    ]
+    return md_table(
+        [
+            "variant",
+            "features s (extraction + fine-tuning)",
+            "graph build s",
+            "epoch s",
+            "peak RSS MB",
+        ],
+        out,
+    )
+
+
+@table("imbalance")
+def imbalance(data: Mapping[str, Any]) -> str:
+    rows = list(data.get("rows") or [])
+    merged = bool(row_runs(rows))
+    base_name = data.get("baseline", "ce")
+    base = next((r for r in rows if r.get("variant") == base_name), None)
+    out = []
+    for r in rows:
+        d = r.get(f"test_weighted_f1_delta_vs_{base_name}")
+        if d is None and base is not None and same_run(r, base, merged):
+            a, b = mean_of(r.get("test_weighted_f1")), mean_of(base.get("test_weighted_f1"))
+            d = None if a is None or b is None else a - b
+        out.append(
+            [
+                f"`{r.get('variant', '?')}`",
+                mean_std(r.get("dev_weighted_f1")),
+                mean_std(r.get("test_weighted_f1")),
+                delta(d),
+                mean_std(r.get("test_macro_f1")),
+                mean_std(class_f1(r, "test", "fear")),
+                mean_std(class_f1(r, "test", "disgust")),
+            ]
+        )
+    text = md_table(
+        [
+            "variant",
+            "dev wF1",
+            "test wF1",
+            f"Δ test wF1 vs {base_name}",
+            "test macro F1",
+            "test fear F1",
+            "test disgust F1",
+        ],
+        out,
+    )
+    notes = []
+    if data.get("seeds"):
+        notes.append(f"Seeds {', '.join(str(s) for s in data['seeds'])}.")
+    targets = data.get("targets") or {}
+    keys = ("test_fear_f1_min", "test_disgust_f1_min", "test_weighted_f1_loss_max")
+    if all(k in targets for k in keys):
+        fear, disgust, loss = (targets[k] for k in keys)
+
+        def meets(r: Mapping[str, Any]) -> bool:
+            f, g = mean_of(class_f1(r, "test", "fear")), mean_of(class_f1(r, "test", "disgust"))
+            d = r.get(f"test_weighted_f1_delta_vs_{base_name}")
+            return None not in (f, g, d) and f >= fear and g >= disgust and d >= -loss
+
+        met = [f"`{r.get('variant')}`" for r in rows if meets(r)]
+        notes.append(
+            f"Targets: test fear F1 ≥ {fear:g} and disgust F1 ≥ {disgust:g} with at most "
+            f"{loss:g} point of test wF1 lost against `{base_name}`; met by "
+            f"{', '.join(met) or 'none'}."
+        )
+    return text + ("\n\n" + " ".join(notes) if notes else "")
+
+
+@table("ablation")
+def ablation(data: Mapping[str, Any]) -> str:
+    rows = list(data.get("rows") or [])
+    out = [
+        [
+            f"`{r.get('variant', '?')}`",
+            str(r.get("edge_types", DASH)),
+            mean_std(r.get("dev_weighted_f1")),
+            mean_std(r.get("test_weighted_f1")),
+            delta(r.get("delta_test_wf1_vs_full")),
+            mean_std(r.get("test_macro_f1")),
+            mean_std(class_f1(r, "test", "fear")),
+            mean_std(class_f1(r, "test", "disgust")),
+            num(r.get("train_s"), ".0f"),
+        ]
+        for r in rows
+    ]
+    text = md_table(
+        [
+            "variant",
+            "edge types",
+            "dev wF1",
+            "test wF1",
+            "Δ test wF1 vs full",
+            "test macro F1",
+            "test fear F1",
+            "test disgust F1",
+            "train s",
+        ],
+        out,
+    )
+    seeds = data.get("seeds")
+    seeds = seeds.split(",") if isinstance(seeds, str) else seeds or []
+    notes = []
+    if seeds:
+        notes.append(f"Seeds {', '.join(str(s) for s in seeds)}.")
+    if data.get("wall_s") is not None:
+        sentence = f"Wall time {data['wall_s'] / 60:.1f} min for {len(rows)} variants"
+        if data.get("wall_over_full_train") is not None:
+            sentence += f", {data['wall_over_full_train']:.1f}x the training time of `full`"
+        if "features_cached" in data:
+            sentence += (
+                "; features from the cache" if data["features_cached"] else "; features extracted"
+            )
+        notes.append(sentence + ".")
+    return text + ("\n\n" + " ".join(notes) if notes else "")
+
+
+@table("graph_speed")
+def graph_speed(data: Mapping[str, Any]) -> str:
+    rows = list(data.get("rows") or [])
+    dialogues = (data.get("corpus") or {}).get("dialogues")
+    out = [
+        [
+            str(r.get("config", "?")),
+            num(r.get("edges"), ","),
+            num(r.get("edges_built"), ","),
+            num(r.get("vectorised_edges_s"), ".4f"),
+            num(r.get("naive_s"), ".3f"),
+            num(r.get("speedup"), ".0f", "x"),
+            num(r.get("build_graphs_s"), ".3f"),
+            num(r.get("build_graphs_cached_s"), ".3f"),
+        ]
+        for r in rows
+    ]
+    text = md_table(
+        [
+            f"graph (all {dialogues} MELD dialogues)" if dialogues else "graph",
+            "edges",
+            "edges built",
+            "vectorised builders s",
+            "per-edge Python loop s",
+            "speed-up",
+            "build_graphs with HeteroData s",
+            "build_graphs, cache hit s",
+        ],
+        out,
+    )
+    notes = []
+    reps = data.get("repeats") or {}
+    if reps:
+        notes.append(
+            f"Best of {reps.get('vectorised', DASH)} (vectorised) and of "
+            f"{reps.get('naive', DASH)} (loop) repeats in the same invocation."
+        )
+    checks = []
+    if rows and all(r.get("edge_sets_identical") for r in rows):
+        checks.append("identical edge sets")
+    if rows and all(r.get("edge_sharing_identical") for r in rows):
+        checks.append("identical sharing of edge tensors across edge types")
+    if checks:
+        notes.append(f"Asserted: {' and '.join(checks)}.")
+    targets = data.get("targets") or {}
+    if "speedup_min" in targets:
+        met = "met" if targets.get("speedup_met") else "missed"
+        notes.append(f"Target speed-up ≥ {targets['speedup_min']:g}x: {met}.")
+    if "build_graphs_max_s" in targets:
+        met = "met" if targets.get("build_graphs_met") else "missed"
+        notes.append(f"Target build_graphs < {targets['build_graphs_max_s']:g} s: {met}.")
+    return text + ("\n\n" + " ".join(notes) if notes else "")
+
+
+@table("extract_throughput")
+def extract_throughput(data: Mapping[str, Any]) -> str:
+    rows = list(data.get("rows") or [])
+    out = [
+        [
+            str(r.get("modality", "?")),
+            str(r.get("encoder", "?")),
+            num(r.get("dim"), "d"),
+            num(r.get("utt_per_s_1w"), ".1f"),
+            num(r.get("utt_per_s_2w"), ".1f"),
+            num(r.get("speedup_2w"), ".2f", "x"),
+            num(r.get("peak_rss_mb_so_far"), ".0f"),
+        ]
+        for r in rows
+    ]
+    text = md_table(
+        [
+            "modality",
+            "encoder",
+            "dim",
+            "utt/s, in-process",
+            "utt/s, 2 workers",
+            "2 workers vs 1",
+            "peak RSS MB (so far)",
+        ],
+        out,
+    )
+    corpora = []
+    for modality, key in (("audio", "audio_corpus"), ("visual", "video_corpus")):
+        if data.get(key):
+            sizes = [r["utterances"] for r in rows if r.get("modality") == modality]
+            n = f", {sizes[0]} utterances" if sizes and sizes[0] is not None else ""
+            corpora.append(f"{modality}: {data[key]}{n}")
+    return text + (f"\n\nCorpora: {'; '.join(corpora)}." if corpora else "")
+
+
+@table("multimodal")
+def multimodal(data: Mapping[str, Any]) -> str:
+    rows = list(data.get("rows") or [])
+    base = data.get("baseline", "text")
+    out = []
+    for r in rows:
+        ratio = r.get("epoch_ratio_vs_text", 1.0 if r.get("variant") == base else None)
+        out.append(
+            [
+                str(r.get("variant", "?")),
+                num(r.get("edge_types"), "d"),
+                num(r.get("edges"), ","),
+                num(r.get("epoch_s")),
+                num(ratio, ".2f", "x"),
+                num(r.get("peak_rss_mb"), ".0f"),
+            ]
+        )
+    text = md_table(
+        ["variant", "edge types", "edges", "epoch s", "ratio vs text", "peak RSS MB"], out
+    )
+    notes = []
+    if data.get("epochs") is not None:
+        notes.append(f"{data['epochs']} epochs")
+    if data.get("seeds"):
+        notes.append(f"seeds {', '.join(str(s) for s in data['seeds'])}")
+    if data.get("note"):
+        notes.append(str(data["note"]))
+    line = ("; ".join(notes) + ".") if notes else ""
+    targets = data.get("targets") or {}
+    if "epoch_ratio_max" in targets:
+        met = "met" if targets.get("epoch_ratio_met") else "missed"
+        line += f" Target: ratio ≤ {targets['epoch_ratio_max']:g}x: {met}."
+    line = line[:1].upper() + line[1:]
+    return text + (f"\n\n{line.strip()}" if line.strip() else "")
+
+
+# -- the README ---------------------------------------------------------------------------------
+def load(stem: str, results_dir: Path = RESULTS_DIR) -> dict[str, Any]:
+    path = results_dir / f"{stem}.json"
+    if not path.is_file():
+        raise SystemExit(f"{path} not found: run bench/{stem}.py first")
+    return json.loads(path.read_text())
+
+
+def render_block(name: str, results_dir: Path = RESULTS_DIR) -> str:
+    """The full marker block ``name``: comments, generated body and source line."""
+    if name not in TABLES:
+        raise SystemExit(f"README marker table:{name} has no renderer; known: {sorted(TABLES)}")
+    stem, fn = TABLES[name]
+    data = load(stem, results_dir)
+    body = fn(data).rstrip() + "\n\n" + source_line(stem, data)
+    return f"<!-- table:{name} -->\n{body}\n<!-- /table:{name} -->"
+
+
+def render_readme(text: str, results_dir: Path = RESULTS_DIR) -> str:
+    """``text`` with every marker block replaced by what its JSON generates."""
+    return BLOCK.sub(lambda m: render_block(m.group("name"), results_dir), text)
+
+
+def results_section(text: str) -> str:
+    start = text.find(SECTION_START)
+    end = text.find(SECTION_END, start + 1)
+    if start < 0 or end < 0:
+        raise SystemExit(f"README: no section from {SECTION_START!r} to {SECTION_END!r}")
+    return text[start:end]
+
+
+def stray_figures(text: str) -> list[str]:
+    """Lines of the results section that state a figure outside a generated block.
+
+    Digits inside code spans and inside words (``wav2vec2``, ``IS10``) are not figures.
+    """
+    section = BLOCK.sub("", results_section(text))
+    out = []
+    for line in section.splitlines():
+        prose = re.sub(r"`[^`]*`", "", line)
+        if re.search(r"\b\d", prose):
+            out.append(line.strip())
+    return out
+
+
+def problems(text: str, results_dir: Path = RESULTS_DIR) -> list[str]:
+    """Everything that makes ``text`` (a README) disagree with the JSON files; empty when none.
+
+    Reports: a table block missing from the README or present twice, a block that differs from
+    what its JSON generates (as a unified diff), and figures outside the blocks.
+    """
+    out = []
+    names = [m.group("name") for m in BLOCK.finditer(text)]
+    for name in TABLES:
+        if names.count(name) != 1:
+            out.append(f"README holds {names.count(name)} blocks table:{name} (expected 1)")
+    expected = render_readme(text, results_dir)
+    if expected != text:
+        diff = difflib.unified_diff(
+            text.splitlines(keepends=True),
+            expected.splitlines(keepends=True),
+            "README.md",
+            "README.md (generated from bench/results)",
+        )
+        out.append("".join(diff))
+    out += [f"figure outside a generated table: {line}" for line in stray_figures(text)]
+    return out
+
+
+def check(readme: Path = README, results_dir: Path = RESULTS_DIR) -> list[str]:
+    """:func:`problems` of the README file."""
+    return problems(readme.read_text(encoding="utf-8"), results_dir)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--check", action="store_true", help="compare only; exit 1 on a difference")
+    ap.add_argument("--readme", type=Path, default=README)
+    ap.add_argument("--results", type=Path, default=RESULTS_DIR)
+    args = ap.parse_args(argv)
+    if args.check:
+        found = check(args.readme, args.results)
+        for item in found:
+            print(item)
+        return 1 if found else 0
+    text = args.readme.read_text(encoding="utf-8")
+    new = render_readme(text, args.results)
+    if new != text:
+        args.readme.write_text(new, encoding="utf-8")
+        print(f"rewrote {len(BLOCK.findall(new))} tables in {args.readme}")
+    stray = stray_figures(new)
+    for line in stray:
+        print(f"figure outside a generated table: {line}")
+    return 1 if stray else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
