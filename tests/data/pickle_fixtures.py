@@ -239,6 +239,33 @@ def write_cosmic_roberta(tmp_path: Path) -> Fixture:
     return Fixture(path, "cosmic_roberta", d, arrays, {"text": "roberta1"})
 
 
+def write_cosmic_text(tmp_path: Path) -> Fixture:
+    """COSMIC ``iemocap.pkl``: 6 items, no features; labels cycle through ids 0..5 in row order.
+
+    The valid list is a train-range key that a dev carved from the train keys would not pick
+    (the last sorted one), so the test tells the two apart.
+    """
+    d = iemocap_dialogues(12)
+    d.splits = {
+        "train": ["Ses01M_script02_1", "Ses02F_impro03"],
+        "dev": ["Ses01F_impro01"],
+        "test": ["Ses05M_impro04"],
+    }
+    ids = iter(range(len(d.keys) * 6))
+    d.labels = {k: [next(ids) % 6 for _ in d.labels[k]] for k in d.keys}
+    d.sentences["Ses01F_impro01"][0] = "I\x92m fine"
+    obj = [
+        d.speakers,
+        d.labels,
+        d.sentences,
+        list(d.splits["train"]),
+        list(d.splits["test"]),
+        list(d.splits["dev"]),
+    ]
+    path = dump(tmp_path / "iemocap.pkl", obj)
+    return Fixture(path, "cosmic_text", d, {}, {})
+
+
 def write_cosmic_meld_roberta(tmp_path: Path) -> Fixture:
     """COSMIC ``meld_features_roberta.pkl``: 11 items with sentiment."""
     d = meld_dialogues(6)

@@ -16,7 +16,7 @@ from ercgraph.data.corpus import Corpus
 from ercgraph.data.pickles import LAYOUTS, read_pickle_features
 
 from .helpers import expect_error, read
-from .pickle_fixtures import ROBERTA, WRITERS, Fixture, data_kwargs, dump
+from .pickle_fixtures import ROBERTA, WRITERS, Fixture, data_kwargs, dump, write_cosmic_text
 
 COSMIC = "meld/cosmic/meld_cosmic_text_labels.pkl"
 
@@ -283,6 +283,66 @@ def test_real_cosmic_pickle_has_no_features(data_root: Path) -> None:
     assert corpus.df.equals(read("pickle", data_root, path=COSMIC).df)
 
 
+# -- COSMIC's IEMOCAP text pickle (6 items, no features) -------------------------------------------
+@pytest.mark.parametrize("container", [list, tuple])
+def test_cosmic_iemocap_text_pickle(tmp_path: Path, container) -> None:
+    fx = write_cosmic_text(tmp_path)
+    dump(fx.path, container(pickle.loads(fx.path.read_bytes())))
+    corpus, store = read_features(path=str(fx.path))
+    assert store is None
+    check_corpus(fx, corpus)
+    df = corpus.df
+    assert corpus.name == "iemocap" and corpus.meta["dataset"] == "iemocap"
+    # ids 0..5 are COSMIC's IEMOCAP order
+    assert df.label.tolist()[:6] == ["hap", "sad", "neu", "ang", "exc", "fru"]
+    # valid_ids is dev as given (not the last sorted train key), train_ids train, test_ids test
+    dialogues = df.drop_duplicates("dialogue_id")
+    assert dict(zip(dialogues.dialogue_id, dialogues.split)) == {
+        "Ses01M_script02_1": "train",
+        "Ses02F_impro03": "train",
+        "Ses01F_impro01": "dev",
+        "Ses05M_impro04": "test",
+    }
+    assert corpus.splits == ["train", "dev", "test"]
+    dev = df[df.split == "dev"]
+    assert dev.speaker.tolist() == ["F", "M", "F"]
+    assert dev.text.tolist() == ["I’m fine", "Ses01F_impro01 line 1", "Ses01F_impro01 line 2"]
+    assert dev.turn.tolist() == [0, 1, 2]
+    assert corpus.df.equals(read("pickle", None, path=str(fx.path)).df)
+
+
+def test_cosmic_text_pickle_of_other_keys_needs_label_names(tmp_path: Path) -> None:
+    # EmoryNLP's emorynlp.pkl has the same six fields, keyed "season_episode_scene"
+    hot = [[1] + [0] * 8, [0, 1] + [0] * 7]
+    obj = [
+        {"1_1_0": hot, "1_2_0": hot[:1], "2_1_3": hot[::-1]},
+        {"1_1_0": [0, 6], "1_2_0": [3], "2_1_3": [1, 2]},
+        {"1_1_0": ["a", "b"], "1_2_0": ["c"], "2_1_3": ["d", "e"]},
+        ["1_1_0"],
+        ["2_1_3"],
+        ["1_2_0"],
+    ]
+    path = dump(tmp_path / "emorynlp.pkl", obj)
+    expect_error(lambda: read_features(path=str(path)), str(path), "set data.labels")
+    names = ["joyful", "mad", "neutral", "peaceful", "powerful", "sad", "scared"]
+    corpus, store = read_features(path=str(path), labels=names)
+    assert store is None and corpus.meta["layout"] == "cosmic_text"
+    assert corpus.name == "emorynlp" and corpus.meta["dataset"] == "other"
+    assert corpus.df.label.tolist() == ["joyful", "scared", "peaceful", "mad", "neutral"]
+    assert corpus.df.split.tolist() == ["train", "train", "dev", "test", "test"]
+    assert corpus.df.speaker.tolist() == ["spk0", "spk1", "spk0", "spk1", "spk0"]
+
+
+def test_cosmic_text_pickle_rejects_feature_options(tmp_path: Path) -> None:
+    fx = write_cosmic_text(tmp_path)
+    expect_error(
+        lambda: read_features(path=str(fx.path), options={"text_fields": ["roberta1"]}),
+        "data.options.text_fields",
+        "cosmic_text layout",
+        "holds no features",
+    )
+
+
 # -- errors ---------------------------------------------------------------------------------------
 def _edit(fx: Fixture, index: int, key, value) -> None:
     obj = list(pickle.loads(fx.path.read_bytes()))
@@ -354,9 +414,11 @@ def test_unknown_layout_lists_every_known_one(tmp_path: Path, obj, found: str) -
         found,
         "known layouts",
     )
-    for length in (7, 9, 10, 11, 12, 13, 14):
+    for length in (6, 7, 9, 10, 11, 12, 13, 14):
         assert f"{length} items ({LAYOUTS[length].name}:" in msg
     for name in (
+        "cosmic_text",
+        "cosmic_meld_text",
         "dialoguegcn",
         "meld_features_raw",
         "mmgcn_meld",

@@ -15,8 +15,9 @@ lineage, each describing its layouts field by field:
 * :mod:`~ercgraph.data.pickles.dialoguegcn`: 9 ``dialoguegcn`` (DialogueRNN/DialogueGCN/bc-LSTM
   and MMGCN ``IEMOCAP_features(_raw).pkl``), 9 ``meld_features_raw`` (``MELD_features_raw.pkl``).
 * :mod:`~ercgraph.data.pickles.mmgcn`: 10 ``mmgcn_meld`` (``MELD_features_raw1.pkl``).
-* :mod:`~ercgraph.data.pickles.cosmic`: 7 ``cosmic_meld_text`` (``meld.pkl``), 10
-  ``cosmic_roberta`` (``*_features_roberta.pkl``), 11 ``cosmic_meld_roberta``.
+* :mod:`~ercgraph.data.pickles.cosmic`: 6 ``cosmic_text`` (``iemocap.pkl``, ``emorynlp.pkl``), 7
+  ``cosmic_meld_text`` (``meld.pkl``), 10 ``cosmic_roberta`` (``*_features_roberta.pkl``), 11
+  ``cosmic_meld_roberta``.
 * :mod:`~ercgraph.data.pickles.sdt`: 12 ``sdt_iemocap``, 13 ``sdt_meld``, 14 ``graphsmile_meld``
   (``*_multimodal_features.pkl``).
 * :mod:`~ercgraph.data.pickles.multiemo`: MultiEMO's separate files (``data.paths``).
@@ -31,7 +32,12 @@ The other modules: :mod:`~ercgraph.data.pickles.layout` (:class:`PickleLayout`),
 """
 
 from ercgraph.data.pickles.common import IEMOCAP_KEY, file_sha256
-from ercgraph.data.pickles.cosmic import COSMIC_MELD_ROBERTA, COSMIC_MELD_TEXT, COSMIC_ROBERTA
+from ercgraph.data.pickles.cosmic import (
+    COSMIC_MELD_ROBERTA,
+    COSMIC_MELD_TEXT,
+    COSMIC_ROBERTA,
+    COSMIC_TEXT,
+)
 from ercgraph.data.pickles.detect import LAYOUTS, detect_layout, known_layouts
 from ercgraph.data.pickles.dialoguegcn import DIALOGUEGCN, MELD_FEATURES_RAW
 from ercgraph.data.pickles.layout import PickleLayout
@@ -46,6 +52,7 @@ __all__ = [
     "COSMIC_MELD_ROBERTA",
     "COSMIC_MELD_TEXT",
     "COSMIC_ROBERTA",
+    "COSMIC_TEXT",
     "DIALOGUEGCN",
     "GRAPHSMILE_MELD",
     "IEMOCAP_KEY",

@@ -1,5 +1,10 @@
 """COSMIC (conv-emotion/COSMIC) pickles: the text/label inputs and the RoBERTa features.
 
+* 6, ``cosmic_text``: COSMIC's IEMOCAP text/label input (``iemocap.pkl``): ``speakers, labels,
+  sentences, train_ids, test_ids, valid_ids`` (108 / 31 / 12 IEMOCAP dialogues; speakers
+  ``M``/``F``, labels in the IEMOCAP order hap, sad, neu, ang, exc, fru). EmoryNLP's
+  ``emorynlp.pkl`` has the same fields (its keys are not IEMOCAP's, so ``data.labels`` must
+  name its labels). No features.
 * 7, ``cosmic_meld_text``: COSMIC's MELD text/label input (``meld.pkl``): ``speakers,
   emotion_labels, sentiment_labels, sentences, train_ids, test_ids, valid_ids``. No features.
 * 10, ``cosmic_roberta``: COSMIC ``iemocap/emorynlp/dailydialog_features_roberta.pkl``:
@@ -35,6 +40,17 @@ def _is_cosmic_roberta(obj: Sequence[Any]) -> bool:
     return _kind(obj[2]) == "vectors"
 
 
+COSMIC_TEXT = PickleLayout(
+    "cosmic_text",
+    ("speakers", "labels", "sentences", "train_ids", "test_ids", "valid_ids"),
+    "COSMIC IEMOCAP/EmoryNLP text/label",
+    speakers="speakers",
+    labels="labels",
+    sentences="sentences",
+    train="train_ids",
+    test="test_ids",
+    dev="valid_ids",
+)
 COSMIC_MELD_TEXT = PickleLayout(
     "cosmic_meld_text",
     (

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from ercgraph.config import DataConfig
-from ercgraph.data.pickles.cosmic import COSMIC_MELD_ROBERTA, COSMIC_MELD_TEXT
+from ercgraph.data.pickles.cosmic import COSMIC_MELD_ROBERTA, COSMIC_MELD_TEXT, COSMIC_TEXT
 from ercgraph.data.pickles.dialoguegcn import DIALOGUEGCN
 from ercgraph.data.pickles.layout import PickleLayout
 from ercgraph.data.pickles.mmgcn import MMGCN_MELD
@@ -24,6 +24,7 @@ from ercgraph.errors import ErcgraphError
 
 #: Tuple length → layout (with its same-length alternatives).
 LAYOUTS: dict[int, PickleLayout] = {
+    6: COSMIC_TEXT,
     7: COSMIC_MELD_TEXT,
     9: DIALOGUEGCN,
     10: MMGCN_MELD,
