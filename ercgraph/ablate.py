@@ -62,8 +62,11 @@ def variant_name(kept: list[str], full: list[str]) -> str:
 def ablate(cfg: Config, out: Path, edge_type_sets: str | None = None) -> list[dict[str, Any]]:
     """Run the ablation and write ``ablation.md``, ``ablation.csv`` and ``ablation.png``."""
     from ercgraph.graphs.build import compose
-    from ercgraph.train import Prepared, check_out_dir, prepare, run
+    from ercgraph.pipeline import check_config, prepare
+    from ercgraph.rundir import check_out_dir
+    from ercgraph.train import run
 
+    check_config(cfg)
     check_out_dir(out, cfg, resume=False)
     full = list(compose(cfg.graph.builders, cfg.graph.edge_types).edge_types)
     sets = parse_edge_type_sets(edge_type_sets, full)
@@ -78,9 +81,7 @@ def ablate(cfg: Config, out: Path, edge_type_sets: str | None = None) -> list[di
             split: [keep_relations(g, keep_rel) for g in gs] for split, gs in prep.graphs.items()
         }
         edge_types = [et for et in prep.edge_types if et[1] in keep_rel]
-        vprep = Prepared(
-            prep.corpus, prep.store, graphs, edge_types, prep.timings, prep.feature_info
-        )
+        vprep = dataclasses.replace(prep, graphs=graphs, edge_types=edge_types)
         vcfg = dataclasses.replace(
             cfg, graph=GraphConfig(builders=cfg.graph.builders, edge_types=list(kept))
         )

@@ -57,7 +57,13 @@ import_option = click.option(
     "imports",
     multiple=True,
     type=click.Path(),
-    help="Python file(s) to import first (registers custom builders, models, losses).",
+    help="Python file(s) to import first (registers custom builders, models, heads, losses).",
+)
+trust_option = click.option(
+    "--trust",
+    is_flag=True,
+    help="Import the dotted paths (pkg.module:Class) named in the run's config. Off by default: "
+    "reading a run directory executes nothing from it.",
 )
 config_option = click.option("-c", "--config", type=click.Path(), help="YAML config file.")
 set_option = click.option(
@@ -124,35 +130,43 @@ def train(config, overrides, data_root, cache_dir, imports, seeds, out, resume) 
 
 
 def _print_metrics(metrics: dict, out: Path) -> None:
-    from ercgraph.report import fmt
-
     click.echo(f"\nrun directory: {out}")
-    for split in ("dev", "test"):
-        m = metrics[split]
+    _print_split_metrics(metrics)
+    ens = metrics.get("test_ensemble")
+    if ens and len(metrics["seeds"]) > 1:
         click.echo(
-            f"{split:5s} acc {fmt(m['accuracy'])}  wF1 {fmt(m['weighted_f1'])}  "
-            f"macroF1 {fmt(m['macro_f1'])}"
+            f"test, ensemble of {len(metrics['seeds'])} seeds: acc {ens['accuracy']:.2f}  "
+            f"wF1 {ens['weighted_f1']:.2f}  macroF1 {ens['macro_f1']:.2f}"
         )
-    pc = metrics["test"]["per_class"]
-    click.echo("test per-class F1: " + ", ".join(f"{k} {v['f1']:.1f}" for k, v in pc.items()))
+    pc = metrics["test"].get("per_class")
+    if pc:
+        click.echo("test per-class F1: " + ", ".join(f"{k} {v['f1']:.1f}" for k, v in pc.items()))
 
 
 @cli.command()
 @click.argument("run_dir", type=click.Path())
 @import_option
-def evaluate(run_dir, imports) -> None:
+@trust_option
+def evaluate(run_dir, imports, trust) -> None:
     """Re-score a saved run from its best checkpoints (writes rescored.json)."""
-    from ercgraph.report import fmt
-    from ercgraph.train import evaluate_run
+    from ercgraph.evaluate import evaluate_run
+    from ercgraph.registry import dotted_paths_allowed
 
     _import_files(imports)
-    res = evaluate_run(Path(run_dir))
+    with dotted_paths_allowed(trust):
+        res, path = evaluate_run(Path(run_dir))
+    _print_split_metrics(res)
+    click.echo(f"wrote {path}")
+
+
+def _print_split_metrics(metrics: dict) -> None:
+    from ercgraph.report import fmt
+
     for split in ("dev", "test"):
-        m = res[split]
-        click.echo(
-            f"{split:5s} acc {fmt(m['accuracy'])}  wF1 {fmt(m['weighted_f1'])}  "
-            f"macroF1 {fmt(m['macro_f1'])}"
-        )
+        m = metrics[split]
+        shown = [k for k in ("accuracy", "weighted_f1", "macro_f1", "ccc") if k in m]
+        names = {"accuracy": "acc", "weighted_f1": "wF1", "macro_f1": "macroF1", "ccc": "CCC"}
+        click.echo(f"{split:5s} " + "  ".join(f"{names[k]} {fmt(m[k])}" for k in shown))
 
 
 @cli.command()
@@ -192,10 +206,12 @@ def ablate(config, overrides, data_root, cache_dir, imports, seeds, edge_types, 
     "--out", type=click.Path(), help="Output CSV (default: <run>/predictions/<table>.csv)."
 )
 @import_option
-def predict(run_dir, table, columns, out, imports) -> None:
+@trust_option
+def predict(run_dir, table, columns, out, imports, trust) -> None:
     """Predict the emotion of every utterance in TABLE with a trained run."""
     from ercgraph.predict import predict as run_predict
     from ercgraph.predict import write_predictions
+    from ercgraph.registry import dotted_paths_allowed
 
     _import_files(imports)
     mapping: dict = {}
@@ -207,10 +223,11 @@ def predict(run_dir, table, columns, out, imports) -> None:
     path = Path(out) if out else Path(run_dir) / "predictions" / f"{Path(table).stem}.csv"
     if path.exists():
         raise ErcgraphError(f"{str(path)!r} already exists; choose another --out")
-    df = run_predict(Path(run_dir), Path(table), mapping)
+    with dotted_paths_allowed(trust):
+        df = run_predict(Path(run_dir), Path(table), mapping)
     write_predictions(df, path)
     click.echo(f"wrote {len(df)} predictions to {path}")
-    if "label" in df.columns:
+    if "label" in df.columns and "predicted" in df.columns:
         acc = 100.0 * (df["label"] == df["predicted"]).mean()
         click.echo(f"accuracy against the given labels: {acc:.2f}%")
 
@@ -266,6 +283,24 @@ def extract(config, overrides, data_root, cache_dir, imports, modality, encoder)
 
 @cli.command()
 @config_options(seeds=False)
+def prepare(config, overrides, data_root, cache_dir, imports) -> None:
+    """Build (or reuse) the features and graphs of a config into the cache, without training.
+
+    Checks the whole config first, then reads the corpus, extracts or reuses every modality's
+    features and builds the graphs, and prints what was done, failed and reused.
+    """
+    from ercgraph.pipeline import check_config, summary
+    from ercgraph.pipeline import prepare as run_prepare
+
+    cfg = _load(config, overrides, data_root, None, cache_dir, imports)
+    check_config(cfg)
+    prep = run_prepare(cfg)
+    for line in summary(prep):
+        click.echo(line)
+
+
+@cli.command()
+@config_options(seeds=False)
 @click.option(
     "--format",
     "fmt",
@@ -279,12 +314,16 @@ def export(config, overrides, data_root, cache_dir, imports, fmt, out) -> None:
     """Write the corpus and its features (text, audio, visual) as a feature pickle of the
     literature, so other repositories can use features made here."""
     from ercgraph.data.export import export_mmgcn
-    from ercgraph.train import prepare
+    from ercgraph.pipeline import prepare
+
+    import dataclasses
 
     cfg = _load(config, overrides, data_root, None, cache_dir, imports)
     if Path(out).exists():
         raise ErcgraphError(f"{out!r} already exists; choose another --out")
-    prep = prepare(cfg)
+    # the features as extracted: the training normaliser is a property of a run, not of data
+    raw = dataclasses.replace(cfg.features, normalise="none")
+    prep = prepare(dataclasses.replace(cfg, features=raw))
     path = export_mmgcn(prep.corpus, prep.store, Path(out))
     dims = ", ".join(f"{m} {d}" for m, d in prep.store.dims().items())
     click.echo(f"wrote {path} ({fmt} layout; {prep.corpus.num_utterances} utterances; {dims})")
@@ -309,26 +348,30 @@ def show_graph(config, overrides, data_root, imports, dialogue_id, out) -> None:
     click.echo(f"wrote {path}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
 
 
+REGISTRY_NAMES = ("readers", "builders", "models", "fusions", "heads", "losses", "samplers")
+
+
 @cli.command(name="list")
-@click.argument("what", type=click.Choice(["builders", "models", "losses", "samplers", "readers"]))
+@click.argument("what", required=False, type=click.Choice(REGISTRY_NAMES))
 @import_option
 def list_(what, imports) -> None:
-    """Print the registered components (builders with their edge types)."""
+    """Print the registered components (all registries, or one): builders with their edge types,
+    heads with their metrics, loss terms with what they read."""
     from ercgraph import registry
 
     _import_files(imports)
-    reg = {
-        "builders": registry.BUILDERS,
-        "models": registry.MODELS,
-        "losses": registry.LOSSES,
-        "samplers": registry.SAMPLERS,
-        "readers": registry.READERS,
-    }[what]
-    for name, obj in reg.items():
-        line = f"{name:22s} {obj.__module__}.{obj.__qualname__}"
-        if what == "builders":
-            line += f"  edge types: {', '.join(getattr(obj, 'EDGE_TYPES', ()))}"
-        click.echo(line)
+    for kind in [what] if what else REGISTRY_NAMES:
+        if not what:
+            click.echo(f"{kind}:")
+        for name, obj in registry.REGISTRIES[kind].items():
+            line = f"{'  ' if not what else ''}{name:22s} {obj.__module__}.{obj.__qualname__}"
+            if kind == "builders":
+                line += f"  edge types: {', '.join(getattr(obj, 'EDGE_TYPES', ()))}"
+            elif kind == "heads":
+                line += f"  metrics: {', '.join(obj.METRICS) or 'none'}"
+            elif kind == "losses" and getattr(obj, "REQUIRES", ()):
+                line += f"  reads: {', '.join(obj.REQUIRES)}"
+            click.echo(line)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -94,9 +94,17 @@ class VisualFeatureConfig:
     chunk_size: int = 32
 
 
+NORMALISERS = ("standard", "none")
+
+
 @dataclass
 class FeaturesConfig:
+    """Modalities and their encoders. ``normalise: standard`` standardises each modality's
+    features with a mean and std fitted on the training split only (saved in the run directory);
+    ``none`` feeds them as extracted."""
+
     modalities: list[str] = field(default_factory=lambda: ["text"])
+    normalise: str = "standard"
     text: TextFeatureConfig = field(default_factory=TextFeatureConfig)
     audio: AudioFeatureConfig = field(default_factory=AudioFeatureConfig)
     visual: VisualFeatureConfig = field(default_factory=VisualFeatureConfig)
@@ -126,17 +134,18 @@ class ModelConfig:
     dropout: float = 0.5
     max_speakers: int = 9
     context_rnn: bool = False
+    fusion: Any = "mean"
     options: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
 class MultitaskConfig:
-    """Masked-feature reconstruction head (after CBERL): mask a fraction of node features during
-    training and reconstruct them from the graph representation.
+    """Shorthand for the masked-feature reconstruction head (after CBERL): ``enabled: true``
+    adds ``{name: reconstruction, mask_ratio, mode}`` to ``heads`` and a ``reconstruction`` loss
+    term of weight ``weight`` to ``loss``.
 
     ``mode``: ``features`` masks nodes of each modality independently, ``nodes`` masks every
-    modality node of a chosen utterance at once. ``weight`` scales the reconstruction loss added
-    to the emotion loss.
+    modality node of a chosen utterance at once.
     """
 
     enabled: bool = False
@@ -147,7 +156,11 @@ class MultitaskConfig:
 
 @dataclass
 class LossConfig:
+    """One weighted loss term, resolved by name from ``LOSSES``. ``loss:`` is a list of these
+    (a single mapping is a one-term list)."""
+
     name: str = "ce"
+    weight: float = 1.0
     options: dict[str, Any] = field(default_factory=dict)
 
 
@@ -182,7 +195,8 @@ class Config:
     graph: GraphConfig = field(default_factory=GraphConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     multitask: MultitaskConfig = field(default_factory=MultitaskConfig)
-    loss: LossConfig = field(default_factory=LossConfig)
+    heads: list[Any] = field(default_factory=lambda: ["emotion"])
+    loss: list[LossConfig] = field(default_factory=lambda: [LossConfig()])
     sampler: SamplerConfig = field(default_factory=SamplerConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     data_root: str | None = None
@@ -210,8 +224,14 @@ def _build(cls: type, raw: Any, where: str) -> Any:
                 f"{', '.join(allowed)}"
             )
         hint = hints[key]
+        item = get_args(hint)[0] if get_origin(hint) is list and get_args(hint) else None
         if is_dataclass(hint):
             kwargs[key] = _build(hint, value, path)
+        elif item is not None and is_dataclass(item):
+            items = value if isinstance(value, list) else [value]
+            if not items:
+                raise ErcgraphError(f"config: {path} needs at least one entry")
+            kwargs[key] = [_build(item, v, f"{path}[{i}]") for i, v in enumerate(items)]
         else:
             kwargs[key] = _coerce(value, hint, path)
     return cls(**kwargs)
@@ -293,7 +313,82 @@ def load_config(
     for key, value in direct.items():
         if value is not None:
             _set_path(raw, key, value)
-    return _build(Config, raw, "")
+    cfg = _build(Config, raw, "")
+    validate(cfg)
+    return cfg
+
+
+#: section.key → (lowest allowed, highest allowed or None, high end excluded)
+_RANGES: dict[str, tuple[float, float | None, bool]] = {
+    "model.hidden": (1, None, False),
+    "model.intra_layers": (0, None, False),
+    "model.cross_layers": (0, None, False),
+    "model.heads": (1, None, False),
+    "model.dropout": (0.0, 1.0, True),
+    "model.max_speakers": (1, None, False),
+    "train.epochs": (1, None, False),
+    "train.batch_size": (1, None, False),
+    "train.weight_decay": (0.0, None, False),
+    "train.patience": (1, None, False),
+    "train.grad_clip": (0.0, None, False),
+    "multitask.mask_ratio": (0.0, 1.0, True),
+    "multitask.weight": (0.0, None, False),
+}
+
+
+def validate(cfg: Config) -> None:
+    """Range checks that need no registry: every value that makes no sense is refused up front,
+    naming the key and the allowed range."""
+    for dotted, (lo, hi, hi_open) in _RANGES.items():
+        sec, key = dotted.split(".")
+        value = getattr(getattr(cfg, sec), key)
+        if value is None:
+            continue
+        if value < lo or (hi is not None and (value >= hi if hi_open else value > hi)):
+            rng = f">= {lo}" + ("" if hi is None else f" and {'<' if hi_open else '<='} {hi}")
+            raise ErcgraphError(f"config: {dotted} must be {rng}, got {value!r}")
+    if not cfg.train.lr > 0:
+        raise ErcgraphError(f"config: train.lr must be > 0, got {cfg.train.lr!r}")
+    if cfg.features.normalise not in NORMALISERS:
+        raise ErcgraphError(
+            f"config: features.normalise must be one of {list(NORMALISERS)}, "
+            f"got {cfg.features.normalise!r}"
+        )
+    if not cfg.train.seeds:
+        raise ErcgraphError("config: train.seeds is empty; give at least one seed, e.g. [0]")
+    bad_seeds = [
+        s for s in cfg.train.seeds if isinstance(s, bool) or not isinstance(s, int) or s < 0
+    ]
+    if bad_seeds:
+        raise ErcgraphError(f"config: train.seeds must be integers >= 0, got {bad_seeds}")
+    if cfg.train.threads is not None and cfg.train.threads < 1:
+        raise ErcgraphError(f"config: train.threads must be >= 1, got {cfg.train.threads}")
+    for i, term in enumerate(cfg.loss):
+        if term.weight < 0:
+            raise ErcgraphError(f"config: loss[{i}].weight must be >= 0, got {term.weight}")
+
+
+def effective_heads(cfg: Config) -> list[Any]:
+    """``heads`` plus the reconstruction head that ``multitask.enabled`` asks for."""
+    heads = list(cfg.heads)
+    names = [h if isinstance(h, str) else h.get("name") for h in heads]
+    if cfg.multitask.enabled and "reconstruction" not in names:
+        heads.append(
+            {
+                "name": "reconstruction",
+                "mask_ratio": cfg.multitask.mask_ratio,
+                "mode": cfg.multitask.mode,
+            }
+        )
+    return heads
+
+
+def effective_loss(cfg: Config) -> list[LossConfig]:
+    """``loss`` terms plus the reconstruction term that ``multitask.enabled`` asks for."""
+    terms = list(cfg.loss)
+    if cfg.multitask.enabled and not any(t.name == "reconstruction" for t in terms):
+        terms.append(LossConfig("reconstruction", cfg.multitask.weight))
+    return terms
 
 
 def data_root(cfg: Config) -> Path | None:

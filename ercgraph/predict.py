@@ -8,7 +8,6 @@ run's builders, and the probabilities of every seed's dev-selected checkpoint ar
 from __future__ import annotations
 
 import dataclasses
-import json
 from pathlib import Path
 from typing import Any
 
@@ -16,57 +15,9 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ercgraph.config import Config, DataConfig, load_config
+from ercgraph.config import DataConfig
 from ercgraph.data.features import atomic_write_bytes
 from ercgraph.errors import ErcgraphError
-
-
-def _run_files(run_dir: Path) -> tuple[Config, dict[str, Any], list[Path]]:
-    if not (run_dir / "config.yaml").is_file():
-        raise ErcgraphError(f"{str(run_dir)!r} is not a run directory (no config.yaml)")
-    if not (run_dir / "model.json").is_file():
-        raise ErcgraphError(
-            f"{str(run_dir)!r} has no model.json; it was not trained to the point of saving a model"
-        )
-    cfg = load_config(run_dir / "config.yaml")
-    meta = json.loads((run_dir / "model.json").read_text())
-    ckpts = [run_dir / f"seed_{s}" / "best.safetensors" for s in cfg.train.seeds]
-    if not any(c.is_file() for c in ckpts):
-        raise ErcgraphError(
-            f"{str(run_dir)!r} holds no checkpoint (seed_*/best.safetensors); "
-            "train it first or resume it with --resume"
-        )
-    unfinished = [
-        s for s in cfg.train.seeds if not (run_dir / f"seed_{s}" / "result.json").is_file()
-    ]
-    if unfinished:
-        raise ErcgraphError(
-            f"{str(run_dir)!r}: seed(s) {unfinished} did not finish (no result.json), so their "
-            "checkpoints are not dev-selected yet; finish the run with --resume"
-        )
-    return cfg, meta, ckpts
-
-
-def _feature_config(cfg: Config, run_dir: Path) -> Config:
-    """The run's text settings; a fine-tuned encoder is reused, never re-trained on new data."""
-    text = cfg.features.text
-    if text.finetune.enabled:
-        info = json.loads((run_dir / "features.json").read_text())
-        path = (info.get("text") or {}).get("finetuned_path")
-        if not path or not Path(path).is_dir():
-            raise ErcgraphError(
-                f"the run's fine-tuned text encoder {path!r} is gone (it lives in "
-                "the cache); re-run training to recreate it"
-            )
-        ft = text.finetune
-        text = dataclasses.replace(
-            text,
-            encoder=path,
-            context_turns=ft.context_turns,
-            max_length=ft.max_length,
-            finetune=dataclasses.replace(ft, enabled=False),
-        )
-    return dataclasses.replace(cfg, features=dataclasses.replace(cfg.features, text=text))
 
 
 def predict(
@@ -79,15 +30,17 @@ def predict(
 
     Returns:
         One row per utterance: ``dialogue_id``, ``turn``, ``speaker``, ``text`` (if given),
-        ``label`` (if given), ``predicted`` and ``prob_<label>`` for every class.
+        ``label`` (if given), ``predicted`` and ``prob_<label>`` for every class (with an
+        emotion head), ``sentiment_predicted`` (sentiment head) and ``pred_<dimension>``
+        (regression head); every value is the mean over the run's seeds.
     """
-    from safetensors.torch import load_file
-
     from ercgraph.data.table import read_table, read_table_file
     from ercgraph.models import build_model
-    from ercgraph.train import predict_graphs, prepare
+    from ercgraph.pipeline import prepare
+    from ercgraph.rundir import feature_config, load_normaliser, load_weights, read_run
+    from ercgraph.train import evaluate_batches
 
-    cfg, meta, ckpts = _run_files(run_dir)
+    cfg, meta, ckpts = read_run(run_dir)
     labels = meta["labels"]
     if not Path(table).is_file():
         raise ErcgraphError(f"no such input table {str(table)!r}")
@@ -117,8 +70,14 @@ def predict(
             f"({cfg.data.path}); predict can only remake features it extracts itself "
             "(text, audio, visual encoders)"
         )
-    pcfg = _feature_config(cfg, run_dir)
-    prep = prepare(dataclasses.replace(pcfg, data=data), corpus, splits=())
+    pcfg = feature_config(cfg, run_dir)
+    prep = prepare(
+        dataclasses.replace(pcfg, data=data),
+        corpus,
+        splits=(),
+        normaliser=load_normaliser(run_dir, meta),
+        head_states=meta["head_states"],
+    )
     if dict(prep.store.dims()) != dict(meta["in_dims"]):
         raise ErcgraphError(
             f"features of {table} have dims {prep.store.dims()}, the model was trained on "
@@ -130,16 +89,22 @@ def predict(
             f"graphs of {table} have edge types {prep.edge_types}, the model expects {model_types}"
         )
     graphs = [g for split in prep.graphs.values() for g in split]
-    probs = np.zeros((corpus.num_utterances, len(labels)))
     from torch_geometric.loader import DataLoader
 
     batches = list(DataLoader(graphs, batch_size=64, shuffle=False))
-    rows = torch.cat([b.row for b in batches]).numpy()
+    sums: dict[str, np.ndarray] = {}
+    heads = None
     for ckpt in ckpts:
-        model = build_model(cfg.model, meta["in_dims"], model_types, len(labels), cfg.multitask)
-        model.load_state_dict(load_file(ckpt))
-        p, _, _ = predict_graphs(model, batches, torch.device("cpu"))
-        probs[rows] += p / len(ckpts)
+        model = build_model(
+            cfg.model, meta["in_dims"], model_types, labels, meta["heads"], meta["head_states"]
+        )
+        load_weights(model, ckpt)
+        heads = model.heads
+        arrays, _, rows = evaluate_batches(model, batches, torch.device("cpu"))
+        for name, parts in arrays.items():
+            if name not in sums:
+                sums[name] = np.zeros((corpus.num_utterances, *parts["pred"].shape[1:]))
+            sums[name][rows] += parts["pred"] / len(ckpts)
     df = corpus.df
     out = pd.DataFrame(
         {"dialogue_id": df["dialogue_id"], "turn": df["turn"], "speaker": df["speaker"]}
@@ -148,9 +113,17 @@ def predict(
         out["text"] = df["text"]
     if has_label:
         out["label"] = df["label"]
-    out["predicted"] = [labels[i] for i in probs.argmax(1)]
-    for i, lab in enumerate(labels):
-        out[f"prob_{lab}"] = probs[:, i].round(6)
+    if "emotion" in sums:
+        probs = sums["emotion"]
+        out["predicted"] = [labels[i] for i in probs.argmax(1)]
+        for i, lab in enumerate(labels):
+            out[f"prob_{lab}"] = probs[:, i].round(6)
+    if "sentiment" in sums and heads is not None:
+        names = heads["sentiment"].labels
+        out["sentiment_predicted"] = [names[i] for i in sums["sentiment"].argmax(1)]
+    if "regression" in sums and heads is not None:
+        for j, name in enumerate(heads["regression"].names):
+            out[f"pred_{name}"] = sums["regression"][:, j].round(6)
     return out
 
 

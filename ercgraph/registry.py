@@ -1,17 +1,29 @@
-"""Open registries for the pluggable components (graph builders, models, losses, samplers).
+"""Open registries for the pluggable components (readers, graph builders, models, fusions,
+heads, losses, samplers).
 
 A registry maps a name to a class. Components register with a decorator; duplicate names raise.
 A name can also be a dotted path ``pkg.module:Class`` (or ``pkg.module.Class``), and plug-ins
 installed by other packages are discovered through entry-point groups such as
 ``ercgraph.graph_builders``. A broken plug-in warns instead of crashing the CLI.
+
+Built-ins register themselves when their module is imported; a registry imports its built-in
+modules, and every module of its built-in packages, on first lookup, so a new component is one
+new file in such a package.
+
+Dotted paths are code execution, so they are resolved only while :func:`dotted_paths_allowed`
+is on (a fresh ``train`` from the user's own config), and what they name must be a class of the
+registry's kind before anything calls it. Re-reading a run directory (``evaluate``, ``predict``)
+switches them off unless the user passes ``--import`` or ``--trust``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import importlib
 import importlib.util
 import inspect
+import pkgutil
 import sys
 import warnings
 from collections.abc import Callable, Iterator
@@ -23,6 +35,19 @@ from ercgraph.errors import ErcgraphError
 
 T = TypeVar("T")
 
+_DOTTED = {"allowed": True}
+
+
+@contextlib.contextmanager
+def dotted_paths_allowed(allowed: bool) -> Iterator[None]:
+    """Allow or forbid resolving ``pkg.module:Class`` dotted paths inside the block."""
+    before = _DOTTED["allowed"]
+    _DOTTED["allowed"] = allowed
+    try:
+        yield
+    finally:
+        _DOTTED["allowed"] = before
+
 
 class Registry(Generic[T]):
     """A name → class mapping for one kind of component.
@@ -30,15 +55,25 @@ class Registry(Generic[T]):
     Args:
         kind: Human-readable kind, used in error messages ("graph builder").
         entry_point_group: Entry-point group scanned for plug-ins, e.g. ``ercgraph.graph_builders``.
-        builtin_modules: Modules imported on first lookup so their built-ins register themselves.
+        builtin_modules: Modules imported on first lookup so their built-ins register themselves;
+            a package name imports every module inside it.
+        base: Import path ``module:Class`` of the base class every component must subclass
+            (checked before a resolved class is ever called).
     """
 
     def __init__(
-        self, kind: str, entry_point_group: str | None = None, builtin_modules: tuple[str, ...] = ()
+        self,
+        kind: str,
+        entry_point_group: str | None = None,
+        builtin_modules: tuple[str, ...] = (),
+        base: str | None = None,
+        functions: bool = False,
     ) -> None:
         self.kind = kind
         self.entry_point_group = entry_point_group
         self.builtin_modules = builtin_modules
+        self.base_path = base
+        self.functions = functions
         self._items: dict[str, type[T]] = {}
         self._loaded = False
 
@@ -63,7 +98,10 @@ class Registry(Generic[T]):
             return
         self._loaded = True
         for mod in self.builtin_modules:
-            importlib.import_module(mod)
+            module = importlib.import_module(mod)
+            if hasattr(module, "__path__"):  # a package: every module in it
+                for info in pkgutil.iter_modules(module.__path__, prefix=f"{mod}."):
+                    importlib.import_module(info.name)
         if self.entry_point_group:
             for ep in entry_points(group=self.entry_point_group):
                 try:
@@ -84,13 +122,30 @@ class Registry(Generic[T]):
         self._load()
         yield from sorted(self._items.items())
 
+    @property
+    def base(self) -> type | None:
+        if self.base_path is None:
+            return None
+        mod, _, attr = self.base_path.partition(":")
+        return getattr(importlib.import_module(mod), attr)
+
     def get(self, name: str) -> type[T]:
-        """Resolve a registered name or a dotted path to a class."""
+        """Resolve a registered name or a dotted path to a class of this registry's kind."""
         self._load()
+        if not isinstance(name, str):
+            raise ErcgraphError(f"a {self.kind} name must be a string, got {name!r}")
         if name in self._items:
             return self._items[name]
         if ":" in name or "." in name:
-            return load_dotted(name, self.kind)
+            if not _DOTTED["allowed"]:
+                raise ErcgraphError(
+                    f"{self.kind} {name!r} is a dotted path to code outside ercgraph; it is not "
+                    "imported when reading a run directory. If you trust it, pass the file that "
+                    "defines it with --import (or --trust to import dotted paths)"
+                )
+            obj = load_dotted(name, self.kind)
+            self.check_class(obj, name)
+            return obj
         close = difflib.get_close_matches(name, self._items, n=1)
         hint = f" Did you mean {close[0]!r}?" if close else ""
         raise ErcgraphError(
@@ -112,6 +167,16 @@ class Registry(Generic[T]):
         cls = self.get(name)
         check_kwargs(cls, kwargs, f"{self.kind} {name!r}")
         return cls(**kwargs, **extra)
+
+    def check_class(self, obj: Any, name: str) -> None:
+        """Raise unless ``obj`` is a class of this registry's kind (called before ``obj``)."""
+        if self.functions and inspect.isfunction(obj):
+            return
+        base = self.base
+        if not inspect.isclass(obj) or (base is not None and not issubclass(obj, base)):
+            what = f"a {type(obj).__name__}" if not inspect.isclass(obj) else f"class {obj!r}"
+            need = f"a subclass of {base.__module__}.{base.__qualname__}" if base else "a class"
+            raise ErcgraphError(f"{self.kind} {name!r} is {what}, not {need}")
 
     def __contains__(self, name: str) -> bool:
         self._load()
@@ -164,14 +229,43 @@ BUILDERS: Registry = Registry(
     "graph builder",
     "ercgraph.graph_builders",
     ("ercgraph.graphs.temporal", "ercgraph.graphs.speaker", "ercgraph.graphs.modality"),
+    base="ercgraph.graphs.base:GraphBuilder",
 )
 MODELS: Registry = Registry(
-    "model", "ercgraph.models", ("ercgraph.models.hierarchical", "ercgraph.models.baselines")
+    "model",
+    "ercgraph.models",
+    ("ercgraph.models.hierarchical", "ercgraph.models.baselines"),
+    base="torch.nn:Module",
 )
-LOSSES: Registry = Registry("loss", "ercgraph.losses", ("ercgraph.losses.classification",))
-SAMPLERS: Registry = Registry("sampler", "ercgraph.samplers", ("ercgraph.data.samplers",))
+FUSIONS: Registry = Registry(
+    "fusion", "ercgraph.fusions", ("ercgraph.fusions",), base="ercgraph.fusions.base:Fusion"
+)
+HEADS: Registry = Registry(
+    "head", "ercgraph.heads", ("ercgraph.heads",), base="ercgraph.heads.base:Head"
+)
+LOSSES: Registry = Registry(
+    "loss",
+    "ercgraph.losses",
+    ("ercgraph.losses", "ercgraph.heads"),  # heads register the terms that train them
+    base="ercgraph.losses.base:LossTerm",
+)
+SAMPLERS: Registry = Registry(
+    "sampler", "ercgraph.samplers", ("ercgraph.data.samplers",), base="torch.utils.data:Sampler"
+)
 READERS: Registry = Registry(
     "data reader",
     "ercgraph.readers",
     ("ercgraph.data.meld", "ercgraph.data.table", "ercgraph.data.pickles", "ercgraph.data.iemocap"),
+    functions=True,
 )
+
+#: Every registry by the name ``ercgraph list`` uses.
+REGISTRIES: dict[str, Registry] = {
+    "readers": READERS,
+    "builders": BUILDERS,
+    "models": MODELS,
+    "fusions": FUSIONS,
+    "heads": HEADS,
+    "losses": LOSSES,
+    "samplers": SAMPLERS,
+}

@@ -15,13 +15,16 @@ HEADLINE = ("accuracy", "weighted_f1", "macro_f1")
 
 
 def score(y_true: np.ndarray, y_pred: np.ndarray, labels: Sequence[str]) -> dict[str, Any]:
-    """Accuracy, weighted and macro F1 (percent) and per-class precision/recall/F1/support."""
+    """Accuracy (WA), unweighted accuracy (UA, the macro recall), weighted and macro F1
+    (percent) and per-class precision/recall/F1/support."""
     from sklearn.metrics import accuracy_score, f1_score, precision_recall_fscore_support
 
     ids = list(range(len(labels)))
     p, r, f, s = precision_recall_fscore_support(y_true, y_pred, labels=ids, zero_division=0)
+    seen = s > 0
     return {
-        "accuracy": 100.0 * accuracy_score(y_true, y_pred),
+        "accuracy": 100.0 * accuracy_score(y_true, y_pred) if len(y_true) else 0.0,
+        "unweighted_accuracy": 100.0 * float(r[seen].mean()) if seen.any() else 0.0,
         "weighted_f1": 100.0
         * f1_score(y_true, y_pred, labels=ids, average="weighted", zero_division=0),
         "macro_f1": 100.0 * f1_score(y_true, y_pred, labels=ids, average="macro", zero_division=0),
@@ -40,18 +43,22 @@ def score(y_true: np.ndarray, y_pred: np.ndarray, labels: Sequence[str]) -> dict
 def aggregate(per_seed: dict[int, dict[str, Any]]) -> dict[str, Any]:
     """Combine per-seed scores of one split into ``{metric: {mean, std, per_seed}}``.
 
-    ``per_class`` holds the mean over seeds of each class's precision, recall and F1 (support is
-    the same for every seed), plus ``f1_std``.
+    Every numeric metric is aggregated (classification, sentiment, regression). ``per_class``
+    holds the mean over seeds of each class's precision, recall and F1 (support is the same for
+    every seed), plus ``f1_std``.
     """
     seeds = sorted(per_seed)
     out: dict[str, Any] = {}
-    for key in HEADLINE:
+    keys = [k for k, v in per_seed[seeds[0]].items() if isinstance(v, (int, float))]
+    for key in keys:
         vals = np.array([per_seed[s][key] for s in seeds], dtype=float)
         out[key] = {
             "mean": float(vals.mean()),
             "std": float(vals.std(ddof=1)) if len(vals) > 1 else 0.0,
             "per_seed": {str(s): float(v) for s, v in zip(seeds, vals)},
         }
+    if "per_class" not in per_seed[seeds[0]]:
+        return out
     labels = list(per_seed[seeds[0]]["per_class"])
     out["per_class"] = {}
     for lab in labels:
@@ -83,16 +90,19 @@ def markdown_summary(
         "selection). Values are percent, mean ± std over seeds.",
         "",
     ]
-    lines += ["| split | accuracy | weighted F1 | macro F1 |", "|---|---|---|---|"]
+    shown = [k for k in metrics.get("test", {}) if k != "per_class" and not k.startswith("mae")]
+    lines += ["| split | " + " | ".join(shown) + " |", "|---|" + "---|" * len(shown)]
     for split in ("dev", "test"):
         if split in metrics:
             m = metrics[split]
-            lines.append(
-                f"| {split} | {fmt(m['accuracy'])} | {fmt(m['weighted_f1'])} | "
-                f"{fmt(m['macro_f1'])} |"
-            )
-    lines += ["", "## Per-class F1 (test, mean ± std over seeds)", ""]
-    if "test" in metrics:
+            lines.append(f"| {split} | " + " | ".join(fmt(m[k]) for k in shown) + " |")
+    for split in ("dev", "test"):
+        ens = metrics.get(f"{split}_ensemble")
+        if ens:
+            cells = " | ".join(f"{ens[k]:.2f}" if k in ens else "" for k in shown)
+            lines.append(f"| {split}, ensemble of the seeds | {cells} |")
+    if "test" in metrics and "per_class" in metrics["test"]:
+        lines += ["", "## Per-class F1 (test, mean ± std over seeds)", ""]
         pc = metrics["test"]["per_class"]
         lines += ["| class | precision | recall | F1 | support |", "|---|---|---|---|---|"]
         for lab, v in pc.items():
@@ -147,28 +157,49 @@ def plot_confusion(
 def plot_learning_curves(
     histories: dict[int, list[dict[str, float]]], path: Path, select_metric: str
 ) -> None:
-    """Training loss and dev metric per epoch for every seed, best epochs marked."""
+    """Total loss (train and dev), every loss term (train, mean over seeds) and the dev metric
+    per epoch, with each seed's selected epoch marked. Epoch ticks are integers."""
     import matplotlib
 
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3.8))
+    fig, (a1, a2, a3) = plt.subplots(1, 3, figsize=(14, 4))
     for seed, hist in sorted(histories.items()):
         ep = [h["epoch"] for h in hist]
-        a1.plot(ep, [h["train_loss"] for h in hist], label=f"seed {seed} train")
-        a1.plot(ep, [h["dev_loss"] for h in hist], "--", label=f"seed {seed} dev")
+        (line,) = a1.plot(ep, [h["train_loss"] for h in hist], label=f"seed {seed} train")
+        a1.plot(ep, [h["dev_loss"] for h in hist], "--", color=line.get_color(), label="dev")
         dev = [h[f"dev_{select_metric}"] for h in hist]
-        (line,) = a2.plot(ep, dev, label=f"seed {seed}")
+        a3.plot(ep, dev, color=line.get_color(), label=f"seed {seed}")
         best = int(np.argmax(dev))
-        a2.plot(ep[best], dev[best], "o", color=line.get_color())
-    a1.set_xlabel("epoch")
+        a3.plot(ep[best], dev[best], "o", color=line.get_color())
+    prefix = "train_loss_"
+    terms = sorted(
+        {k[len(prefix) :] for h in histories.values() for r in h for k in r if k.startswith(prefix)}
+    )
+    for term in terms:
+        by_epoch: dict[int, list[float]] = {}
+        for hist in histories.values():
+            for r in hist:
+                v = r.get(f"train_loss_{term}")
+                if v is not None and np.isfinite(v):
+                    by_epoch.setdefault(r["epoch"], []).append(v)
+        ep = sorted(by_epoch)
+        a2.plot(ep, [np.mean(by_epoch[e]) for e in ep], label=term)
+    a1.set_title("total loss (solid train, dashed dev)")
+    a2.set_title(f"loss terms, train (mean over {len(histories)} seed(s))")
+    a3.set_title("dev score (dot = selected epoch)")
+    a3.set_ylabel(f"dev {select_metric}")
+    for ax in (a1, a2, a3):
+        ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     a1.set_ylabel("loss")
-    a1.legend(fontsize=6)
-    a2.set_xlabel("epoch")
-    a2.set_ylabel(f"dev {select_metric} (%)")
-    a2.set_title("dev score (dot = selected epoch)")
-    a2.legend(fontsize=6)
+    if len(histories) <= 6:
+        a1.legend(fontsize=7, ncol=2)
+        a3.legend(fontsize=7)
+    if terms:
+        a2.legend(fontsize=8)
     fig.tight_layout()
     _save_fig(fig, path)
 

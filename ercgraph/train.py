@@ -1,22 +1,20 @@
-"""The training recipe: config → corpus → features → graphs → model → fit (dev selection) →
-test evaluation → report. Reads top to bottom; holds no globals.
+"""The training recipe: config → pipeline (corpus, features, normaliser, graphs) → model →
+fit with dev selection → test evaluation → report. Reads top to bottom; holds no globals.
 
 Each seed trains in its own folder ``seed_<s>/`` of the run directory. After every epoch a
-checkpoint (model, optimiser, RNG and history) is written atomically to ``last.pt``; the weights
-of the best epoch by the dev metric go to ``best.safetensors``; a finished seed writes
-``result.json``. ``resume=True`` skips finished seeds and continues an interrupted one from its
-last checkpoint.
+checkpoint (model, objective, optimiser, RNG and history) is written atomically to ``last.pt``;
+the weights of the best epoch by the dev metric go to ``best.safetensors``; a finished seed
+writes ``result.json``. ``resume=True`` skips finished seeds and continues an interrupted one
+from its last checkpoint. The pipeline lives in :mod:`ercgraph.pipeline`, the run-directory
+policy in :mod:`ercgraph.rundir`.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import platform
 import random
-import subprocess
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,32 +22,28 @@ import numpy as np
 import torch
 from torch import nn
 
-from ercgraph.config import Config, cache_dir, dump_config
-from ercgraph.data.corpus import Corpus
-from ercgraph.data.features import FeatureStore, atomic_write_bytes
+from ercgraph.config import Config, effective_heads, effective_loss
+from ercgraph.data.features import atomic_write_bytes
 from ercgraph.errors import ErcgraphError
+from ercgraph.pipeline import Prepared, check_config, prepare
 from ercgraph.report import (
     aggregate,
     markdown_summary,
     plot_confusion,
     plot_learning_curves,
-    score,
+)
+from ercgraph.rundir import (
+    atomic_torch_save,
+    check_out_dir,
+    load_weights,
+    locked,
     write_json,
+    write_setup,
 )
 
 log = logging.getLogger(__name__)
 
-
-@dataclass
-class Prepared:
-    """Everything the model needs, built once and shared by all seeds (and ablation variants)."""
-
-    corpus: Corpus
-    store: FeatureStore
-    graphs: dict[str, list]  # split → list of HeteroData
-    edge_types: list[tuple[str, str, str]]
-    timings: dict[str, float]
-    feature_info: dict[str, Any]
+__all__ = ["Prepared", "evaluate_batches", "fit_seed", "prepare", "run"]
 
 
 # -- setup ------------------------------------------------------------------------------------
@@ -67,125 +61,41 @@ def pick_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def load_features(
-    cfg: Config, corpus: Corpus, provided: FeatureStore | None = None
-) -> tuple[FeatureStore, dict[str, Any]]:
-    """The FeatureStore for every configured modality.
+def make_model(cfg: Config, prep: Prepared) -> nn.Module:
+    from ercgraph.models import build_model
 
-    A modality the reader already provided (a feature pickle) is taken from ``provided``; text is
-    otherwise extracted (or reused from the cache) with the configured encoder.
-    """
-    from ercgraph.encoders.extract import extract_text_features
-
-    store: FeatureStore | None = None
-    info: dict[str, Any] = {}
-    for modality in cfg.features.modalities:
-        if provided is not None and modality in provided.features:
-            made = provided.manifest.get(modality, {})
-            if made.get("corpus") not in (None, corpus.fingerprint()):
-                raise ErcgraphError(
-                    f"features for {modality!r} from {made.get('file')} were "
-                    "made for another corpus (fingerprint differs)"
-                )
-            part = FeatureStore(
-                {modality: provided.features[modality]},
-                {modality: provided.present[modality]},
-                {modality: made},
-            )
-            info[modality] = {"source": made.get("encoder", "reader"), "reused": True}
-        elif modality == "text":
-            part, info["text"] = extract_text_features(corpus, cfg.features.text, cache_dir(cfg))
-        elif modality in ("audio", "visual"):
-            from ercgraph.encoders.media_extract import extract_media_features
-
-            part, info[modality] = extract_media_features(
-                corpus, modality, getattr(cfg.features, modality), cache_dir(cfg)
-            )
-        else:
-            have = sorted(provided.features) if provided is not None else []
-            raise ErcgraphError(
-                f"features.modalities: no feature source for modality {modality!r}; the reader "
-                f"provides {have or 'none'}; text, audio and visual can be extracted"
-            )
-        store = part if store is None else store.merge(part)
-    if store is None:
-        raise ErcgraphError("features.modalities is empty; name at least one modality")
-    store.check_rows(corpus.num_utterances, "features")
-    return store, info
+    return build_model(
+        cfg.model,
+        prep.store.dims(),
+        prep.edge_types,
+        prep.corpus.labels,
+        effective_heads(cfg),
+        prep.head_states,
+    )
 
 
-def prepare(
-    cfg: Config, corpus: Corpus | None = None, splits: tuple[str, ...] = ("train", "dev", "test")
-) -> Prepared:
-    """Corpus, features and graphs (each cached on disk where deterministic).
+def make_objective(cfg: Config, prep: Prepared) -> nn.Module:
+    from ercgraph.losses import build_objective
 
-    Args:
-        cfg: the run config.
-        corpus: an already loaded corpus (``predict``); default: read ``cfg.data``.
-        splits: the splits that must be present.
-    """
-    from ercgraph.config import data_root
-    from ercgraph.data.load import load_corpus
-    from ercgraph.graphs.build import build_graphs
-
-    timings: dict[str, float] = {}
-    t0 = time.perf_counter()
-    provided = None
-    if corpus is None and cfg.data.reader == "pickle":
-        from ercgraph.data.pickles import read_pickle_features
-
-        corpus, provided = read_pickle_features(cfg.data, data_root(cfg))
-    elif corpus is None:
-        corpus = load_corpus(cfg)
-    timings["read_s"] = time.perf_counter() - t0
-    for split in splits:
-        if split not in corpus.splits:
-            raise ErcgraphError(
-                f"{corpus.source or corpus.name}: the corpus has no {split!r} "
-                f"split (found {corpus.splits}); this needs {list(splits)}"
-            )
-    t0 = time.perf_counter()
-    store, info = load_features(cfg, corpus, provided)
-    timings["features_s"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    graphs = build_graphs(corpus, store, cfg.graph.builders, cfg.graph.edge_types, cache_dir(cfg))
-    timings["graphs_s"] = time.perf_counter() - t0
-    if not graphs:
-        raise ErcgraphError("no dialogue graphs were built")
-    edge_types = sorted(graphs[0].edge_types)
-    by_split: dict[str, list] = {s: [] for s in corpus.splits}
-    first_split = corpus.df.groupby("dialogue_id", sort=False)["split"].first()
-    for g in graphs:
-        by_split[first_split[g.dialogue_id]].append(g)
-    return Prepared(corpus, store, by_split, edge_types, timings, info)
+    counts = class_counts(prep.graphs["train"], len(prep.corpus.labels))
+    context = {
+        "class_counts": counts,
+        "num_classes": len(prep.corpus.labels),
+        "labels": list(prep.corpus.labels),
+    }
+    return build_objective(effective_loss(cfg), context)
 
 
-# -- one seed ---------------------------------------------------------------------------------
+def class_counts(graphs: list, num_classes: int) -> torch.Tensor:
+    y = torch.cat([g.y for g in graphs])
+    return torch.bincount(y[y >= 0], minlength=num_classes).float()
+
+
 def _loader(graphs: list, batch_size: int, shuffle: bool, seed: int = 0):
     from torch_geometric.loader import DataLoader
 
     gen = torch.Generator().manual_seed(seed)
     return DataLoader(graphs, batch_size=batch_size, shuffle=shuffle, generator=gen)
-
-
-@torch.no_grad()
-def predict_graphs(
-    model: nn.Module, batches: list, device: torch.device, loss_fn: nn.Module | None = None
-) -> tuple[np.ndarray, np.ndarray, float]:
-    """Probabilities, labels and mean loss over pre-collated batches."""
-    model.eval()
-    probs, ys, total, n = [], [], 0.0, 0
-    for batch in batches:
-        batch = batch.to(device)
-        logits = model(batch)
-        if loss_fn is not None:
-            labelled = batch.y >= 0
-            if labelled.any():
-                total += float(loss_fn(logits[labelled], batch.y[labelled])) * int(labelled.sum())
-                n += int(labelled.sum())
-        probs.append(torch.softmax(logits, -1).cpu())
-        ys.append(batch.y.cpu())
-    return torch.cat(probs).numpy(), torch.cat(ys).numpy(), total / max(n, 1)
 
 
 def _train_loader(cfg: Config, prep: Prepared, seed: int):
@@ -205,19 +115,60 @@ def _train_loader(cfg: Config, prep: Prepared, seed: int):
     return DataLoader(graphs, batch_size=cfg.train.batch_size, sampler=sampler), gen
 
 
-def class_counts(graphs: list, num_classes: int) -> torch.Tensor:
-    y = torch.cat([g.y for g in graphs])
-    return torch.bincount(y[y >= 0], minlength=num_classes).float()
+# -- evaluation ---------------------------------------------------------------------------------
+@torch.no_grad()
+def evaluate_batches(
+    model: nn.Module, batches: list, device: torch.device, objective: nn.Module | None = None
+) -> tuple[dict[str, dict[str, np.ndarray]], dict[str, float], np.ndarray]:
+    """Run the model over pre-collated batches.
+
+    Returns:
+        head name → ``{"pred", "target"}`` arrays in batch order; the mean of each loss term
+        (weighted by utterances) and ``total``; the Corpus rows in batch order.
+    """
+    model.eval()
+    collected: dict[str, dict[str, list]] = {}
+    sums: dict[str, float] = {}
+    rows, n_total = [], 0
+    for batch in batches:
+        batch = batch.to(device)
+        out = model(batch)
+        n = int(batch.row.numel())
+        n_total += n
+        rows.append(batch.row.cpu())
+        for name, head in model.heads.items():
+            for key, value in head.collect(out, batch).items():
+                collected.setdefault(name, {}).setdefault(key, []).append(value.cpu())
+        if objective is not None:
+            total, values = objective(out, batch)
+            for k, v in values.items():
+                sums[k] = sums.get(k, 0.0) + v * n
+            if total is not None:
+                sums["total"] = sums.get("total", 0.0) + float(total) * n
+    arrays = {
+        name: {k: torch.cat(v).numpy() for k, v in parts.items()}
+        for name, parts in collected.items()
+    }
+    losses = {k: v / max(n_total, 1) for k, v in sums.items()}
+    return arrays, losses, torch.cat(rows).numpy() if rows else np.zeros(0, dtype=np.int64)
 
 
+def score_heads(model: nn.Module, arrays: dict[str, dict[str, np.ndarray]]) -> dict[str, Any]:
+    """Every head's metrics for one split, in one flat dict (the emotion head's per-class table
+    under ``per_class``)."""
+    scores: dict[str, Any] = {}
+    for name, head in model.heads.items():
+        if name in arrays and "pred" in arrays[name]:
+            scores.update(head.score(arrays[name]["pred"], arrays[name]["target"]))
+    return scores
+
+
+# -- one seed ---------------------------------------------------------------------------------
 def fit_seed(
     cfg: Config, prep: Prepared, seed: int, seed_dir: Path, resume: bool
 ) -> dict[str, Any]:
     """Train one seed with dev-split model selection; returns the seed's result dict."""
-    from safetensors.torch import load_file, save
-
-    from ercgraph.models import build_model
-    from ercgraph.registry import LOSSES
+    from safetensors.torch import save
 
     result_path = seed_dir / "result.json"
     ckpt = seed_dir / "last.pt"
@@ -231,25 +182,19 @@ def fit_seed(
     seed_dir.mkdir(parents=True, exist_ok=True)
     device = pick_device(cfg.train.device)
     set_seed(seed)
-    labels = prep.corpus.labels
-    model = build_model(
-        cfg.model, prep.store.dims(), prep.edge_types, len(labels), cfg.multitask
-    ).to(device)
-    counts = class_counts(prep.graphs["train"], len(labels))
-    loss_fn = LOSSES.create({"name": cfg.loss.name, **cfg.loss.options}, class_counts=counts).to(
-        device
-    )
-    opt = torch.optim.AdamW(
-        model.parameters(), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay
-    )
+    model = make_model(cfg, prep).to(device)
+    objective = make_objective(cfg, prep).to(device)
+    params = list(model.parameters()) + list(objective.parameters())
+    opt = torch.optim.AdamW(params, lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
     train_loader, train_gen = _train_loader(cfg, prep, seed)
     dev_batches = list(_loader(prep.graphs["dev"], 64, False))
     metric = cfg.train.select_metric
     history: list[dict[str, float]] = []
-    best, best_epoch, start, stopped = -1.0, -1, 1, False
+    best, best_epoch, start, stopped = -float("inf"), -1, 1, False
     if resume and ckpt.exists():
-        state = torch.load(ckpt, map_location="cpu", weights_only=True)
+        state = _load_checkpoint(ckpt)
         model.load_state_dict(state["model"])
+        objective.load_state_dict(state["objective"])
         opt.load_state_dict(state["optimizer"])
         torch.set_rng_state(state["torch_rng"])
         if device.type == "cuda" and state.get("cuda_rng") is not None:
@@ -264,32 +209,38 @@ def fit_seed(
             break
         t0 = time.perf_counter()
         model.train()
-        total, n = 0.0, 0
+        sums: dict[str, float] = {}
+        n = 0
         for batch in train_loader:
             batch = batch.to(device)
-            aux: dict[str, torch.Tensor] = {}
-            logits = model(batch, aux) if cfg.multitask.enabled else model(batch)
-            labelled = batch.y >= 0
-            loss = loss_fn(logits[labelled], batch.y[labelled])
-            if "reconstruction" in aux:
-                loss = loss + cfg.multitask.weight * aux["reconstruction"]
+            out = model(batch)
+            loss, values = objective(out, batch)
+            if loss is None:
+                continue
             opt.zero_grad()
             loss.backward()
             if cfg.train.grad_clip:
-                nn.utils.clip_grad_norm_(model.parameters(), cfg.train.grad_clip)
+                nn.utils.clip_grad_norm_(params, cfg.train.grad_clip)
             opt.step()
-            total += loss.item() * int(labelled.sum())
-            n += int(labelled.sum())
+            size = int(batch.row.numel())
+            n += size
+            sums["total"] = sums.get("total", 0.0) + loss.item() * size
+            for k, v in values.items():
+                sums[k] = sums.get(k, 0.0) + v * size
         epoch_s = time.perf_counter() - t0
-        probs, y, dev_loss = predict_graphs(model, dev_batches, device, loss_fn)
-        dev = score(y, probs.argmax(1), labels)
-        row = {
+        arrays, dev_losses, _ = evaluate_batches(model, dev_batches, device, objective)
+        dev = score_heads(model, arrays)
+        row: dict[str, float] = {
             "epoch": epoch,
-            "train_loss": total / max(n, 1),
-            "dev_loss": dev_loss,
+            "train_loss": sums.get("total", 0.0) / max(n, 1),
+            "dev_loss": dev_losses.get("total", float("nan")),
             "epoch_s": epoch_s,
-            **{f"dev_{k}": dev[k] for k in ("accuracy", "weighted_f1", "macro_f1")},
         }
+        for k in objective.terms:
+            row[f"train_loss_{k}"] = sums.get(k, float("nan")) / max(n, 1)
+            if k in dev_losses:
+                row[f"dev_loss_{k}"] = dev_losses[k]
+        row.update({f"dev_{k}": v for k, v in dev.items() if isinstance(v, float | int)})
         history.append(row)
         if row[f"dev_{metric}"] > best:
             best, best_epoch = row[f"dev_{metric}"], epoch
@@ -310,6 +261,7 @@ def fit_seed(
         )
         state = {
             "model": model.state_dict(),
+            "objective": objective.state_dict(),
             "optimizer": opt.state_dict(),
             "epoch": epoch,
             "history": history,
@@ -320,7 +272,7 @@ def fit_seed(
             "loader_rng": train_gen.get_state(),
             "stopped": epoch - best_epoch >= cfg.train.patience,
         }
-        _atomic_torch_save(state, ckpt)
+        atomic_torch_save(state, ckpt)
         if state["stopped"]:
             log.info(
                 "seed %d: no dev improvement for %d epochs; stopping", seed, cfg.train.patience
@@ -328,178 +280,122 @@ def fit_seed(
             stopped = True
             break
 
-    model.load_state_dict(load_file(seed_dir / "best.safetensors"))
+    load_weights(model, seed_dir / "best.safetensors")
     result: dict[str, Any] = {
         "seed": seed,
         "best_epoch": best_epoch,
         "stopped_early": stopped,
         "history": history,
+        "loss_terms": {k: objective.weights[k] for k in objective.terms},
     }
     for split in ("dev", "test"):
-        probs, y, _ = predict_graphs(model, list(_loader(prep.graphs[split], 64, False)), device)
-        result[split] = score(y, probs.argmax(1), labels)
-        result[f"{split}_pred"] = probs.argmax(1).tolist()
-        result[f"{split}_true"] = y.tolist()
+        batches = list(_loader(prep.graphs[split], 64, False))
+        arrays, _, rows = evaluate_batches(model, batches, device)
+        result[split] = score_heads(model, arrays)
+        if "emotion" in arrays:
+            em = arrays["emotion"]
+            result[f"{split}_pred"] = em["pred"].argmax(1).tolist()
+            result[f"{split}_true"] = em["target"].tolist()
+            result[f"{split}_probs"] = np.round(em["pred"], 6).tolist()
+            result[f"{split}_rows"] = rows.tolist()
     write_json(result_path, result)
     return result
 
 
-def _atomic_torch_save(obj: Any, path: Path) -> None:
-    import io
+def _load_checkpoint(path: Path) -> dict[str, Any]:
+    """``last.pt`` with ``weights_only=True``; a truncated or foreign file is a clear error."""
+    import pickle
 
-    buf = io.BytesIO()
-    torch.save(obj, buf)
-    atomic_write_bytes(path, buf.getvalue())
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except (RuntimeError, EOFError, pickle.UnpicklingError, OSError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ErcgraphError(
+            f"checkpoint {str(path)!r} cannot be loaded safely (truncated, corrupt or not an "
+            f"ercgraph checkpoint): {first}; delete that seed folder to retrain it"
+        ) from exc
 
 
 # -- the run ----------------------------------------------------------------------------------
-def environment() -> dict[str, Any]:
-    """Package versions and git revision, saved with every run."""
-    import importlib.metadata as md
-
-    versions = {}
-    for pkg in (
-        "ercgraph",
-        "torch",
-        "torch-geometric",
-        "transformers",
-        "torchaudio",
-        "numpy",
-        "pandas",
-        "scikit-learn",
-        "safetensors",
-    ):
-        try:
-            versions[pkg] = md.version(pkg)
-        except md.PackageNotFoundError:
-            versions[pkg] = None
-    try:
-        rev = (
-            subprocess.run(
-                ["git", "rev-parse", "HEAD"],
-                capture_output=True,
-                text=True,
-                cwd=Path(__file__).parent,
-                timeout=5,
-            ).stdout.strip()
-            or None
-        )
-    except (OSError, subprocess.SubprocessError):
-        rev = None
-    return {
-        "versions": versions,
-        "git_revision": rev,
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-    }
-
-
-def check_out_dir(out: Path, cfg: Config, resume: bool) -> None:
-    """Never overwrite a run unless resuming it, and only resume it with the same config.
-
-    A resumed run may change ``train.epochs`` (to train longer) and ``train.seeds`` (to add seeds);
-    anything else must match the saved ``config.yaml``.
-    """
-    from ercgraph.report import HEADLINE
-
-    if cfg.train.select_metric not in HEADLINE:
-        raise ErcgraphError(
-            f"train.select_metric must be one of {list(HEADLINE)}, got {cfg.train.select_metric!r}"
-        )
-    if resume and out.exists() and any(out.iterdir()) and not (out / "config.yaml").exists():
-        raise ErcgraphError(
-            f"--resume: {str(out)!r} is not a run directory (no config.yaml); nothing to resume"
-        )
-    if out.exists() and any(out.iterdir()) and not resume:
-        raise ErcgraphError(
-            f"run directory {str(out)!r} already exists and is not empty; "
-            "pass --resume to continue it or choose another --out"
-        )
-    saved_path = out / "config.yaml"
-    if resume and saved_path.exists():
-        import yaml
-
-        saved = yaml.safe_load(saved_path.read_text())
-        new = yaml.safe_load(dump_config(cfg))
-        for d in (saved, new):
-            d["train"].pop("epochs", None)
-            d["train"].pop("seeds", None)
-        if saved != new:
-            diff = sorted(
-                f"{sec}.{k}"
-                for sec in new
-                if isinstance(new[sec], dict)
-                for k in new[sec]
-                if saved.get(sec, {}).get(k) != new[sec][k]
-            )
-            raise ErcgraphError(
-                f"--resume: the config differs from {str(saved_path)!r} "
-                f"(at {', '.join(diff) or 'top level'}); resume with the same "
-                "config (only train.epochs and train.seeds may change)"
-            )
-
-
 def run(
     cfg: Config, out: Path, resume: bool = False, prep: Prepared | None = None
 ) -> dict[str, Any]:
     """Train every seed in ``cfg.train.seeds`` and write the run directory.
 
+    The whole config is checked before any feature is read; the run directory is locked while
+    the run writes into it.
+
     Returns:
         The metrics dict written to ``metrics.json``.
     """
+    check_config(cfg)
     check_out_dir(out, cfg, resume)
     if prep is None:
         prep = prepare(cfg)
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(out / "config.yaml", dump_config(cfg).encode())
-    write_json(out / "environment.json", environment())
-    write_json(out / "features.json", prep.feature_info)
-    write_json(
-        out / "model.json",
-        {
-            "labels": list(prep.corpus.labels),
-            "in_dims": prep.store.dims(),
-            "edge_types": [list(et) for et in prep.edge_types],
-        },
-    )
-    t_train = time.perf_counter()
-    threads = torch.get_num_threads()
-    try:
-        if cfg.train.threads:
-            torch.set_num_threads(cfg.train.threads)
-        results = {s: fit_seed(cfg, prep, s, out / f"seed_{s}", resume) for s in cfg.train.seeds}
-    finally:
-        torch.set_num_threads(threads)
-    train_s = time.perf_counter() - t_train
-    metrics = summarise(cfg, prep, results, out)
-    metrics["timings"] = {**prep.timings, "train_s": train_s}
-    write_json(out / "metrics.json", metrics)
+    with locked(out):
+        write_setup(out, cfg, prep)
+        t_train = time.perf_counter()
+        threads = torch.get_num_threads()
+        try:
+            if cfg.train.threads:
+                torch.set_num_threads(cfg.train.threads)
+            results = {
+                s: fit_seed(cfg, prep, s, out / f"seed_{s}", resume) for s in cfg.train.seeds
+            }
+        finally:
+            torch.set_num_threads(threads)
+        train_s = time.perf_counter() - t_train
+        metrics = summarise(cfg, prep, results, out)
+        metrics["timings"] = {**prep.timings, "train_s": train_s}
+        write_json(out / "metrics.json", metrics)
     return metrics
+
+
+def ensemble(results: dict[int, dict], split: str, labels: list[str]) -> dict[str, Any] | None:
+    """Scores of the seeds' averaged emotion probabilities (the ensemble ``predict`` uses)."""
+    from ercgraph.report import score
+
+    runs = [r for r in results.values() if f"{split}_probs" in r]
+    if not runs or len(runs) != len(results):
+        return None
+    probs = np.mean([np.asarray(r[f"{split}_probs"]) for r in runs], axis=0)
+    y = np.asarray(runs[0][f"{split}_true"])
+    keep = y >= 0
+    return score(y[keep], probs[keep].argmax(1), labels)
 
 
 def summarise(cfg: Config, prep: Prepared, results: dict[int, dict], out: Path) -> dict:
     """metrics.json content, summary.md, confusion matrix and learning curves."""
     labels = list(prep.corpus.labels)
+    first = next(iter(results.values()))
     metrics: dict[str, Any] = {
         "select_metric": cfg.train.select_metric,
         "seeds": list(results),
         "labels": labels,
+        "heads": [h if isinstance(h, str) else h["name"] for h in effective_heads(cfg)],
+        "loss_terms": first.get("loss_terms", {}),
         "edge_types": ["|".join(et) for et in prep.edge_types],
         "best_epochs": {str(s): r["best_epoch"] for s, r in results.items()},
     }
     for split in ("dev", "test"):
         metrics[split] = aggregate({s: r[split] for s, r in results.items()})
+        ens = ensemble(results, split, labels)
+        if ens is not None:
+            metrics[f"{split}_ensemble"] = ens
+    metrics["loss_at_best_epoch"] = _losses_at_best(results)
     epoch_s = [h["epoch_s"] for r in results.values() for h in r["history"]]
     metrics["epoch_s_mean"] = float(np.mean(epoch_s)) if epoch_s else None
-    y_true = np.concatenate([r["test_true"] for r in results.values()])
-    y_pred = np.concatenate([r["test_pred"] for r in results.values()])
-    plot_confusion(
-        y_true,
-        y_pred,
-        labels,
-        out / "confusion_test.png",
-        f"test confusion, pooled over {len(results)} seed(s)",
-    )
+    if all("test_true" in r for r in results.values()):
+        y_true = np.concatenate([r["test_true"] for r in results.values()])
+        y_pred = np.concatenate([r["test_pred"] for r in results.values()])
+        keep = y_true >= 0
+        plot_confusion(
+            y_true[keep],
+            y_pred[keep],
+            labels,
+            out / "confusion_test.png",
+            f"test confusion, pooled over {len(results)} seed(s)",
+        )
     plot_learning_curves(
         {s: r["history"] for s, r in results.items()},
         out / "learning_curve.png",
@@ -507,6 +403,8 @@ def summarise(cfg: Config, prep: Prepared, results: dict[int, dict], out: Path) 
     )
     extra = {
         "model": cfg.model.name,
+        "heads": ", ".join(metrics["heads"]),
+        "loss": " + ".join(f"{w:g}×{k}" for k, w in metrics["loss_terms"].items()),
         "edge types": ", ".join(metrics["edge_types"]) or "none",
         "best epochs": metrics["best_epochs"],
         "train dialogues / dev / test": "/".join(
@@ -518,36 +416,17 @@ def summarise(cfg: Config, prep: Prepared, results: dict[int, dict], out: Path) 
     return metrics
 
 
-def evaluate_run(run_dir: Path) -> dict[str, Any]:
-    """Re-score a saved run from its config and best checkpoints; writes ``rescored.json``."""
-    from safetensors.torch import load_file
-
-    from ercgraph.config import load_config
-    from ercgraph.models import build_model
-
-    cfg_path = run_dir / "config.yaml"
-    if not cfg_path.exists():
-        raise ErcgraphError(f"{str(run_dir)!r} is not a run directory (no config.yaml)")
-    cfg = load_config(cfg_path)
-    prep = prepare(cfg)
-    device = pick_device(cfg.train.device)
-    per_split: dict[str, dict[int, dict]] = {"dev": {}, "test": {}}
-    for seed in cfg.train.seeds:
-        weights = run_dir / f"seed_{seed}" / "best.safetensors"
-        if not weights.exists() or not (weights.parent / "result.json").exists():
-            raise ErcgraphError(
-                f"{str(weights.parent)!r}: seed {seed} did not finish (no result.json); "
-                "finish the run with --resume"
-            )
-        model = build_model(
-            cfg.model, prep.store.dims(), prep.edge_types, len(prep.corpus.labels), cfg.multitask
-        ).to(device)
-        model.load_state_dict(load_file(weights))
-        for split in per_split:
-            probs, y, _ = predict_graphs(
-                model, list(_loader(prep.graphs[split], 64, False)), device
-            )
-            per_split[split][seed] = score(y, probs.argmax(1), prep.corpus.labels)
-    rescored = {split: aggregate(v) for split, v in per_split.items()}
-    write_json(run_dir / "rescored.json", rescored)
-    return rescored
+def _losses_at_best(results: dict[int, dict]) -> dict[str, dict[str, float]]:
+    """Each loss term's train and dev value at every seed's selected epoch, mean ± std."""
+    per: dict[str, list[float]] = {}
+    for r in results.values():
+        rows = [h for h in r["history"] if h["epoch"] == r["best_epoch"]]
+        if not rows:
+            continue
+        for k, v in rows[0].items():
+            if k.startswith(("train_loss", "dev_loss")):
+                per.setdefault(k, []).append(float(v))
+    return {
+        k: {"mean": float(np.mean(v)), "std": float(np.std(v, ddof=1)) if len(v) > 1 else 0.0}
+        for k, v in per.items()
+    }

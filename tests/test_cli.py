@@ -290,7 +290,7 @@ def test_predict_without_checkpoint(tmp_path, run_dir, conversations, capsys):
         ckpt.unlink()
     code = cli("predict", str(broken), str(conversations[0]), *MAP)
     err = capsys.readouterr().err
-    assert code == 2 and "no checkpoint" in err
+    assert code == 2 and "did not finish" in err and "best.safetensors" in err
 
 
 def test_predict_never_overwrites(run_dir, conversations, tmp_path, capsys):

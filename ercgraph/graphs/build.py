@@ -304,6 +304,7 @@ def build_graphs(
     builders: Any,
     edge_types: Sequence[str] | None = None,
     cache_dir: Path | str | None = None,
+    targets: dict[str, Tensor] | None = None,
 ) -> list[HeteroData]:
     """One :class:`~torch_geometric.data.HeteroData` per dialogue, in Corpus row order.
 
@@ -324,6 +325,8 @@ def build_graphs(
         builders: Builder specs (see :func:`compose`).
         edge_types: Relation names to keep (``None`` = all).
         cache_dir: Folder for the edge cache (``<cache_dir>/graphs/``); ``None`` = no cache.
+        targets: Extra per-utterance graph attributes ``[N, ...]`` in Corpus row order (the
+            heads' targets, e.g. ``y_sentiment``, ``y_regression``).
 
     Raises:
         ErcgraphError: on a feature/corpus row mismatch or a bad builder configuration.
@@ -347,6 +350,13 @@ def build_graphs(
         "turn": torch.from_numpy(corpus.df["turn"].to_numpy(dtype=np.int64, copy=True)),
         "row": torch.arange(dialogues.num_utterances),
     }
+    for name, value in (targets or {}).items():
+        if name in globals_ or value.shape[0] != dialogues.num_utterances:
+            raise ErcgraphError(
+                f"build_graphs: target {name!r} clashes with a graph attribute or has "
+                f"{value.shape[0]} rows for {dialogues.num_utterances} utterances"
+            )
+        globals_[name] = value
     with _gc_paused():
         return _assemble(HeteroData, corpus, store, dialogues, edges, globals_)
 

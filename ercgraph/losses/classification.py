@@ -1,17 +1,19 @@
 """Emotion-classification losses. Every class weight is computed from training-split counts.
 
 Each loss is built as ``cls(class_counts, **options)`` where ``class_counts`` is a float tensor
-``[num_classes]`` counted on the training split, and is called as ``loss(logits, target)``.
-Targets of ``-1`` (unlabelled utterances) are ignored.
+``[num_classes]`` counted on the training split. As a loss term it is called as
+``loss(out, batch)``; :meth:`classify` computes it from ``(logits, target)`` directly. Targets of
+``-1`` (unlabelled utterances) are ignored.
 """
 
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
 from ercgraph.errors import ErcgraphError
+from ercgraph.losses.base import ClassificationLoss
 from ercgraph.registry import LOSSES
 
 WEIGHTINGS = ("none", "inverse", "sqrt_inverse")
@@ -32,7 +34,7 @@ def class_weights(counts: Tensor, scheme: str) -> Tensor | None:
 
 
 @LOSSES.register("ce")
-class CrossEntropyLoss(nn.Module):
+class CrossEntropyLoss(ClassificationLoss):
     """Cross-entropy, optionally weighted from the training split's class counts.
 
     Args:
@@ -50,7 +52,7 @@ class CrossEntropyLoss(nn.Module):
         w = class_weights(class_counts.float(), weighting)
         self.register_buffer("weight", w if w is not None else torch.ones(len(class_counts)))
 
-    def forward(self, logits: Tensor, target: Tensor) -> Tensor:
+    def classify(self, logits: Tensor, target: Tensor) -> Tensor:
         return F.cross_entropy(
             logits,
             target,
@@ -64,7 +66,7 @@ class CrossEntropyLoss(nn.Module):
 
 
 @LOSSES.register("class_balanced")
-class ClassBalancedLoss(nn.Module):
+class ClassBalancedLoss(ClassificationLoss):
     """Class-balanced loss (Cui et al., CVPR 2019): weights from the effective number of samples.
 
     The weight of class c is ``(1 - beta) / (1 - beta ** n_c)``, normalised to mean 1, applied to
@@ -90,7 +92,7 @@ class ClassBalancedLoss(nn.Module):
         w = 1.0 / effective
         self.register_buffer("weight", w / w.mean())
 
-    def forward(self, logits: Tensor, target: Tensor) -> Tensor:
+    def classify(self, logits: Tensor, target: Tensor) -> Tensor:
         if self.base == "focal":
             return focal_loss(logits, target, self.gamma, self.weight)
         return F.cross_entropy(logits, target, weight=self.weight, ignore_index=-1)
@@ -115,7 +117,7 @@ def focal_loss(logits: Tensor, target: Tensor, gamma: float, weight: Tensor | No
 
 
 @LOSSES.register("focal")
-class FocalLoss(nn.Module):
+class FocalLoss(ClassificationLoss):
     """Focal loss (Lin et al., ICCV 2017), optionally with class weights from the counts.
 
     Args:
@@ -130,7 +132,7 @@ class FocalLoss(nn.Module):
         w = class_weights(class_counts.float(), weighting)
         self.register_buffer("weight", w if w is not None else torch.ones(len(class_counts)))
 
-    def forward(self, logits: Tensor, target: Tensor) -> Tensor:
+    def classify(self, logits: Tensor, target: Tensor) -> Tensor:
         return focal_loss(logits, target, self.gamma, self.weight)
 
     def extra_repr(self) -> str:
@@ -138,7 +140,7 @@ class FocalLoss(nn.Module):
 
 
 @LOSSES.register("logit_adjusted")
-class LogitAdjustedLoss(nn.Module):
+class LogitAdjustedLoss(ClassificationLoss):
     """Logit-adjusted cross-entropy (Menon et al., ICLR 2021).
 
     Training adds ``tau * log(prior)`` to the logits, with the prior counted on the training
@@ -155,7 +157,7 @@ class LogitAdjustedLoss(nn.Module):
         prior = class_counts.float().clamp(min=1.0)
         self.register_buffer("log_prior", (prior / prior.sum()).log())
 
-    def forward(self, logits: Tensor, target: Tensor) -> Tensor:
+    def classify(self, logits: Tensor, target: Tensor) -> Tensor:
         return F.cross_entropy(logits + self.tau * self.log_prior, target, ignore_index=-1)
 
     def extra_repr(self) -> str:

@@ -1,5 +1,8 @@
-"""Models: the hierarchical GCN and the reference baselines, built by name from the registry."""
+"""Models: the hierarchical GCN and the reference baselines (bodies, built by name from the
+registry) and the composite body + heads the trainer runs."""
 
 from ercgraph.models.build import build_model
+from ercgraph.models.composite import ERCModel
+from ercgraph.models.outputs import ModelOutput
 
-__all__ = ["build_model"]
+__all__ = ["ERCModel", "ModelOutput", "build_model"]

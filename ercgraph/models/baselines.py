@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
-from torch import Tensor, nn
+from torch import nn
 from torch_geometric.data import Batch
 from torch_geometric.nn import GraphConv, RGCNConv
 
-from ercgraph.models.layers import ModalityProjection, masked_mean, run_sequence
-from ercgraph.registry import MODELS
+from ercgraph.errors import ErcgraphError
+from ercgraph.models.layers import InputHook, ModalityProjection, run_sequence
+from ercgraph.models.outputs import ModelOutput
+from ercgraph.registry import FUSIONS, MODELS
 
 EdgeType = tuple[str, str, str]
 
@@ -24,9 +28,10 @@ class ContextFreeMLP(nn.Module):
         hidden: hidden size.
         dropout: dropout probability.
         max_speakers: size of the local speaker embedding table.
+        fusion: a ``FUSIONS`` name or spec (how the modality projections become one vector).
 
     Shapes:
-        output: logits ``[num_utterances, num_classes]``.
+        output: a :class:`ModelOutput` with ``utterance`` ``[num_utterances, out_dim]``.
     """
 
     def __init__(
@@ -37,23 +42,25 @@ class ContextFreeMLP(nn.Module):
         hidden: int = 128,
         dropout: float = 0.3,
         max_speakers: int = 9,
+        fusion: Any = "mean",
     ) -> None:
         super().__init__()
         self.modalities = list(in_dims)
+        self.hidden = hidden
         self.project = ModalityProjection(in_dims, hidden, max_speakers, dropout)
-        self.classifier = nn.Sequential(
-            nn.Linear(hidden, hidden),
-            nn.ReLU(),
-            nn.Dropout(dropout),
-            nn.Linear(hidden, num_classes),
+        self.fusion = FUSIONS.create(fusion, modalities=self.modalities, dim=hidden)
+        self.out_dim = self.fusion.out_dim
+
+    def forward(self, batch: Batch, input_hook: InputHook | None = None) -> ModelOutput:
+        x = {m: batch[m].x for m in self.modalities}
+        present = {m: batch[m].present_mask for m in self.modalities}
+        h = self.project(x, batch.speaker)
+        masks = {}
+        if input_hook is not None:
+            h, masks = input_hook(h, present)
+        return ModelOutput(
+            utterance=self.fusion(h, present), nodes=h, inputs=x, present=present, node_masks=masks
         )
-
-    def encode(self, batch: Batch) -> Tensor:
-        h = self.project({m: batch[m].x for m in self.modalities}, batch.speaker)
-        return masked_mean(h, {m: batch[m].present_mask for m in self.modalities})
-
-    def forward(self, batch: Batch) -> Tensor:
-        return self.classifier(self.encode(batch))
 
 
 @MODELS.register("dialoguegcn")
@@ -78,9 +85,10 @@ class DialogueGCNStyle(nn.Module):
         dropout: dropout probability.
         max_speakers: size of the local speaker embedding table.
         num_bases: R-GCN basis count (None = full weights).
+        fusion: a ``FUSIONS`` name or spec for the modality projections.
 
     Shapes:
-        output: logits ``[num_utterances, num_classes]``.
+        output: a :class:`ModelOutput` with ``utterance`` ``[num_utterances, 2 * hidden]``.
     """
 
     def __init__(
@@ -92,9 +100,17 @@ class DialogueGCNStyle(nn.Module):
         dropout: float = 0.3,
         max_speakers: int = 9,
         num_bases: int | None = 30,
+        fusion: Any = "mean",
     ) -> None:
         super().__init__()
         self.modalities = list(in_dims)
+        self.hidden = hidden
+        self.fusion = FUSIONS.create(fusion, modalities=self.modalities, dim=hidden)
+        if self.fusion.out_dim != hidden:
+            raise ErcgraphError(
+                f"dialoguegcn runs its GRU on a {hidden}-d fused input; fusion "
+                f"{type(self.fusion).__name__} gives {self.fusion.out_dim}-d (use mean or gated)"
+            )
         first = self.modalities[0]
         self.relations = [et for et in edge_types if et[0] == et[2] == first]
         self.project = ModalityProjection(in_dims, hidden, max_speakers, dropout)
@@ -109,18 +125,16 @@ class DialogueGCNStyle(nn.Module):
         )
         self.gconv = GraphConv(hidden, hidden, aggr="add")
         self.dropout = nn.Dropout(dropout)
-        self.classifier = nn.Sequential(
-            nn.Linear(2 * hidden, hidden),
-            nn.ReLU(),
-            nn.Dropout(dropout),
-            nn.Linear(hidden, num_classes),
-        )
+        self.out_dim = 2 * hidden
 
-    def encode(self, batch: Batch) -> Tensor:
+    def forward(self, batch: Batch, input_hook: InputHook | None = None) -> ModelOutput:
         present = {m: batch[m].present_mask for m in self.modalities}
-        h = masked_mean(
-            self.project({m: batch[m].x for m in self.modalities}, batch.speaker), present
-        )
+        x = {m: batch[m].x for m in self.modalities}
+        nodes = self.project(x, batch.speaker)
+        masks = {}
+        if input_hook is not None:
+            nodes, masks = input_hook(nodes, present)
+        h = self.fusion(nodes, present)
         node_batch = batch[self.modalities[0]].batch
         seq = run_sequence(self.gru, h, node_batch)
         if self.relations:
@@ -137,7 +151,7 @@ class DialogueGCNStyle(nn.Module):
         edge_type = edge_type.to(h.device)
         g = self.dropout(torch.relu(self.rgcn(seq, edge_index, edge_type)))
         g = torch.relu(self.gconv(g, edge_index))
-        return self.dropout(torch.cat([seq, g], dim=-1))
-
-    def forward(self, batch: Batch) -> Tensor:
-        return self.classifier(self.encode(batch))
+        utterance = self.dropout(torch.cat([seq, g], dim=-1))
+        return ModelOutput(
+            utterance=utterance, nodes=nodes, inputs=x, present=present, node_masks=masks
+        )

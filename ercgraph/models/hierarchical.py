@@ -1,20 +1,17 @@
-"""The hierarchical graph model: projection → intra-modal → cross-modal → fusion → heads."""
+"""The hierarchical graph model: projection → intra-modal → cross-modal → fusion (heads read it)."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 from torch_geometric.data import Batch
 from torch_geometric.nn import HeteroConv
 
-from ercgraph.models.layers import (
-    ModalityProjection,
-    conv_resolver,
-    masked_mean,
-    run_sequence,
-)
-from ercgraph.models.multitask import MaskedReconstruction
-from ercgraph.registry import MODELS
+from ercgraph.models.layers import InputHook, ModalityProjection, conv_resolver, run_sequence
+from ercgraph.models.outputs import ModelOutput
+from ercgraph.registry import FUSIONS, MODELS
 
 EdgeType = tuple[str, str, str]
 
@@ -27,15 +24,17 @@ class HierarchicalGCN(nn.Module):
     relational layers over the intra-modal edge types (temporal and speaker relations, one
     convolution per edge type through :class:`~torch_geometric.nn.HeteroConv`); (3)
     ``cross_layers`` layers over ``cross_modal`` edges; (4) fusion of an utterance's modality nodes
-    (mean over the modalities present) concatenated with the projected input, then the
-    classifier. Each graph layer is residual with layer norm, in the spirit of the hierarchical
+    (a ``FUSIONS`` entry, the masked mean by default) concatenated with the same fusion of the
+    projected input. The heads (emotion classifier and others) read that utterance
+    representation. Each graph layer is residual with layer norm, in the spirit of the hierarchical
     designs of MMGCN (Hu et al., 2021) and M3Net (Chen et al., 2023); the exact stacking is our
     own reading.
 
     Args:
         in_dims: modality → input feature dimension.
         edge_types: the ``(src, relation, dst)`` edge types present in every graph.
-        num_classes: number of emotion classes.
+        num_classes: number of emotion classes (kept for a uniform constructor; the heads
+            classify).
         hidden: hidden size.
         conv: convolution name (``rgcn``, ``graphconv``, ``gat``, ``transformer``, ``sage``).
         intra_layers: number of intra-modal layers.
@@ -43,13 +42,13 @@ class HierarchicalGCN(nn.Module):
         heads: attention heads for ``gat``/``transformer``.
         dropout: dropout probability.
         max_speakers: size of the (local) speaker embedding table.
-        mask_ratio: with ``multitask=True``, the fraction of nodes masked in training.
-        mask_mode: ``features`` or ``nodes`` (see :class:`MaskedReconstruction`).
-        multitask: add the masked-feature reconstruction head.
+        context_rnn: run a bidirectional GRU per modality along each dialogue before the graph.
+        fusion: a ``FUSIONS`` name, ``{"name": ..., **options}`` or a module.
 
     Shapes:
         input: a :class:`~torch_geometric.data.Batch` of ``HeteroData`` graphs.
-        output: logits ``[num_utterances, num_classes]`` in batch utterance order.
+        output: a :class:`~ercgraph.models.outputs.ModelOutput` whose ``utterance`` is
+            ``[num_utterances, out_dim]`` in batch utterance order.
     """
 
     def __init__(
@@ -64,10 +63,8 @@ class HierarchicalGCN(nn.Module):
         heads: int = 4,
         dropout: float = 0.3,
         max_speakers: int = 9,
-        multitask: bool = False,
-        mask_ratio: float = 0.15,
-        mask_mode: str = "features",
         context_rnn: bool = False,
+        fusion: Any = "mean",
     ) -> None:
         super().__init__()
         self.in_dims = dict(in_dims)
@@ -104,29 +101,22 @@ class HierarchicalGCN(nn.Module):
             for _ in range(len(self.intra) + len(self.cross))
         )
         self.dropout = nn.Dropout(dropout)
-        self.classifier = nn.Sequential(
-            nn.Linear(2 * hidden, hidden),
-            nn.ReLU(),
-            nn.Dropout(dropout),
-            nn.Linear(hidden, num_classes),
-        )
-        self.reconstruction = (
-            MaskedReconstruction(in_dims, hidden, mask_ratio, mask_mode) if multitask else None
-        )
+        self.fusion = FUSIONS.create(fusion, modalities=self.modalities, dim=hidden)
+        self.fusion0 = FUSIONS.create(fusion, modalities=self.modalities, dim=hidden)
+        self.out_dim = 2 * self.fusion.out_dim
 
-    def encode(self, batch: Batch, aux: dict[str, Tensor] | None = None) -> Tensor:
-        """Utterance representations ``[N, 2 * hidden]`` before the classifier.
+    def forward(self, batch: Batch, input_hook: InputHook | None = None) -> ModelOutput:
+        """Node states and the fused utterance representation ``[N, out_dim]``.
 
-        With the multi-task head in training mode, masks node inputs and stores the
-        reconstruction loss in ``aux["reconstruction"]``.
+        ``input_hook(h0, present)`` may replace the projected inputs before message passing
+        (masking heads) and returns them with the node masks it applied.
         """
         x_dict = {m: batch[m].x for m in self.modalities}
         present = {m: batch[m].present_mask for m in self.modalities}
         h0 = self.project(x_dict, batch.speaker)
-        masks = None
-        if self.reconstruction is not None and self.training:
-            masks = self.reconstruction.draw(present)
-            h0 = self.reconstruction.apply(h0, masks)
+        masks: dict[str, Tensor] = {}
+        if input_hook is not None:
+            h0, masks = input_hook(h0, present)
         h = h0
         if self.rnn is not None:
             h = {}
@@ -144,12 +134,7 @@ class HierarchicalGCN(nn.Module):
                 m: self.norms[i][m](h[m] + self.dropout(out[m].relu())) if m in out else h[m]
                 for m in self.modalities
             }
-        if masks is not None and aux is not None:
-            aux["reconstruction"] = self.reconstruction.loss(h, x_dict, masks)
-        fused = masked_mean(h, present)
-        fused0 = masked_mean(h0, present)
-        return self.dropout(torch.cat([fused, fused0], dim=-1))
-
-    def forward(self, batch: Batch, aux: dict[str, Tensor] | None = None) -> Tensor:
-        """Logits; pass a dict as ``aux`` to collect auxiliary losses (training only)."""
-        return self.classifier(self.encode(batch, aux))
+        fused = torch.cat([self.fusion(h, present), self.fusion0(h0, present)], dim=-1)
+        return ModelOutput(
+            utterance=self.dropout(fused), nodes=h, inputs=x_dict, present=present, node_masks=masks
+        )

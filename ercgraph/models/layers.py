@@ -1,7 +1,9 @@
-"""Shared building blocks: the convolution resolver and per-modality input projection."""
+"""Shared building blocks: the convolution resolver, per-modality input projection, and packed
+sequences along a dialogue."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -11,53 +13,78 @@ from torch_geometric.nn.resolver import resolver
 
 from ercgraph.errors import ErcgraphError
 
-#: Convolutions the hierarchical GCN accepts by name. ``rgcn`` is our reading of R-GCN
-#: (Schlichtkrull et al., 2018) on a HeteroConv: one GraphConv per relation with mean aggregation
-#: (the 1/c_{i,r} normaliser) summed over relations; the per-relation root weights add up to R-GCN's
-#: single self-connection weight. ``graphconv`` is the same with sum aggregation.
-CONV_NAMES = ("rgcn", "graphconv", "gat", "transformer", "sage")
+#: Convolutions the hierarchical GCN accepts by name: name → (PyG class, fixed arguments).
+#: ``rgcn`` is our reading of R-GCN (Schlichtkrull et al., 2018) on a HeteroConv: one GraphConv per
+#: relation with mean aggregation (the 1/c_{i,r} normaliser) summed over relations; the
+#: per-relation root weights add up to R-GCN's single self-connection weight. ``graphconv`` is the
+#: same with sum aggregation. Any other PyG convolution class name (``GINConv`` is not one: it
+#: needs an MLP) resolves through PyG's resolver with ``(hidden, hidden)``.
+CONVS: dict[str, tuple[type, dict[str, Any]]] = {
+    "rgcn": (GraphConv, {"aggr": "mean"}),
+    "graphconv": (GraphConv, {"aggr": "add"}),
+    "gat": (GATConv, {"add_self_loops": False}),
+    "transformer": (TransformerConv, {"concat": False, "root_weight": False}),
+    "sage": (SAGEConv, {"aggr": "mean"}),
+}
+CONV_NAMES = tuple(CONVS)
+#: Convolutions with attention heads (``model.heads`` acts on these only).
+HEADED = ("gat", "transformer")
+DEFAULT_HEADS = 4
+
+InputHook = Callable[
+    [dict[str, Tensor], dict[str, Tensor]], tuple[dict[str, Tensor], dict[str, Tensor]]
+]
 
 
-def conv_resolver(name: str | nn.Module, hidden: int, heads: int = 4) -> nn.Module:
+def check_conv(name: Any, hidden: int, heads: int) -> None:
+    """Refuse ``model.heads`` where it cannot act, and a GAT hidden size it cannot split."""
+    if not isinstance(name, str):
+        return
+    key = name.lower()
+    if key not in CONVS and key.removesuffix("conv") not in CONVS:
+        try:
+            resolver(list(_PYG_CONVS), {}, name, nn.Module, "Conv", hidden, hidden)
+        except (ValueError, TypeError):
+            raise ErcgraphError(
+                f"unknown convolution {name!r} for model.conv; choose one of "
+                f"{', '.join(CONV_NAMES)} (or a PyG class name such as 'GraphConv')"
+            ) from None
+    if key not in HEADED and heads != DEFAULT_HEADS:
+        raise ErcgraphError(
+            f"model.heads={heads} has no effect with model.conv {name!r} (it has no attention "
+            f"heads); use one of {', '.join(HEADED)} or leave model.heads at {DEFAULT_HEADS}"
+        )
+    if key == "gat" and hidden % heads:
+        raise ErcgraphError(
+            f"model.conv 'gat' splits model.hidden={hidden} over model.heads={heads}; "
+            "hidden must be a multiple of heads"
+        )
+
+
+_PYG_CONVS = (GATConv, GraphConv, SAGEConv, TransformerConv)
+
+
+def conv_resolver(name: str | nn.Module, hidden: int, heads: int = DEFAULT_HEADS) -> nn.Module:
     """Build one message-passing layer ``hidden → hidden`` for one edge type.
 
-    Uses PyG's generic :func:`~torch_geometric.nn.resolver.resolver`, so a module instance passes
-    through unchanged and a class name such as ``"GraphConv"`` also resolves.
+    Our names resolve through :data:`CONVS`; anything else goes to PyG's generic
+    :func:`~torch_geometric.nn.resolver.resolver` (so ``"GraphConv"`` also works), and a module
+    instance passes through unchanged.
     """
     if not isinstance(name, str):
         return name
+    check_conv(name, hidden, heads)
     key = name.lower()
-    kwargs: dict[str, Any]
-    if key == "rgcn":
-        return GraphConv(hidden, hidden, aggr="mean")
-    if key == "graphconv":
-        return GraphConv(hidden, hidden, aggr="add")
-    if key == "gat":
-        if hidden % heads:
-            raise ErcgraphError(
-                f"model.conv 'gat' splits model.hidden={hidden} over model.heads={heads}; "
-                "hidden must be a multiple of heads"
-            )
-        return GATConv(hidden, hidden // heads, heads=heads, add_self_loops=False)
-    if key == "transformer":
-        kwargs = {"heads": heads, "concat": False, "root_weight": False}
-        return TransformerConv(hidden, hidden, **kwargs)
-    if key == "sage":
-        return SAGEConv(hidden, hidden, aggr="mean")
-    try:
+    if key in CONVS:
+        cls, kwargs = CONVS[key]
+        out = hidden
+        if key in HEADED:
+            kwargs = {**kwargs, "heads": heads}
+            out = hidden // heads if key == "gat" else hidden
         return resolver(
-            [GATConv, GraphConv, SAGEConv, TransformerConv],
-            {},
-            name,
-            nn.Module,
-            "Conv",
-            hidden,
-            hidden,
+            list(_PYG_CONVS), {}, cls.__name__, nn.Module, "Conv", hidden, out, **kwargs
         )
-    except ValueError:
-        raise ErcgraphError(
-            f"unknown convolution {name!r} for model.conv; choose one of {', '.join(CONV_NAMES)}"
-        ) from None
+    return resolver(list(_PYG_CONVS), {}, name, nn.Module, "Conv", hidden, hidden)
 
 
 class ModalityProjection(nn.Module):
@@ -96,13 +123,6 @@ class ModalityProjection(nn.Module):
             mod = self.modality.weight[i]
             out[m] = self.dropout(torch.relu(lin(x_dict[m]) + spk + mod))
         return out
-
-
-def masked_mean(h_dict: dict[str, Tensor], present: dict[str, Tensor]) -> Tensor:
-    """Mean over the modalities present for each utterance. Shapes: [N, h] each → [N, h]."""
-    stacked = torch.stack([h_dict[m] for m in present], dim=1)  # [N, M, h]
-    mask = torch.stack([present[m] for m in present], dim=1).unsqueeze(-1).float()
-    return (stacked * mask).sum(1) / mask.sum(1).clamp(min=1.0)
 
 
 def run_sequence(rnn: nn.RNNBase, x: Tensor, batch: Tensor) -> Tensor:

@@ -3,6 +3,7 @@
 import pytest
 import torch
 from torch_geometric.data import Batch, HeteroData
+from torch_geometric.nn import SAGEConv
 
 from ercgraph.config import ModelConfig
 from ercgraph.errors import ErcgraphError
@@ -42,7 +43,10 @@ def toy_batches(num: int, seed: int, audio: bool = False) -> list[Batch]:
 def make(name: str, batch: Batch, **kw) -> torch.nn.Module:
     dims = {m: batch[m].x.size(1) for m in batch.node_types}
     return build_model(
-        ModelConfig(name=name, hidden=32, dropout=0.0, **kw), dims, list(batch.edge_types), 2
+        ModelConfig(name=name, hidden=32, dropout=0.0, **kw),
+        dims,
+        list(batch.edge_types),
+        ["neg", "pos"],
     )
 
 
@@ -51,7 +55,7 @@ def test_every_registered_model_gives_logits_and_gradients(name):
     batch = toy_batches(16, 0, audio=True)[0]
     torch.manual_seed(0)
     model = make(name, batch)
-    logits = model(batch)
+    logits = model(batch).logits
     assert logits.shape == (batch.y.numel(), 2)
     logits.sum().backward()
     grads = [p.grad for p in model.parameters() if p.requires_grad]
@@ -69,11 +73,11 @@ def test_hierarchical_gcn_learns_context_the_mlp_cannot(conv):
         for _ in range(60):
             for b in train:
                 opt.zero_grad()
-                torch.nn.functional.cross_entropy(model(b), b.y).backward()
+                torch.nn.functional.cross_entropy(model(b).logits, b.y).backward()
                 opt.step()
         model.eval()
         with torch.no_grad():
-            return torch.cat([(model(b).argmax(1) == b.y).float() for b in test]).mean().item()
+            return torch.cat([(model(b).logits.argmax(1) == b.y).float() for b in test]).mean().item()
 
     gcn = fit("hierarchical_gcn", conv=conv)
     mlp = fit("mlp")
@@ -86,10 +90,24 @@ def test_missing_modality_does_not_change_the_prediction_of_its_utterance():
     torch.manual_seed(0)
     model = make("hierarchical_gcn", batch).eval()
     with torch.no_grad():
-        before = model(batch)
+        before = model(batch).logits
         batch["audio"].x[~batch["audio"].present_mask] = 1e3  # garbage in masked rows
-        after = model(batch)
+        after = model(batch).logits
     assert torch.allclose(before, after, atol=1e-5)
+
+
+def test_heads_argument_is_refused_for_convolutions_without_heads():
+    batch = toy_batches(16, 0)[0]
+    with pytest.raises(ErcgraphError, match="model.heads=2 has no effect"):
+        make("hierarchical_gcn", batch, conv="rgcn", heads=2)
+    make("hierarchical_gcn", batch, conv="transformer", heads=2)  # acts there
+
+
+def test_a_pyg_class_name_resolves_through_the_pyg_resolver():
+    batch = toy_batches(16, 0)[0]
+    model = make("hierarchical_gcn", batch, conv="SAGEConv")
+    convs = list(model.body.intra[0].convs.values())
+    assert convs and all(isinstance(c, SAGEConv) for c in convs)
 
 
 def test_unknown_conv_lists_choices():
@@ -119,6 +137,6 @@ def test_scores_do_not_depend_on_batch_composition(name, kw):
     torch.manual_seed(0)
     model = make(name, Batch.from_data_list([short]), **kw).eval()
     with torch.no_grad():
-        alone = model(Batch.from_data_list([short]))
-        together = model(Batch.from_data_list([short, long]))[:3]
+        alone = model(Batch.from_data_list([short])).logits
+        together = model(Batch.from_data_list([short, long])).logits[:3]
     assert torch.allclose(alone, together, atol=1e-5)

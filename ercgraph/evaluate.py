@@ -1,0 +1,82 @@
+"""Re-score a finished run from its run directory alone (``ercgraph evaluate``).
+
+The data is read again with the run's config; features are made the way the run made them
+(its own copy of a fine-tuned encoder), standardised with the run's saved normaliser, and every
+seed's dev-selected checkpoint is scored. Nothing in the run directory is imported or executed:
+dotted paths in its config resolve only with ``--import`` or ``--trust``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ercgraph.errors import ErcgraphError
+
+
+def check_labels(data_labels: list[str], run_labels: list[str], source: str) -> None:
+    """Refuse data whose label vocabulary differs from the run's saved label map (a renamed,
+    added or reordered label would silently shift every class index)."""
+    if list(data_labels) == list(run_labels):
+        return
+    norm = {str(x).strip().lower() for x in run_labels}
+    near = [x for x in data_labels if x not in run_labels and str(x).strip().lower() in norm]
+    hint = f"; {near} differ from the run's labels only by case or whitespace" if near else ""
+    raise ErcgraphError(
+        f"{source}: the data's labels {list(data_labels)} differ from the run's label map "
+        f"{list(run_labels)}{hint}; evaluate needs the same labels in the same order"
+    )
+
+
+def evaluate_run(run_dir: Path, out_name: str = "rescored.json") -> tuple[dict[str, Any], Path]:
+    """Re-score every seed of ``run_dir`` on dev and test.
+
+    Returns:
+        ``{split: aggregated metrics}`` and the path of the JSON written into the run directory.
+    """
+    import dataclasses
+
+    from ercgraph.pipeline import prepare, read_corpus
+    from ercgraph.report import aggregate, write_json
+    from ercgraph.rundir import feature_config, load_normaliser, load_weights, read_run
+    from ercgraph.train import _loader, evaluate_batches, pick_device, score_heads
+
+    cfg, meta, ckpts = read_run(run_dir)
+    cfg = feature_config(cfg, run_dir)
+    corpus, provided = read_corpus(cfg)
+    check_labels(list(corpus.labels), list(meta["labels"]), corpus.source or corpus.name)
+    del provided  # prepare() reads a pickle corpus again (features and corpus together)
+    prep = prepare(
+        dataclasses.replace(cfg),
+        corpus if cfg.data.reader != "pickle" else None,
+        normaliser=load_normaliser(run_dir, meta),
+        head_states=meta["head_states"],
+    )
+    if dict(prep.store.dims()) != dict(meta["in_dims"]):
+        raise ErcgraphError(
+            f"features have dims {prep.store.dims()}, the run was trained on {meta['in_dims']}"
+        )
+    from ercgraph.models import build_model
+
+    device = pick_device(cfg.train.device)
+    per_split: dict[str, dict[int, dict]] = {"dev": {}, "test": {}}
+    edge_types = [tuple(et) for et in meta["edge_types"]]
+    for seed, ckpt in zip(cfg.train.seeds, ckpts):
+        model = build_model(
+            cfg.model,
+            meta["in_dims"],
+            edge_types,
+            meta["labels"],
+            meta["heads"],
+            meta["head_states"],
+        ).to(device)
+        load_weights(model, ckpt)
+        for split in per_split:
+            arrays, _, _ = evaluate_batches(
+                model, list(_loader(prep.graphs[split], 64, False)), device
+            )
+            per_split[split][seed] = score_heads(model, arrays)
+    rescored = {split: aggregate(v) for split, v in per_split.items()}
+    path = run_dir / out_name
+    write_json(path, rescored)
+    return rescored, path

@@ -1,0 +1,51 @@
+"""The emotion classification head."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from ercgraph.heads.base import Head, HeadContext, mlp
+from ercgraph.registry import HEADS
+
+
+@HEADS.register("emotion")
+class EmotionHead(Head):
+    """Emotion logits from the utterance representation (a two-layer MLP).
+
+    Writes ``logits`` ``[N, num_classes]``; scored with accuracy (WA), unweighted accuracy (UA,
+    the macro recall), weighted and macro F1 and per-class precision/recall/F1 against
+    ``batch.y`` (label ids from the Corpus, -1 unlabelled).
+    """
+
+    METRICS = ("weighted_f1", "accuracy", "macro_f1", "unweighted_accuracy")
+    PRODUCES = ("logits",)
+
+    def __init__(self, ctx: HeadContext) -> None:
+        super().__init__(ctx)
+        if ctx.num_classes < 1:
+            from ercgraph.errors import ErcgraphError
+
+            raise ErcgraphError(
+                "the emotion head needs emotion labels, but the corpus has none (no 'label' "
+                "column); map one with data.columns.label, or use other heads (e.g. regression)"
+            )
+        self.classifier = mlp(ctx.in_dim, ctx.hidden, ctx.num_classes, ctx.dropout)
+
+    def forward(self, out: Any, batch: Any) -> dict[str, Tensor]:
+        return {"logits": self.classifier(out.utterance)}
+
+    def collect(self, out: Any, batch: Any) -> dict[str, Tensor]:
+        return {"pred": torch.softmax(out.aux["logits"], -1), "target": batch.y}
+
+    def score(self, pred: np.ndarray, target: np.ndarray) -> dict[str, Any]:
+        from ercgraph.report import score
+
+        keep = target >= 0
+        return score(target[keep], pred[keep].argmax(1), self.ctx.labels)
+
+    def extra_repr(self) -> str:
+        return f"in_dim={self.ctx.in_dim}, num_classes={self.ctx.num_classes}"

@@ -1,0 +1,263 @@
+"""The data pipeline: corpus → features → normaliser → head targets → graphs.
+
+Everything here is deterministic and cached where it is expensive (features, graph edges), and
+shared by every seed and ablation variant of a run. :func:`check_config` resolves every
+registered name and range of a config before anything is read or extracted, so a typo costs
+nothing. ``ercgraph prepare`` runs this module alone.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from ercgraph.config import Config, cache_dir, effective_heads, effective_loss
+from ercgraph.data.corpus import Corpus
+from ercgraph.data.features import FeatureStore
+from ercgraph.data.normalise import Standardiser
+from ercgraph.errors import ErcgraphError
+
+log = logging.getLogger(__name__)
+
+SPLITS = ("train", "dev", "test")
+
+
+@dataclass
+class Prepared:
+    """Everything the model needs, built once and shared by all seeds (and ablation variants).
+
+    ``store`` holds the features the graphs carry (standardised when ``normaliser`` is set);
+    ``head_states`` what each head learned from the training split.
+    """
+
+    corpus: Corpus
+    store: FeatureStore
+    graphs: dict[str, list]  # split → list of HeteroData
+    edge_types: list[tuple[str, str, str]]
+    timings: dict[str, float]
+    feature_info: dict[str, Any]
+    normaliser: Standardiser | None = None
+    head_states: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+# -- validation before any work ------------------------------------------------------------------
+def check_config(cfg: Config) -> None:
+    """Resolve every registry name, head/loss pairing and the select metric, or raise naming the
+    culprit. Runs before any feature is read or extracted."""
+    from ercgraph.graphs.build import compose
+    from ercgraph.models.build import head_key, head_specs
+    from ercgraph.registry import FUSIONS, HEADS, LOSSES, MODELS, SAMPLERS
+
+    MODELS.get(cfg.model.name)
+    fusion = cfg.model.fusion
+    if isinstance(fusion, (str, dict)):
+        FUSIONS.get(fusion if isinstance(fusion, str) else fusion.get("name", ""))
+    SAMPLERS.get(cfg.sampler.name)
+    compose(cfg.graph.builders, cfg.graph.edge_types)
+    produced: set[str] = set()
+    selectable: list[str] = []
+    for name, options in head_specs(effective_heads(cfg)):
+        cls = HEADS.get(name)
+        produced.update(getattr(cls, "PRODUCES", ()))
+        produced.add(head_key(name))
+        selectable += list(cls.selectable(**options))
+    for term in effective_loss(cfg):
+        for need in getattr(LOSSES.get(term.name), "REQUIRES", ()):
+            if need not in produced:
+                raise ErcgraphError(
+                    f"loss term {term.name!r} reads {need!r}, which no configured head produces "
+                    f"(heads: {[n for n, _ in head_specs(effective_heads(cfg))]}); add the head "
+                    "that writes it"
+                )
+    if cfg.train.select_metric not in selectable:
+        raise ErcgraphError(
+            f"train.select_metric {cfg.train.select_metric!r} is not produced by the configured "
+            f"heads; choose one of {selectable}"
+        )
+    device = cfg.train.device
+    if not (device in ("auto", "cpu") or device.startswith(("cuda", "mps"))):
+        raise ErcgraphError(f"train.device must be auto, cpu or cuda[:N], got {device!r}")
+
+
+# -- features ----------------------------------------------------------------------------------
+def load_features(
+    cfg: Config, corpus: Corpus, provided: FeatureStore | None = None
+) -> tuple[FeatureStore, dict[str, Any]]:
+    """The FeatureStore for every configured modality.
+
+    A modality the reader already provided (a feature pickle) is taken from ``provided``; text,
+    audio and visual are otherwise extracted (or reused from the cache) with their encoders.
+    """
+    from ercgraph.encoders.extract import extract_text_features
+
+    store: FeatureStore | None = None
+    info: dict[str, Any] = {}
+    for modality in cfg.features.modalities:
+        if provided is not None and modality in provided.features:
+            made = provided.manifest.get(modality, {})
+            if made.get("corpus") not in (None, corpus.fingerprint()):
+                raise ErcgraphError(
+                    f"features for {modality!r} from {made.get('file')} were "
+                    "made for another corpus (fingerprint differs)"
+                )
+            part = FeatureStore(
+                {modality: provided.features[modality]},
+                {modality: provided.present[modality]},
+                {modality: made},
+            )
+            info[modality] = {"source": made.get("encoder", "reader"), "reused": True}
+        elif modality == "text":
+            part, info["text"] = extract_text_features(corpus, cfg.features.text, cache_dir(cfg))
+        elif modality in ("audio", "visual"):
+            from ercgraph.encoders.media_extract import extract_media_features
+
+            part, info[modality] = extract_media_features(
+                corpus, modality, getattr(cfg.features, modality), cache_dir(cfg)
+            )
+        else:
+            have = sorted(provided.features) if provided is not None else []
+            raise ErcgraphError(
+                f"features.modalities: no feature source for modality {modality!r}; the reader "
+                f"provides {have or 'none'}; text, audio and visual can be extracted"
+            )
+        store = part if store is None else store.merge(part)
+    if store is None:
+        raise ErcgraphError("features.modalities is empty; name at least one modality")
+    store.check_rows(corpus.num_utterances, "features")
+    return store, info
+
+
+def fit_normaliser(cfg: Config, corpus: Corpus, store: FeatureStore) -> Standardiser | None:
+    """The standardiser of ``features.normalise``, fitted on the training split only."""
+    if cfg.features.normalise == "none":
+        return None
+    train = torch.tensor((corpus.df["split"] == "train").to_numpy(), dtype=torch.bool)
+    return Standardiser.fit(store, train)
+
+
+# -- heads -------------------------------------------------------------------------------------
+def fit_heads(cfg: Config, corpus: Corpus) -> dict[str, dict[str, Any]]:
+    """What every configured head learns from the training split (vocabularies, scales)."""
+    from ercgraph.models.build import head_key, head_specs
+    from ercgraph.registry import HEADS
+
+    return {
+        head_key(name): HEADS.get(name).fit(corpus, **options)
+        for name, options in head_specs(effective_heads(cfg))
+    }
+
+
+def head_targets(
+    cfg: Config, corpus: Corpus, states: dict[str, dict[str, Any]], required: bool = True
+) -> dict[str, torch.Tensor]:
+    """Every head's per-utterance targets, as graph attributes."""
+    from ercgraph.models.build import head_key, head_specs
+    from ercgraph.registry import HEADS
+
+    out: dict[str, torch.Tensor] = {}
+    for name, options in head_specs(effective_heads(cfg)):
+        state = states.get(head_key(name), {})
+        out.update(HEADS.get(name).targets(corpus, state, required=required, **options))
+    return out
+
+
+# -- the whole pipeline ------------------------------------------------------------------------
+def read_corpus(cfg: Config) -> tuple[Corpus, FeatureStore | None]:
+    """The configured corpus, and the features its reader provides (feature pickles)."""
+    from ercgraph.config import data_root
+    from ercgraph.data.load import load_corpus
+
+    if cfg.data.reader == "pickle":
+        from ercgraph.data.pickles import read_pickle_features
+
+        return read_pickle_features(cfg.data, data_root(cfg))
+    return load_corpus(cfg), None
+
+
+def prepare(
+    cfg: Config,
+    corpus: Corpus | None = None,
+    splits: tuple[str, ...] = SPLITS,
+    normaliser: Standardiser | None = None,
+    head_states: dict[str, dict[str, Any]] | None = None,
+) -> Prepared:
+    """Corpus, features, normaliser, head targets and graphs.
+
+    Args:
+        cfg: the run config.
+        corpus: an already loaded corpus (``predict``); default: read ``cfg.data``.
+        splits: the splits that must be present.
+        normaliser: a saved normaliser to apply (``evaluate``/``predict``); default: fit one on
+            the training split as ``features.normalise`` says.
+        head_states: saved head states (``evaluate``/``predict``); default: fit them on train.
+            With saved states, missing target columns are tolerated (new data to predict).
+    """
+    from ercgraph.graphs.build import build_graphs
+
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    provided = None
+    if corpus is None:
+        corpus, provided = read_corpus(cfg)
+    timings["read_s"] = time.perf_counter() - t0
+    for split in splits:
+        if split not in corpus.splits:
+            raise ErcgraphError(
+                f"{corpus.source or corpus.name}: the corpus has no {split!r} "
+                f"split (found {corpus.splits}); this needs {list(splits)}"
+            )
+    t0 = time.perf_counter()
+    store, info = load_features(cfg, corpus, provided)
+    timings["features_s"] = time.perf_counter() - t0
+    fitted = head_states is None
+    if normaliser is None and fitted:
+        normaliser = fit_normaliser(cfg, corpus, store)
+    if normaliser is not None:
+        store = normaliser.apply(store)
+    states = fit_heads(cfg, corpus) if fitted else head_states
+    targets = head_targets(cfg, corpus, states, required=fitted)
+    t0 = time.perf_counter()
+    graphs = build_graphs(
+        corpus, store, cfg.graph.builders, cfg.graph.edge_types, cache_dir(cfg), targets
+    )
+    timings["graphs_s"] = time.perf_counter() - t0
+    if not graphs:
+        raise ErcgraphError("no dialogue graphs were built")
+    edge_types = sorted(graphs[0].edge_types)
+    by_split: dict[str, list] = {s: [] for s in corpus.splits}
+    first_split = corpus.df.groupby("dialogue_id", sort=False)["split"].first()
+    for g in graphs:
+        by_split[first_split[g.dialogue_id]].append(g)
+    return Prepared(corpus, store, by_split, edge_types, timings, info, normaliser, states)
+
+
+def summary(prep: Prepared) -> list[str]:
+    """What ``ercgraph prepare`` prints: one line per modality and one for the graphs."""
+    lines = []
+    n = prep.corpus.num_utterances
+    for m, dim in prep.store.dims().items():
+        info = prep.feature_info.get(m, {})
+        present = int(prep.store.present[m].sum())
+        if "done" in info:
+            done, failed, reused = info["done"], info["failed"], info["reused"]
+        else:
+            reused = n if info.get("reused") else 0
+            done, failed = n - reused, n - present
+        lines.append(
+            f"{m}: {n} utterances, dim {dim}; {done} done, {failed} failed, {reused} reused "
+            f"({info.get('seconds', 0.0):.1f} s)"
+        )
+    graphs = [g for gs in prep.graphs.values() for g in gs]
+    edges = sum(int(g[et].edge_index.shape[1]) for g in graphs for et in g.edge_types)
+    per_split = ", ".join(f"{s} {len(v)}" for s, v in prep.graphs.items())
+    lines.append(
+        f"graphs: {len(graphs)} dialogues ({per_split}), {len(prep.edge_types)} edge types, "
+        f"{edges} edges ({prep.timings.get('graphs_s', 0.0):.2f} s)"
+    )
+    if prep.normaliser is not None:
+        lines.append("normaliser: standardised per modality on the training split")
+    return lines
