@@ -40,7 +40,8 @@ def main() -> None:
     from ercgraph.data.features import FeatureStore
     from ercgraph.data.load import load_corpus
     from ercgraph.graphs.build import build_graphs
-    from ercgraph.train import Prepared, load_features, run
+    from ercgraph.pipeline import Prepared, fit_heads, fit_normaliser, head_targets, load_features
+    from ercgraph.train import run
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--epochs", type=int, default=5)
@@ -76,12 +77,19 @@ def main() -> None:
             graph=GraphConfig(builders=builders),
             features=dataclasses.replace(base.features, modalities=list(store.features)),
         )
+        # what ercgraph.pipeline.prepare does, with this store: normalise, head targets, graphs
+        normaliser = fit_normaliser(cfg, corpus, store)
+        if normaliser is not None:
+            store = normaliser.apply(store)
+        states = fit_heads(cfg, corpus)
+        targets = head_targets(cfg, corpus, states)
         t0 = time.perf_counter()
-        graphs = build_graphs(corpus, store, builders, None, cache_dir(cfg))
+        graphs = build_graphs(corpus, store, builders, None, cache_dir(cfg), targets)
         graphs_s = time.perf_counter() - t0
         split = corpus.df.groupby("dialogue_id", sort=False)["split"].first()
         by = {s: [g for g in graphs if split[g.dialogue_id] == s] for s in ("train", "dev", "test")}
-        prep = Prepared(corpus, store, by, sorted(graphs[0].edge_types), {}, {})
+        edge_types = sorted(graphs[0].edge_types)
+        prep = Prepared(corpus, store, by, edge_types, {}, {}, normaliser, states)
         m = run(cfg, work / name.replace("+", "_"), prep=prep)
         edges = sum(int(g[et].edge_index.size(1)) for g in graphs for et in g.edge_types)
         rows.append(
