@@ -18,6 +18,7 @@ Conventions:
 from __future__ import annotations
 
 import inspect
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -38,6 +39,7 @@ EdgeType = tuple[str, str, str]
 EdgeDict = dict[EdgeType, Tensor]
 
 _CACHED = ("batch", "pos", "sizes")
+_MISSING = object()
 
 
 @dataclass(eq=False)
@@ -177,9 +179,11 @@ class GraphBuilder(ABC):
     """Base class of graph builders: :class:`Dialogues` in, typed edges out.
 
     Subclasses set :attr:`EDGE_TYPES` (every relation name the class can produce), store each
-    constructor argument under an attribute of the same name (so the default ``__repr__`` lists
-    them) and implement :meth:`forward`. ``forward`` must be vectorised over the whole flat
-    batch: no Python loop over utterances, edges or dialogues.
+    constructor argument under an attribute of the same name, or that name with a leading
+    underscore (so the default ``__repr__`` lists them), and implement :meth:`forward`. The
+    ``repr`` is part of the graph cache key: :func:`cache_identity` refuses a builder whose
+    ``repr`` does not show every constructor argument with its value. ``forward`` must be
+    vectorised over the whole flat batch: no Python loop over utterances, edges or dialogues.
 
     Calling a builder runs :meth:`forward` on a copy of the input and validates the result:
     keys are ``(src_modality, relation, dst_modality)`` with both modalities in
@@ -201,6 +205,9 @@ class GraphBuilder(ABC):
 
     #: Every relation name this class can produce.
     EDGE_TYPES: ClassVar[tuple[str, ...]] = ()
+    #: Bump (any int or str) when :meth:`forward` changes what it returns for the same arguments:
+    #: it is part of the graph cache key, so old cache entries are not reused.
+    VERSION: ClassVar[int | str | None] = None
     #: Set to True when :meth:`forward` already returns every edge index sorted by
     #: ``(dst, src)``; graph assembly then skips its own sort check (the contract test in
     #: ``tests/graphs/test_contract.py`` holds such builders to it).
@@ -225,13 +232,10 @@ class GraphBuilder(ABC):
         """Return ``{(src_modality, relation, dst_modality): LongTensor [2, E]}``."""
 
     def __repr__(self) -> str:
-        params = inspect.signature(type(self).__init__).parameters
         args = []
-        for name, p in params.items():
-            if name == "self" or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
-                continue
-            value = getattr(self, name, getattr(self, f"_{name}", "?"))
-            args.append(f"{name}={value!r}")
+        for name in init_arguments(type(self)):
+            value = _stored(self, name)
+            args.append(f"{name}={'?' if value is _MISSING else repr(value)}")
         return f"{type(self).__name__}({', '.join(args)})"
 
 
@@ -329,3 +333,60 @@ def validate_edges(builder: object, edges: object, dialogues: Dialogues) -> None
                 f"{builder!r}: edge type {key!r}: edge {col} ({j} -> {i}) links dialogue "
                 f"{int(batch[j])} to dialogue {int(batch[i])}; edges must stay inside a dialogue"
             )
+
+
+# -- the cache key ------------------------------------------------------------------------------
+def init_arguments(cls: type) -> list[str]:
+    """The constructor argument names of a builder class (``*args`` and ``**kwargs`` included)."""
+    if cls.__init__ is object.__init__:  # no constructor of its own: no arguments
+        return []
+    params = inspect.signature(cls.__init__).parameters
+    return [name for name in params if name != "self"]
+
+
+def _stored(builder: object, name: str) -> object:
+    value = getattr(builder, name, _MISSING)
+    return getattr(builder, f"_{name}", _MISSING) if value is _MISSING else value
+
+
+def class_path(cls: type) -> str:
+    """``module:qualname`` of a class."""
+    return f"{cls.__module__}:{cls.__qualname__}"
+
+
+def cache_identity(builder: GraphBuilder) -> dict[str, object]:
+    """What identifies a configured builder in the graph cache key.
+
+    Returns:
+        ``{"class": "module:qualname", "version": cls.VERSION, "repr": repr(builder)}``.
+
+    Raises:
+        ErcgraphError: naming the builder class and the argument, when a constructor argument is
+            not stored as ``self.<name>`` (or ``self._<name>``) or the ``repr`` does not show it
+            as ``name=value``: two configurations would then share one cache entry. Also when
+            ``VERSION`` is not an int, a str or None.
+    """
+    cls = type(builder)
+    where = f"graph builder {class_path(cls)}"
+    text = repr(builder)
+    for name in init_arguments(cls):
+        value = _stored(builder, name)
+        if value is _MISSING:
+            raise ErcgraphError(
+                f"{where}: constructor argument {name!r} is not stored as self.{name} (or "
+                f"self._{name}), so its repr {text} cannot show it and the graph cache could "
+                f"mix configurations; store it as self.{name}"
+            )
+        shown = rf"(?<![\w.]){re.escape(name)}={re.escape(repr(value))}(?=[,)]|$)"
+        if not re.search(shown, text):
+            raise ErcgraphError(
+                f"{where}: its repr {text} does not show constructor argument {name!r} as "
+                f"{name}={value!r}; the repr is the graph cache key, so list every argument "
+                "(or drop the custom __repr__)"
+            )
+    version = getattr(cls, "VERSION", None)
+    if version is not None and (isinstance(version, bool) or not isinstance(version, int | str)):
+        raise ErcgraphError(
+            f"{where}: {cls.__name__}.VERSION must be an int, a str or None, got {version!r}"
+        )
+    return {"class": class_path(cls), "version": version, "repr": text}

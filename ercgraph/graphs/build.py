@@ -31,7 +31,7 @@ import torch
 from torch import Tensor
 
 from ercgraph.errors import ErcgraphError
-from ercgraph.graphs.base import Dialogues, EdgeDict, EdgeType, GraphBuilder
+from ercgraph.graphs.base import Dialogues, EdgeDict, EdgeType, GraphBuilder, cache_identity
 from ercgraph.registry import BUILDERS
 
 if TYPE_CHECKING:
@@ -42,8 +42,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-#: Bump when the cached edge layout or the builders' semantics change.
-FORMAT_VERSION = 1
+#: Bump when the cached edge layout or the manifest changes (a builder's own semantics are
+#: versioned by its ``VERSION`` class attribute).
+FORMAT_VERSION = 2
 #: The Corpus columns graph structure depends on (part of the cache key).
 CORPUS_COLUMNS = ("split", "dialogue_id", "turn", "speaker")
 
@@ -61,9 +62,14 @@ class Composition:
     edge_types: tuple[str, ...]
 
     def cache_manifest(self, modalities: Sequence[str]) -> dict[str, Any]:
-        """The builder part of the graph cache key."""
+        """The builder part of the graph cache key: each builder's ``module:qualname``, its
+        ``VERSION`` and its ``repr`` (see :func:`~ercgraph.graphs.base.cache_identity`).
+
+        Raises:
+            ErcgraphError: if a builder's ``repr`` cannot show every constructor argument.
+        """
         return {
-            "builders": [repr(b) for b in self.builders],
+            "builders": [cache_identity(b) for b in self.builders],
             "edge_types": sorted(self.edge_types),
             "modalities": list(modalities),
         }
@@ -79,8 +85,10 @@ def compose(builders: Any, edge_types: Sequence[str] | None = None) -> Compositi
         edge_types: Relation names to keep (``None`` = every relation the builders produce).
 
     Raises:
-        ErcgraphError: if a spec is not a builder, two builders produce the same relation, or a
-            requested edge type is produced by no builder (the message lists the available ones).
+        ErcgraphError: if a spec is not a builder, a builder's ``repr`` does not show every
+            constructor argument (it is the cache key), two builders produce the same relation,
+            or a requested edge type is produced by no builder (the message lists the available
+            ones).
     """
     if isinstance(builders, Composition):
         builders = builders.builders
@@ -99,6 +107,7 @@ def compose(builders: Any, edge_types: Sequence[str] | None = None) -> Compositi
                 f"graph builder #{k} ({spec!r}) is a {type(builder).__name__}, not a "
                 "GraphBuilder (subclass ercgraph.graphs.GraphBuilder)"
             )
+        cache_identity(builder)  # its repr is the cache key: refuse one that hides an argument
         for rel in builder.edge_types:
             if rel in owner:
                 raise ErcgraphError(

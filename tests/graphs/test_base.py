@@ -183,3 +183,66 @@ def test_intra_modal_builder_replicates_and_fills_missing_relations(dialogues: D
 def test_non_dialogues_input_is_rejected() -> None:
     with pytest.raises(ErcgraphError, match="expected a Dialogues batch, got list"):
         FixedBuilder({})([0, 1])
+
+
+# -- the repr is the cache key: every constructor argument must be visible ----------------------
+class HiddenBuilder(FixedBuilder):
+    """Keeps ``window`` under another name, so the default repr cannot show it."""
+
+    def __init__(self, window: int = 1) -> None:
+        super().__init__({})
+        self._w = window
+
+
+class OwnReprBuilder(FixedBuilder):
+    """Stores its arguments but writes a repr that leaves ``note`` out."""
+
+    def __repr__(self) -> str:
+        return f"OwnReprBuilder(edges={self.edges!r})"
+
+
+class KwargsBuilder(FixedBuilder):
+    """Takes ``**options`` without storing them under that name."""
+
+    def __init__(self, **options: object) -> None:
+        super().__init__({})
+        self._opts = options
+
+
+@pytest.mark.parametrize(
+    ("builder", "arg"),
+    [(HiddenBuilder(3), "window"), (OwnReprBuilder(), "note"), (KwargsBuilder(k=2), "options")],
+)
+def test_builder_whose_repr_hides_an_argument_is_refused(builder: GraphBuilder, arg: str) -> None:
+    from ercgraph.graphs.base import cache_identity
+
+    name = type(builder).__name__
+    with pytest.raises(ErcgraphError, match=rf"{name}.*'{arg}'") as err:
+        cache_identity(builder)
+    assert "\n" not in str(err.value)
+
+
+def test_cache_identity_of_an_honest_builder() -> None:
+    from ercgraph.graphs.base import cache_identity
+
+    class Versioned(FixedBuilder):
+        VERSION = 3
+
+    assert cache_identity(FixedBuilder(None, "y")) == {
+        "class": "tests.graphs.test_base:FixedBuilder",
+        "version": None,
+        "repr": "FixedBuilder(edges=None, note='y')",
+    }
+    ident = cache_identity(Versioned())
+    assert ident["version"] == 3
+    assert ident["class"].endswith(":test_cache_identity_of_an_honest_builder.<locals>.Versioned")
+
+
+def test_builder_version_must_be_json_scalar() -> None:
+    from ercgraph.graphs.base import cache_identity
+
+    class Odd(FixedBuilder):
+        VERSION = (1, 2)
+
+    with pytest.raises(ErcgraphError, match=r"Odd\.VERSION"):
+        cache_identity(Odd())

@@ -293,7 +293,7 @@ def test_cache_reuse(corpus: Corpus, tmp_path: Path, caplog: pytest.LogCaptureFi
     assert list(first) == list(second)
     assert all(torch.equal(first[k], second[k]) for k in first)
     meta = json.loads(files[0].read_text())
-    assert meta["manifest"]["builders"][0] == "TemporalBuilder(w_past=-1, w_future=-1)"
+    assert meta["manifest"]["builders"][0]["repr"] == "TemporalBuilder(w_past=-1, w_future=-1)"
 
 
 def test_build_graphs_uses_the_cache(
@@ -327,7 +327,7 @@ def test_corrupt_or_stale_cache_is_rebuilt(
         meta_path.write_text("{not json")
     elif damage == "stale":
         meta = json.loads(meta_path.read_text())
-        meta["manifest"]["builders"][0] = "TemporalBuilder(w_past=1, w_future=1)"
+        meta["manifest"]["builders"][0]["repr"] = "TemporalBuilder(w_past=1, w_future=1)"
         meta_path.write_text(json.dumps(meta))
     else:
         meta_path.unlink()
@@ -372,3 +372,72 @@ def test_cache_key_tracks_configuration(corpus: Corpus) -> None:
     assert cache_key(Corpus(other, "toy", MELD_LABELS), comp, ("text", "audio"))[0] != key
     assert manifest["edge_types"] == sorted(comp.edge_types)
     assert isinstance(comp, Composition)
+
+
+class WindowBuilder(GraphBuilder):
+    """An honest builder with one argument (stored under its own name)."""
+
+    EDGE_TYPES = ("near",)
+
+    def __init__(self, window: int = 1) -> None:
+        self.window = window
+
+    def forward(self, dialogues: Dialogues) -> dict:
+        return {}
+
+
+class HiddenWindowBuilder(WindowBuilder):
+    """Keeps ``window`` as ``self._w``: its repr cannot show it."""
+
+    def __init__(self, window: int = 1) -> None:
+        self._w = window
+
+
+def test_two_configs_of_a_builder_give_different_cache_keys(corpus: Corpus) -> None:
+    one = cache_key(corpus, compose([WindowBuilder(1)]), ("text",))[0]
+    three = cache_key(corpus, compose([WindowBuilder(3)]), ("text",))[0]
+    assert one != three
+    assert cache_key(corpus, compose([WindowBuilder(1)]), ("text",))[0] == one
+
+
+def test_builder_hiding_an_argument_never_reaches_the_cache(corpus: Corpus, tmp_path) -> None:
+    """The reported bug: window=1 and window=3 printed the same repr and shared a cache entry."""
+    for window in (1, 3):
+        with pytest.raises(ErcgraphError, match=r"HiddenWindowBuilder.*'window'"):
+            compose([HiddenWindowBuilder(window)])
+        # a Composition made by hand is checked when its cache key is computed
+        comp = Composition((HiddenWindowBuilder(window),), ("near",))
+        with pytest.raises(ErcgraphError, match=r"HiddenWindowBuilder.*'window'"):
+            cache_key(corpus, comp, ("text",))
+        with pytest.raises(ErcgraphError, match=r"HiddenWindowBuilder.*'window'"):
+            cached_edges(corpus, Dialogues.from_corpus(corpus), comp, tmp_path)
+    assert not (tmp_path / "graphs").exists()
+
+
+def test_cache_manifest_holds_class_version_and_repr(
+    corpus: Corpus, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    key, manifest = cache_key(corpus, compose([TemporalBuilder(1, 2)]), ("text",))
+    assert manifest["builders"] == [
+        {
+            "class": "ercgraph.graphs.temporal:TemporalBuilder",
+            "version": None,
+            "repr": "TemporalBuilder(w_past=1, w_future=2)",
+        }
+    ]
+    monkeypatch.setattr(TemporalBuilder, "VERSION", 2, raising=False)
+    bumped, manifest2 = cache_key(corpus, compose([TemporalBuilder(1, 2)]), ("text",))
+    assert bumped != key and manifest2["builders"][0]["version"] == 2
+
+
+def test_same_repr_from_another_class_gives_another_key(corpus: Corpus) -> None:
+    class TemporalBuilder(WindowBuilder):  # same name and repr shape, different code
+        EDGE_TYPES = ("past", "future")
+
+        def __init__(self, w_past: int = -1, w_future: int = -1) -> None:
+            self.w_past, self.w_future = w_past, w_future
+
+    ours = cache_key(corpus, compose(["temporal"]), ("text",))
+    theirs = cache_key(corpus, compose([TemporalBuilder()]), ("text",))
+    assert repr(compose([TemporalBuilder()]).builders[0]) == ours[1]["builders"][0]["repr"]
+    assert ours[0] != theirs[0]

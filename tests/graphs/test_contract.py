@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from ercgraph.errors import ErcgraphError
-from ercgraph.graphs.base import Dialogues, GraphBuilder
+from ercgraph.graphs.base import Dialogues, GraphBuilder, cache_identity
 from ercgraph.graphs.build import build_edges, compose
 from ercgraph.registry import BUILDERS, import_file
 
@@ -58,6 +58,7 @@ def check_builder_contract(cls: type) -> None:
     for p in params:  # the repr is a cache key: it must show every argument and its value
         assert f"{p.name}={p.default!r}" in text, f"{name}: repr {text} lacks {p.name}"
     assert set(builder.edge_types) <= set(declared)
+    assert cache_identity(builder)["repr"] == text  # what the graph cache key holds
 
     d = sample()
     speaker, ptr = d.speaker.clone(), d.ptr.clone()
@@ -196,3 +197,54 @@ def test_plugin_by_entry_point(tmp_path: Path, plugin_module: str) -> None:
 
 def test_plugins_are_gone_after_the_tests() -> None:
     assert "self_loop" not in BUILDERS and "loops" not in BUILDERS
+
+
+# -- the repr is the cache key: a plug-in that hides an argument is refused ----------------------
+HIDDEN = textwrap.dedent('''
+    """A user's builder that keeps ``window`` under another name (its repr cannot show it)."""
+    import torch
+
+    from ercgraph.graphs.base import Dialogues, IntraModalBuilder
+    from ercgraph.registry import BUILDERS
+
+
+    @BUILDERS.register("hidden_window")
+    class HiddenWindowBuilder(IntraModalBuilder):
+        EDGE_TYPES = ("near",)
+
+        def __init__(self, window: int = 1) -> None:
+            self._w = window
+
+        def forward_relations(self, dialogues: Dialogues) -> dict:
+            i = torch.arange(dialogues.num_utterances)
+            return {"near": torch.stack([i, i])}
+''')
+
+
+def test_plugin_hiding_an_argument_is_refused_by_dotted_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, restore_builders: None
+) -> None:
+    name = f"ercgraph_test_hidden_{tmp_path.name.replace('-', '_')}"
+    (tmp_path / f"{name}.py").write_text(HIDDEN)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    try:
+        for spec in (f"{name}:HiddenWindowBuilder", {"name": f"{name}:HiddenWindowBuilder"}):
+            with pytest.raises(ErcgraphError, match=r"HiddenWindowBuilder.*'window'") as err:
+                compose(["temporal", spec])
+            assert "\n" not in str(err.value)
+    finally:
+        sys.modules.pop(name, None)
+
+
+def test_plugin_hiding_an_argument_is_refused_by_import_file(
+    tmp_path: Path, restore_builders: None
+) -> None:
+    path = tmp_path / "hidden_builders.py"
+    path.write_text(HIDDEN)
+    import_file(path)
+    try:
+        for window in (1, 3):  # two configs must never share a cache entry: refused instead
+            with pytest.raises(ErcgraphError, match=r"HiddenWindowBuilder.*'window'"):
+                compose([{"name": "hidden_window", "window": window}])
+    finally:
+        sys.modules.pop("ercgraph_user_hidden_builders", None)
