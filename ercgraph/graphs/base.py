@@ -54,6 +54,7 @@ class Dialogues:
             speaker of its dialogue, 1 = the second one to speak, ...).
         ptr: ``LongTensor [D + 1]``, dialogue boundaries (``ptr[0] == 0``, ``ptr[-1] == N``).
         modalities: The node types of the graph (one node per utterance and modality).
+        ids: Optional dialogue names (``D`` strings), used in error messages.
 
     Raises:
         ErcgraphError: if the tensors are not 1-D integer tensors or ``ptr`` is not a valid
@@ -63,6 +64,7 @@ class Dialogues:
     speaker: Tensor
     ptr: Tensor
     modalities: tuple[str, ...] = ("text",)
+    ids: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         self.speaker = _as_index(self.speaker, "speaker")
@@ -85,6 +87,12 @@ class Dialogues:
         if bool((self.ptr[1:] < self.ptr[:-1]).any()):
             d = int(torch.nonzero(self.ptr[1:] < self.ptr[:-1])[0])
             raise ErcgraphError(f"Dialogues: ptr must be non-decreasing; ptr[{d + 1}] < ptr[{d}]")
+        if self.ids is not None:
+            self.ids = tuple(str(i) for i in self.ids)
+            if len(self.ids) != self.num_dialogues:
+                raise ErcgraphError(
+                    f"Dialogues: {len(self.ids)} ids for {self.num_dialogues} dialogues"
+                )
         if n and int(self.speaker.min()) < 0:
             i = int(torch.nonzero(self.speaker < 0)[0])
             raise ErcgraphError(f"Dialogues: speaker[{i}] is negative ({int(self.speaker[i])})")
@@ -97,7 +105,7 @@ class Dialogues:
         index = torch.from_numpy(corpus.dialogue_index())
         sizes = torch.bincount(index)
         ptr = torch.cat([sizes.new_zeros(1), sizes.cumsum(0)])
-        return cls(speaker, ptr, tuple(modalities))
+        return cls(speaker, ptr, tuple(modalities), tuple(corpus.dialogue_ids()))
 
     @classmethod
     def from_sequences(
@@ -141,12 +149,17 @@ class Dialogues:
         """``LongTensor [N]``: position of each utterance inside its dialogue (0-based)."""
         return torch.arange(self.num_utterances) - self.ptr[self.batch]
 
+    def name(self, d: int) -> str:
+        """How messages name dialogue ``d``: its id, else its position (``#d``)."""
+        return repr(self.ids[d]) if self.ids is not None else f"#{d}"
+
     def clone(self) -> Dialogues:
         """A deep copy (cached views included), so a builder cannot touch the caller's tensors."""
         out = Dialogues.__new__(Dialogues)
         out.speaker = self.speaker.clone()
         out.ptr = self.ptr.clone()
         out.modalities = self.modalities
+        out.ids = self.ids
         for name in _CACHED:
             if name in self.__dict__:
                 out.__dict__[name] = self.__dict__[name].clone()
@@ -230,6 +243,24 @@ class GraphBuilder(ABC):
     @abstractmethod
     def forward(self, dialogues: Dialogues) -> EdgeDict:
         """Return ``{(src_modality, relation, dst_modality): LongTensor [2, E]}``."""
+
+    def estimate_edges(self, dialogues: Dialogues, cap: int | None = None) -> Tensor | None:
+        """How many edges :meth:`forward` returns for each dialogue, computed without building
+        them (closed form over dialogue sizes, vectorised); graph assembly checks it against its
+        size limits before anything is allocated.
+
+        Args:
+            dialogues: The batch.
+            cap: If given, count as if every context window of this builder were at most
+                ``cap`` wide (used to suggest a window that fits); builders without a window
+                ignore it.
+
+        Returns:
+            ``LongTensor [D]``: edges per dialogue summed over every edge type this builder
+            returns (an intra-modal relation counts once per modality), or ``None`` when the
+            builder cannot tell (the default; such a builder is not size-checked).
+        """
+        return None
 
     def __repr__(self) -> str:
         args = []

@@ -47,6 +47,12 @@ log = logging.getLogger(__name__)
 FORMAT_VERSION = 2
 #: The Corpus columns graph structure depends on (part of the cache key).
 CORPUS_COLUMNS = ("split", "dialogue_id", "turn", "speaker")
+#: Most edges one dialogue's graph may have (every edge type, each modality copy counted).
+#: A dialogue's graph goes through the model whole, so this bounds the memory of one forward
+#: pass: a whole-dialogue window grows with the square of the dialogue length.
+MAX_DIALOGUE_EDGES = 5_000_000
+#: Most edges all graphs together may have (the same count), which bounds construction memory.
+MAX_EDGES = 50_000_000
 
 
 @dataclass(frozen=True)
@@ -148,11 +154,16 @@ def build_edges(
         ``{(src_modality, relation, dst_modality): LongTensor [2, E]}`` with global utterance
         indices. Keys are ordered by relation (builder order), then source and target modality
         (``dialogues.modalities`` order); the edges of a type are sorted by ``(dst, src)``.
+
+    Raises:
+        ErcgraphError: before building anything, when the graphs would exceed
+            :data:`MAX_DIALOGUE_EDGES` or :data:`MAX_EDGES` (see :func:`check_size`).
     """
     if isinstance(builders, Composition) and edge_types is None:
         comp = builders
     else:
         comp = compose(builders, edge_types)
+    check_size(dialogues, comp)
     keep = set(comp.edge_types)
     out: EdgeDict = {}
     memo: dict[int, tuple[Tensor, Tensor]] = {}
@@ -170,6 +181,68 @@ def build_edges(
     mod = {m: i for i, m in enumerate(dialogues.modalities)}
     order = sorted(out, key=lambda k: (rank[k[1]], mod[k[0]], mod[k[2]]))
     return {k: out[k] for k in order}
+
+
+def estimate_edges(dialogues: Dialogues, comp: Composition, cap: int | None = None) -> Tensor:
+    """Edges per dialogue (``LongTensor [D]``) the builders would return, from
+    :meth:`GraphBuilder.estimate_edges` (builders that cannot tell count 0)."""
+    total = torch.zeros(dialogues.num_dialogues, dtype=torch.long)
+    for builder in comp.builders:
+        count = builder.estimate_edges(dialogues, cap=cap)
+        if count is not None:
+            total += count
+    return total
+
+
+def check_size(dialogues: Dialogues, comp: Composition) -> None:
+    """Refuse graphs that would not fit in memory, before building them.
+
+    The edge count of every dialogue is estimated in closed form from the window sizes and
+    dialogue lengths (:meth:`GraphBuilder.estimate_edges`), then checked against
+    :data:`MAX_DIALOGUE_EDGES` and :data:`MAX_EDGES`. The suggested window is the widest cap on
+    every context window that fits both limits (found by bisection over the same estimate).
+
+    Raises:
+        ErcgraphError: naming the largest dialogue, its estimated edge count and the window to
+            use instead.
+    """
+    counts = estimate_edges(dialogues, comp)
+    if not counts.numel():
+        return
+    total, d = int(counts.sum()), int(counts.argmax())
+    per_dialogue, limit = MAX_DIALOGUE_EDGES, MAX_EDGES
+    if int(counts[d]) <= per_dialogue and total <= limit:
+        return
+    where = (
+        f"dialogue {dialogues.name(d)} ({int(dialogues.sizes[d])} turns) would get about "
+        f"{int(counts[d]):,} edges from {', '.join(map(repr, comp.builders))}"
+    )
+    if int(counts[d]) > per_dialogue:
+        problem = (
+            f"graph too large: {where} (limit {per_dialogue:,} per dialogue, "
+            "ercgraph.graphs.build.MAX_DIALOGUE_EDGES)"
+        )
+    else:
+        problem = (
+            f"graphs too large: about {total:,} edges in all (limit {limit:,}, "
+            f"ercgraph.graphs.build.MAX_EDGES); the largest is {where}"
+        )
+
+    def fits(cap: int) -> bool:
+        c = estimate_edges(dialogues, comp, cap)
+        return int(c.max()) <= per_dialogue and int(c.sum()) <= limit
+
+    if torch.equal(estimate_edges(dialogues, comp, 1), estimate_edges(dialogues, comp, 2)):
+        hint = "no builder has a context window to cap; use fewer modalities or shorter dialogues"
+    elif not fits(1):
+        hint = "even a window of 1 does not fit; use fewer builders, modalities or dialogues"
+    else:
+        lo, hi = 1, max(int(dialogues.sizes.max()) - 1, 1)  # fits(lo); find the widest cap
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            lo, hi = (mid, hi) if fits(mid) else (lo, mid - 1)
+        hint = f"cap every context window at {lo} (w_past: {lo}, w_future: {lo})"
+    raise ErcgraphError(f"{problem}; {hint}")
 
 
 def _sort_edges(ei: Tensor, n: int) -> Tensor:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
+from torch import Tensor
 
 from ercgraph.errors import ErcgraphError
 from ercgraph.graphs.base import Dialogues, EdgeDict, GraphBuilder
@@ -60,6 +61,10 @@ class ModalityBuilder(GraphBuilder):
                 if pair not in out:
                     out.append(pair)
         return out
+
+    def estimate_edges(self, dialogues: Dialogues, cap: int | None = None) -> Tensor:
+        # one edge per utterance and linked modality pair; no context window to cap
+        return dialogues.sizes * len(self.directed_pairs(dialogues.modalities))
 
     def forward(self, dialogues: Dialogues) -> EdgeDict:
         pairs = self.directed_pairs(dialogues.modalities)

@@ -7,7 +7,7 @@ from torch import Tensor
 
 from ercgraph.errors import ErcgraphError
 from ercgraph.graphs.base import Dialogues, IntraModalBuilder
-from ercgraph.graphs.utils import check_window, window_pairs
+from ercgraph.graphs.utils import check_window, estimate_window_edges, window_pairs
 from ercgraph.registry import BUILDERS
 
 
@@ -52,6 +52,10 @@ class SpeakerBuilder(IntraModalBuilder):
             return ("same_speaker", "other_speaker") if self.w_past or self.w_future else ()
         dirs = [d for d, w in (("past", self.w_past), ("future", self.w_future)) if w != 0]
         return tuple(f"{s}_{d}" for s in ("same_speaker", "other_speaker") for d in dirs)
+
+    def estimate_edges(self, dialogues: Dialogues, cap: int | None = None) -> Tensor:
+        # every window pair gets exactly one relation, directed or not
+        return estimate_window_edges(dialogues, self.w_past, self.w_future, cap)
 
     def forward_relations(self, dialogues: Dialogues) -> dict[str, Tensor]:
         if not self.edge_types:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from torch import Tensor
 
 from ercgraph.graphs.base import Dialogues, IntraModalBuilder
-from ercgraph.graphs.utils import check_window, window_pairs
+from ercgraph.graphs.utils import check_window, estimate_window_edges, window_pairs
 from ercgraph.registry import BUILDERS
 
 
@@ -36,6 +36,9 @@ class TemporalBuilder(IntraModalBuilder):
     @property
     def edge_types(self) -> tuple[str, ...]:
         return tuple(r for r, w in (("past", self.w_past), ("future", self.w_future)) if w != 0)
+
+    def estimate_edges(self, dialogues: Dialogues, cap: int | None = None) -> Tensor:
+        return estimate_window_edges(dialogues, self.w_past, self.w_future, cap)
 
     def forward_relations(self, dialogues: Dialogues) -> dict[str, Tensor]:
         out = {}

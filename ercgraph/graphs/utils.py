@@ -63,6 +63,52 @@ def window_pairs(dialogues: Dialogues, w_past: int, w_future: int) -> Tensor:
     return torch.stack([src, dst])
 
 
+def window_edge_count(sizes: Tensor, w: int) -> Tensor:
+    """How many edges one side of a context window gives each dialogue, without building them.
+
+    In a dialogue of ``n`` utterances, a past window of ``w`` gives utterance ``i`` an edge
+    from each of ``min(i, w)`` earlier ones, ``sum_i min(i, w) = w n - w (w + 1) / 2`` edges in
+    all with ``w`` clamped to ``n - 1`` (``-1`` = the whole dialogue: ``n (n - 1) / 2``). A
+    future window gives the same count by symmetry.
+
+    Args:
+        sizes: ``LongTensor [D]``, utterances per dialogue.
+        w: The window size (``-1`` = whole dialogue, ``0`` = none).
+
+    Returns:
+        ``LongTensor [D]``: the edge count of each dialogue (what :func:`window_pairs` would
+        produce for that side).
+    """
+    sizes = sizes.long()
+    if w == 0:
+        return torch.zeros_like(sizes)
+    last = (sizes - 1).clamp_min(0)
+    w = last if w < 0 else last.clamp_max(w)
+    return w * sizes - w * (w + 1) // 2
+
+
+def estimate_window_edges(
+    dialogues: Dialogues, w_past: int, w_future: int, cap: int | None = None
+) -> Tensor:
+    """Edges per dialogue of one relation set over both window sides, per modality copy.
+
+    Args:
+        dialogues: The batch (only its dialogue sizes and modalities are read).
+        w_past: Past window (``-1`` = whole dialogue, ``0`` = none).
+        w_future: Future window.
+        cap: If given, count as if every non-empty window were at most ``cap`` wide.
+
+    Returns:
+        ``LongTensor [D]``: edges per dialogue, summed over both sides and every modality.
+    """
+    total = torch.zeros_like(dialogues.sizes)
+    for w in (w_past, w_future):
+        if w != 0 and cap is not None and (w < 0 or w > cap):
+            w = cap
+        total += window_edge_count(dialogues.sizes, w)
+    return total * len(dialogues.modalities)
+
+
 def check_window(builder: str, name: str, value: object) -> int:
     """Validate a window size (an int >= -1) and return it.
 

@@ -246,3 +246,12 @@ def test_builder_version_must_be_json_scalar() -> None:
 
     with pytest.raises(ErcgraphError, match=r"Odd\.VERSION"):
         cache_identity(Odd())
+
+
+def test_dialogue_ids_name_dialogues_in_messages(meld_dev: Corpus) -> None:
+    d = Dialogues.from_corpus(meld_dev)
+    assert d.ids == tuple(meld_dev.dialogue_ids()) and d.clone().ids == d.ids
+    assert d.name(0) == repr(d.ids[0])
+    assert Dialogues.from_sequences([["A"], ["B"]]).name(1) == "#1"
+    with pytest.raises(ErcgraphError, match="1 ids for 2 dialogues"):
+        Dialogues(torch.zeros(2, dtype=torch.long), torch.tensor([0, 1, 2]), ids=("x",))

@@ -441,3 +441,101 @@ def test_same_repr_from_another_class_gives_another_key(corpus: Corpus) -> None:
     theirs = cache_key(corpus, compose([TemporalBuilder()]), ("text",))
     assert repr(compose([TemporalBuilder()]).builders[0]) == ours[1]["builders"][0]["repr"]
     assert ours[0] != theirs[0]
+
+
+# -- the size check: estimated before anything is built ------------------------------------------
+def _long_corpus(turns: int) -> Corpus:
+    """One short dialogue and one of ``turns`` turns between two speakers."""
+    df = pd.DataFrame(
+        {
+            "split": "train",
+            "dialogue_id": ["short"] * 3 + ["long"] * turns,
+            "turn": list(range(3)) + list(range(turns)),
+            "speaker": ["A", "B", "A"] + ["A", "B"] * (turns // 2) + ["A"] * (turns % 2),
+            "label": "neutral",
+        }
+    )
+    return Corpus(df, "toy", MELD_LABELS)
+
+
+def _never_build(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fail the test if any edge is enumerated (the check must come first)."""
+    import ercgraph.graphs.speaker as speaker_mod
+    import ercgraph.graphs.temporal as temporal_mod
+
+    def boom(*args, **kwargs):
+        raise AssertionError("edges were built before the size check")
+
+    monkeypatch.setattr(temporal_mod, "window_pairs", boom)
+    monkeypatch.setattr(speaker_mod, "window_pairs", boom)
+
+
+def _suggested(message: str) -> int:
+    import re
+
+    found = re.search(r"cap every context window at (\d+) \(w_past: \1, w_future: \1\)", message)
+    assert found, message
+    return int(found.group(1))
+
+
+def test_whole_dialogue_graph_of_5000_turns_is_refused_before_building(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The reported out-of-memory: temporal edges over a whole 5,000-turn dialogue."""
+    corpus = _long_corpus(5000)
+    store = FeatureStore({"text": torch.zeros(5003, 1)}, {"text": torch.ones(5003, dtype=bool)})
+    _never_build(monkeypatch)
+    builders = [{"name": "temporal", "w_past": -1, "w_future": -1}]
+    with pytest.raises(ErcgraphError) as err:
+        build_graphs(corpus, store, builders, cache_dir=tmp_path)
+    msg = str(err.value)
+    assert "\n" not in msg
+    assert "dialogue 'long' (5000 turns)" in msg and "24,995,000 edges" in msg
+    assert f"{build_mod.MAX_DIALOGUE_EDGES:,}" in msg and "MAX_DIALOGUE_EDGES" in msg
+    w = _suggested(msg)
+    # the suggestion is the widest window that fits
+    d = Dialogues(torch.zeros(5003, dtype=torch.long), torch.tensor([0, 3, 5003]))
+    fits = TemporalBuilder(w, w).estimate_edges(d)
+    assert int(fits.max()) <= build_mod.MAX_DIALOGUE_EDGES
+    assert int(TemporalBuilder(w + 1, w + 1).estimate_edges(d).max()) > build_mod.MAX_DIALOGUE_EDGES
+    assert not (tmp_path / "graphs").exists()
+
+
+def test_size_check_counts_every_builder_and_modality(monkeypatch: pytest.MonkeyPatch) -> None:
+    d = Dialogues(
+        torch.zeros(2000, dtype=torch.long), torch.tensor([0, 2000]), ("text", "audio")
+    )  # one dialogue, unnamed: the message gives its position
+    _never_build(monkeypatch)
+    monkeypatch.setattr(build_mod, "MAX_DIALOGUE_EDGES", 8_000_000)
+    builders = [TemporalBuilder(-1, -1), {"name": "speaker", "w_past": 8, "w_future": 0}]
+    # temporal: 2 modalities x 2000 x 1999; speaker: 2 x (8 x 2000 - 36); cross-modal: 2 x 2000
+    expected = 2 * 2000 * 1999 + 2 * (8 * 2000 - 36) + 2 * 2000
+    with pytest.raises(ErcgraphError, match=rf"dialogue #0 \(2000 turns\).* {expected:,} edges"):
+        build_edges(d, [*builders, "modality"])
+
+
+def test_total_size_is_checked_too(monkeypatch: pytest.MonkeyPatch) -> None:
+    d = Dialogues.from_sequences([["A", "B"] * 10] * 30)  # 30 dialogues of 20 turns
+    _never_build(monkeypatch)
+    monkeypatch.setattr(build_mod, "MAX_EDGES", 5000)
+    with pytest.raises(ErcgraphError) as err:
+        build_edges(d, [TemporalBuilder(-1, -1)])
+    msg = str(err.value)
+    assert "11,400 edges in all" in msg and "MAX_EDGES" in msg and "#0 (20 turns" in msg
+    w = _suggested(msg)
+    assert int(TemporalBuilder(w, w).estimate_edges(d).sum()) <= 5000
+    assert int(TemporalBuilder(w + 1, w + 1).estimate_edges(d).sum()) > 5000
+
+
+def test_size_check_without_a_window_to_shrink(monkeypatch: pytest.MonkeyPatch) -> None:
+    d = Dialogues.from_sequences([["A"] * 50], modalities=("text", "audio"))
+    monkeypatch.setattr(build_mod, "MAX_DIALOGUE_EDGES", 10)
+    with pytest.raises(ErcgraphError, match="no builder has a context window to cap"):
+        build_edges(d, ["modality"])
+    with pytest.raises(ErcgraphError, match="even a window of 1"):
+        build_edges(d, [TemporalBuilder(-1, -1)])
+
+
+def test_graphs_within_the_limits_are_built(meld_dialogues: Dialogues) -> None:
+    out = build_edges(meld_dialogues, [TemporalBuilder(-1, -1), "speaker"])
+    assert out[("text", "past", "text")].shape[1] > 0

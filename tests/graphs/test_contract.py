@@ -73,6 +73,14 @@ def check_builder_contract(cls: type) -> None:
         f"{name} is not deterministic"
     )
 
+    # the size check before building trusts estimate_edges: it must count exactly what is built
+    estimate = builder.estimate_edges(d)
+    if estimate is not None:
+        built = torch.zeros(d.num_dialogues, dtype=torch.long)
+        for ei in out.values():
+            built += torch.bincount(d.batch[ei[1]], minlength=d.num_dialogues)
+        assert estimate.tolist() == built.tolist(), f"{name}.estimate_edges is not exact"
+
     # validation is not optional: out-of-range output is caught for every builder
     rel = builder.edge_types[0] if builder.edge_types else declared[0]
     builder.forward = lambda _: {("text", rel, "text"): torch.tensor([[0], [d.num_utterances]])}

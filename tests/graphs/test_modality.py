@@ -64,3 +64,11 @@ def test_on_meld_dev(meld_dialogues: Dialogues) -> None:
     for ei in out.values():
         assert ei.shape == (2, n)
         assert (ei[0] == ei[1]).all()
+
+
+@pytest.mark.parametrize(("pairs", "linked"), [(None, 6), ([["text", "audio"]], 2)])
+def test_estimate_edges_counts_what_is_built(dialogues: Dialogues, pairs, linked: int) -> None:
+    builder = ModalityBuilder(pairs)
+    assert len(builder(dialogues)) == linked
+    assert builder.estimate_edges(dialogues).tolist() == [2 * linked, linked]
+    assert builder.estimate_edges(dialogues, cap=1).tolist() == [2 * linked, linked]  # no window

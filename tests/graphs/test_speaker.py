@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import torch
 
 from ercgraph.errors import ErcgraphError
 from ercgraph.graphs.base import Dialogues
@@ -114,3 +115,23 @@ def test_matches_naive_loop_on_meld_dev(
     assert set(ref) <= set(got)
     assert got == {rel: ref.get(rel, set()) for rel in got}
     assert sum(map(len, got.values())) > 2_000
+
+
+@pytest.mark.parametrize(
+    "args", [(-1, -1, False), (1, 0, True), (2, 3, True), (0, 2, False), (0, 0, True)]
+)
+@pytest.mark.parametrize("cap", [None, 1, 2])
+def test_estimate_edges_counts_what_is_built(args: tuple, cap: int | None) -> None:
+    d = Dialogues.from_sequences(
+        [["A", "B", "A", "C", "B"], [], ["D"], ["E", "F", "E"]], modalities=("text", "audio")
+    )
+    builder = SpeakerBuilder(*args)
+    if cap is not None:  # what the builder would build with every window capped at cap
+        capped = [w if w == 0 or 0 < w <= cap else cap for w in args[:2]]
+        reference = SpeakerBuilder(*capped, *args[2:])
+    else:
+        reference = builder
+    built = torch.zeros(d.num_dialogues, dtype=torch.long)
+    for ei in reference(d).values():
+        built += torch.bincount(d.batch[ei[1]], minlength=d.num_dialogues)
+    assert builder.estimate_edges(d, cap=cap).tolist() == built.tolist()

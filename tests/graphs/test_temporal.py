@@ -100,3 +100,21 @@ def test_matches_naive_loop_on_meld_dev(
     # the whole-dialogue config on MELD dev is not trivial
     if w_past == -1:
         assert len(got["past"]) == sum(n * (n - 1) // 2 for n in meld_dialogues.sizes.tolist())
+
+
+@pytest.mark.parametrize("args", [(-1, -1), (1, 0), (0, 2), (3, -1), (0, 0)])
+@pytest.mark.parametrize("cap", [None, 1, 2])
+def test_estimate_edges_counts_what_is_built(args: tuple, cap: int | None) -> None:
+    d = Dialogues.from_sequences(
+        [["A", "B", "A", "C", "B"], [], ["D"], ["E", "F", "E"]], modalities=("text", "audio")
+    )
+    builder = TemporalBuilder(*args)
+    if cap is not None:  # what the builder would build with every window capped at cap
+        capped = [w if w == 0 or 0 < w <= cap else cap for w in args[:2]]
+        reference = TemporalBuilder(*capped, *args[2:])
+    else:
+        reference = builder
+    built = torch.zeros(d.num_dialogues, dtype=torch.long)
+    for ei in reference(d).values():
+        built += torch.bincount(d.batch[ei[1]], minlength=d.num_dialogues)
+    assert builder.estimate_edges(d, cap=cap).tolist() == built.tolist()

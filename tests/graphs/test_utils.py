@@ -7,7 +7,7 @@ import torch
 
 from ercgraph.errors import ErcgraphError
 from ercgraph.graphs.base import Dialogues
-from ercgraph.graphs.utils import check_window, ragged_ranges, window_pairs
+from ercgraph.graphs.utils import check_window, ragged_ranges, window_edge_count, window_pairs
 
 from .helpers import edge_set, is_sorted_by_dst_src, naive_pairs
 
@@ -53,3 +53,18 @@ def test_check_window_names_builder_and_argument() -> None:
         r"got -3",
     ):
         check_window("MyBuilder", "w_future", -3)
+
+
+@pytest.mark.parametrize("w", [-1, 0, 1, 2, 5, 100])
+def test_window_edge_count_is_the_closed_form_of_window_pairs(w: int) -> None:
+    sizes = [0, 1, 2, 3, 7, 12]
+    d = Dialogues.from_sequences([list(range(n)) for n in sizes])
+    for w_past, w_future in ((w, 0), (0, w)):
+        ei = window_pairs(d, w_past, w_future) if w else torch.zeros(2, 0, dtype=torch.long)
+        built = torch.bincount(d.batch[ei[1]], minlength=len(sizes))
+        assert window_edge_count(d.sizes, w).tolist() == built.tolist()
+
+
+def test_window_edge_count_of_a_long_dialogue_needs_no_edges() -> None:
+    assert window_edge_count(torch.tensor([5000]), -1).tolist() == [5000 * 4999 // 2]
+    assert window_edge_count(torch.tensor([5000]), 10).tolist() == [10 * 5000 - 55]
