@@ -156,3 +156,114 @@ def test_extra_resolutions_map_custom_classes_to_stubs() -> None:
     expect_error(lambda: safe_load(io.BytesIO(data)), "cogmen.Sample.Sample", ALLOWED)
     obj = safe_load(io.BytesIO(data), extra={("cogmen.Sample", "Sample"): _Sample})
     assert isinstance(obj, _Sample) and obj.vid == "a"
+
+
+# -- allocation limits ----------------------------------------------------------------------------
+class _Call:
+    """Pickles as ``fn(*args)`` (then ``__setstate__(state)`` when a state is given)."""
+
+    def __init__(self, fn, *args, state=None):
+        self.fn, self.args, self.state = fn, args, state
+
+    def __reduce__(self):
+        return (self.fn, self.args) if self.state is None else (self.fn, self.args, self.state)
+
+
+def _nested(depth: int) -> list:
+    """A list of 2**depth empty lists held as ``depth`` levels of shared references."""
+    item: list = []
+    for _ in range(depth):
+        item = [item, item]
+    return item
+
+
+_RECONSTRUCT = np.ndarray.__reduce__(np.zeros(1))[0]  # numpy's own _reconstruct
+HUGE = 10**12
+
+
+@pytest.mark.parametrize(
+    "payload, what",
+    [
+        (_Call(bytes, HUGE), "bytes("),
+        (_Call(bytearray, HUGE), "bytearray("),
+        # a range is lazy, but whatever it fills expands it
+        (_Call(bytearray, range(HUGE)), "a range of 1,000,000,000,000 items"),
+        (_Call(list, range(HUGE)), "a range of"),
+        (_Call(tuple, range(HUGE)), "a range of"),
+        (_Call(frozenset, range(HUGE)), "a range of"),
+        (_Call(collections.Counter, range(HUGE)), "a range of"),
+        (_Call(_RECONSTRUCT, np.ndarray, (10**6, 10**6), b"f8"), "array of shape"),
+        (_Call(np.ndarray, (10**6, 10**6)), "array of shape"),
+    ],
+)
+def test_sized_constructors_are_capped(tmp_path: Path, payload: object, what: str) -> None:
+    """A pickle may not ask for more memory than max_bytes (4 GiB by default): the call is
+    refused before anything is allocated, naming the file."""
+    import tracemalloc
+
+    path = _dump(tmp_path, pickle.dumps({"features": [payload]}, protocol=2))
+    tracemalloc.start()
+    try:
+        msg = expect_error(lambda: safe_load(path), str(path), what, "max_bytes", unchanged=(path,))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert "4,294,967,296" in msg
+    assert peak < 10**7
+
+
+def test_allocation_limit_is_configurable_and_counts_the_whole_file(tmp_path: Path) -> None:
+    one = _dump(tmp_path, pickle.dumps(_Call(bytearray, 10**6)), "one.pkl")
+    assert safe_load(one) == bytearray(10**6)
+    expect_error(lambda: safe_load(one, max_bytes=10**5), str(one), "max_bytes", "100,000")
+    # two calls under the limit each, over it together
+    two = _dump(tmp_path, pickle.dumps([_Call(bytes, 6 * 10**4), _Call(bytes, 6 * 10**4)]))
+    expect_error(lambda: safe_load(two, max_bytes=10**5), str(two), "max_bytes")
+    assert safe_load(two, max_bytes=2 * 10**5) == [bytes(6 * 10**4)] * 2
+    # arrays whose data is in the file are not counted: they are as large as the file
+    arr = _dump(tmp_path, pickle.dumps(np.ones((100, 100)), protocol=2), "arr.pkl")
+    np.testing.assert_array_equal(safe_load(arr, max_bytes=1000), np.ones((100, 100)))
+
+
+def test_str_of_a_container_is_refused(tmp_path: Path) -> None:
+    """``str([...])`` of shared references grows exponentially with the pickle's size."""
+    path = _dump(tmp_path, pickle.dumps(_Call(str, _nested(22)), protocol=2))
+    assert path.stat().st_size < 1000
+    expect_error(lambda: safe_load(path), str(path), "str() of a list")
+    # str of a scalar or of bytes with an encoding stays allowed
+    data = pickle.dumps([_Call(str, 12), _Call(str, b"ab", "ascii")], protocol=2)
+    assert safe_load(io.BytesIO(data)) == ["12", "ab"]
+    # a checked callable kept as data comes back as itself
+    factory = collections.defaultdict(str, a="x")
+    loaded = safe_load(io.BytesIO(pickle.dumps([factory, bytes, range(2)], protocol=2)))
+    assert loaded[0].default_factory is str and loaded[1] is bytes and loaded[2] == range(2)
+
+
+def test_array_state_that_does_not_match_its_shape_is_refused(tmp_path: Path) -> None:
+    """numpy's ``ndarray.__setstate__`` crashes the process (segfault) on an object array whose
+    list of items is shorter than its shape; the loader checks the state first. Run in a child
+    process so that a crash fails this test instead of killing the test run."""
+    import subprocess
+    import sys
+
+    bad = _Call(_RECONSTRUCT, np.ndarray, (0,), b"b", state=(1, (5,), np.dtype("O"), False, [1]))
+    path = _dump(tmp_path, pickle.dumps({"x": bad}, protocol=2))
+    code = (
+        "import sys\n"
+        "from ercgraph.data.safe_pickle import safe_load\n"
+        "from ercgraph.errors import ErcgraphError\n"
+        "try:\n"
+        f"    safe_load({str(path)!r})\n"
+        "except ErcgraphError as exc:\n"
+        "    print(exc)\n"
+        "    sys.exit(3)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 3, (done.returncode, done.stderr[-500:])
+    assert str(path) in done.stdout and "5 items" in done.stdout
+    # a matching state loads, as a plain ndarray
+    good = _Call(
+        _RECONSTRUCT, np.ndarray, (0,), b"b", state=(1, (2,), np.dtype("O"), False, [1, "a"])
+    )
+    arr = safe_load(io.BytesIO(pickle.dumps({"x": (good,)}, protocol=2)))["x"][0]
+    assert type(arr) is np.ndarray and arr.tolist() == [1, "a"]
