@@ -210,16 +210,17 @@ def prepare(
                 f"{corpus.source or corpus.name}: the corpus has no {split!r} "
                 f"split (found {corpus.splits}); this needs {list(splits)}"
             )
+    fitted = head_states is None
+    # heads first: a missing target column is reported before any feature is extracted
+    states = fit_heads(cfg, corpus) if fitted else head_states
+    targets = head_targets(cfg, corpus, states, required=fitted)
     t0 = time.perf_counter()
     store, info = load_features(cfg, corpus, provided)
     timings["features_s"] = time.perf_counter() - t0
-    fitted = head_states is None
     if normaliser is None and fitted:
         normaliser = fit_normaliser(cfg, corpus, store)
     if normaliser is not None:
         store = normaliser.apply(store)
-    states = fit_heads(cfg, corpus) if fitted else head_states
-    targets = head_targets(cfg, corpus, states, required=fitted)
     t0 = time.perf_counter()
     graphs = build_graphs(
         corpus, store, cfg.graph.builders, cfg.graph.edge_types, cache_dir(cfg), targets

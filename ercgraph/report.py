@@ -83,7 +83,7 @@ def markdown_summary(
 ) -> str:
     """The run's markdown summary: headline table, per-class F1 table, notes."""
     lines = [f"# {title}", ""]
-    seeds = list(metrics["dev"]["accuracy"]["per_seed"])
+    seeds = [str(s) for s in metrics.get("seeds", [])]
     lines += [
         f"Seeds: {', '.join(seeds)}. Model selection: best epoch by dev "
         f"{metrics.get('select_metric', 'weighted_f1')} (the test split is never used for "

@@ -107,7 +107,7 @@ def check_out_dir(out: Path, cfg: Config, resume: bool) -> None:
     for parent in out.parents:
         if parent.exists() and not parent.is_dir():
             raise ErcgraphError(f"--out {str(out)!r} lies under the file {str(parent)!r}")
-    nonempty = out.exists() and any(p.name != LOCK for p in out.iterdir())
+    nonempty = out.exists() and any(p.name not in (LOCK, f"{LOCK}.owner") for p in out.iterdir())
     if resume and nonempty and not (out / CONFIG).exists():
         raise ErcgraphError(
             f"--resume: {str(out)!r} is not a run directory (no config.yaml); nothing to resume"
@@ -152,10 +152,17 @@ def check_out_dir(out: Path, cfg: Config, resume: bool) -> None:
 @contextlib.contextmanager
 def locked(out: Path) -> Iterator[None]:
     """Hold ``out/.lock`` while a run writes into ``out``; a second writer is refused, naming the
-    holder (host and process id)."""
+    holder (host and process id). A folder this call created and left empty (a failed start) is
+    removed again, so a rerun is not blocked."""
     from filelock import FileLock, Timeout
 
-    out.mkdir(parents=True, exist_ok=True)
+    if out.exists() and not out.is_dir():
+        raise ErcgraphError(f"--out {str(out)!r} is a file, not a folder; choose another --out")
+    created = not out.exists()
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ErcgraphError(f"cannot create the run directory {str(out)!r}: {exc}") from exc
     lock = FileLock(str(out / LOCK), timeout=0)
     owner = out / f"{LOCK}.owner"
     try:
@@ -172,6 +179,9 @@ def locked(out: Path) -> Iterator[None]:
     finally:
         owner.unlink(missing_ok=True)
         lock.release()
+        if created and {p.name for p in out.iterdir()} <= {LOCK}:
+            (out / LOCK).unlink(missing_ok=True)
+            out.rmdir()
 
 
 # -- what a run writes before training ---------------------------------------------------------

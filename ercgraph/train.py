@@ -330,9 +330,10 @@ def run(
     """
     check_config(cfg)
     check_out_dir(out, cfg, resume)
-    if prep is None:
-        prep = prepare(cfg)
     with locked(out):
+        check_out_dir(out, cfg, resume)  # again, now that no other writer can interfere
+        if prep is None:
+            prep = prepare(cfg)
         write_setup(out, cfg, prep)
         t_train = time.perf_counter()
         threads = torch.get_num_threads()

@@ -185,7 +185,7 @@ def validate_frame(df: pd.DataFrame, labels: Sequence[str], source: str) -> pd.D
         )
     df["label"] = lab.where(present, None)
     labelled = df["split"].isin(["train", "dev", "test"])
-    if (labelled & ~present).any():
+    if known and (labelled & ~present).any():  # an empty vocabulary: a corpus without emotions
         i = int(np.flatnonzero((labelled & ~present).to_numpy())[0])
         raise ErcgraphError(
             f"{source}: row {i}: split {df['split'].iloc[i]!r} needs a label, but 'label' is empty"

@@ -24,7 +24,9 @@ Only empty cells count as missing (strings such as ``NA`` or ``None`` are kept a
 name the file and the line (CSV/TSV/JSONL with one record per line) or the row (1 = first data
 row, otherwise) and the column. ``data.options``: ``format`` (csv/tsv/parquet/jsonl, default from
 the suffix), ``encoding`` (default utf-8), ``split`` (split of every row of a single file) and
-``prefix_split`` (dialogue id becomes ``{split}_{id}``, for ids that restart in every split).
+``prefix_split`` (dialogue id becomes ``{split}_{id}``, for ids that restart in every split) and
+``no_labels`` (a corpus without emotion labels, e.g. dimensional valence/arousal/dominance only:
+train/dev/test rows need no label; train it with heads that do not need one).
 """
 
 from __future__ import annotations
@@ -70,7 +72,7 @@ TABLE_FORMATS = {
     ".jsonl": "jsonl",
     ".ndjson": "jsonl",
 }
-TABLE_OPTIONS = ("format", "encoding", "split", "prefix_split")
+TABLE_OPTIONS = ("format", "encoding", "split", "prefix_split", "no_labels")
 
 # C1 control characters are what cp1252 punctuation (’ “ ” – …) becomes when decoded as latin-1.
 _C1_TO_CP1252 = {}
@@ -505,11 +507,12 @@ def _read_one(
         out["label"] = lab.where(~is_blank(lab), None)
     else:
         labelled = out["split"].isin(["train", "dev", "test"])
-        i = first_bad(labelled)
+        i = None if opts.get("no_labels") else first_bad(labelled)
         if i is not None:
             raise ErcgraphError(
                 f"{src.where(i)}: split {out['split'].iloc[i]!r} needs labels but no label column"
-                f" is mapped; set data.columns.label (the file has columns {list(df.columns)})"
+                f" is mapped; set data.columns.label (the file has columns {list(df.columns)}),"
+                " or data.options.no_labels: true for a corpus without emotion labels"
             )
         out["label"] = None
 

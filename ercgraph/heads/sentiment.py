@@ -70,8 +70,9 @@ class SentimentHead(Head):
             values = pd.Series([None] * len(df))
         else:
             values = df[column]
-        codes = pd.Categorical(values.astype("object"), categories=state["labels"]).codes
-        return {"y_sentiment": torch.from_numpy(codes.astype(np.int64))}
+        index = {name: i for i, name in enumerate(state["labels"])}
+        codes = values.map(lambda v: index.get(str(v), -1) if pd.notna(v) else -1)
+        return {"y_sentiment": torch.tensor(codes.to_numpy(dtype=np.int64))}
 
     def forward(self, out: Any, batch: Any) -> dict[str, Tensor]:
         return {"sentiment_logits": self.classifier(out.utterance)}

@@ -53,3 +53,12 @@ def test_temperature_must_be_positive():
 def test_unknown_sampler_lists_choices():
     with pytest.raises(ErcgraphError, match="class_aware"):
         SAMPLERS.get("balanced")
+
+
+def test_random_sampler_visits_every_dialogue_once_in_a_seeded_order():
+    from ercgraph.data.samplers import RandomDialogueSampler
+
+    labels = [torch.tensor([i % 3]) for i in range(20)]
+    a = list(RandomDialogueSampler(labels, 3, torch.Generator().manual_seed(1)))
+    b = list(RandomDialogueSampler(labels, 3, torch.Generator().manual_seed(1)))
+    assert sorted(a) == list(range(20)) and a == b and a != list(range(20))

@@ -16,7 +16,10 @@ def make(batch, name="hierarchical_gcn", **opts):
     dims = {m: batch[m].x.size(1) for m in batch.node_types}
     heads = ["emotion", {"name": "reconstruction", **opts}]
     return build_model(
-        ModelConfig(name=name, hidden=32, dropout=0.0), dims, list(batch.edge_types), ["a", "b"],
+        ModelConfig(name=name, hidden=32, dropout=0.0),
+        dims,
+        list(batch.edge_types),
+        ["a", "b"],
         heads,
     )
 

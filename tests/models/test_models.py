@@ -77,7 +77,9 @@ def test_hierarchical_gcn_learns_context_the_mlp_cannot(conv):
                 opt.step()
         model.eval()
         with torch.no_grad():
-            return torch.cat([(model(b).logits.argmax(1) == b.y).float() for b in test]).mean().item()
+            return (
+                torch.cat([(model(b).logits.argmax(1) == b.y).float() for b in test]).mean().item()
+            )
 
     gcn = fit("hierarchical_gcn", conv=conv)
     mlp = fit("mlp")
