@@ -20,7 +20,7 @@ from __future__ import annotations
 import inspect
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING, ClassVar
@@ -40,6 +40,28 @@ EdgeDict = dict[EdgeType, Tensor]
 
 _CACHED = ("batch", "pos", "sizes")
 _MISSING = object()
+
+#: What a relation can say about the utterance pair ``src -> dst`` it links (see
+#: :attr:`GraphBuilder.PAIR_RULES`); each maps ``(src, dst, speaker)`` to a bool mask. Indices
+#: are global (flat batch) or local (one dialogue): utterances are in turn order either way.
+PAIR_PREDICATES: dict[str, Callable[[Tensor, Tensor, Tensor], Tensor]] = {
+    "past": lambda src, dst, speaker: src < dst,
+    "future": lambda src, dst, speaker: src > dst,
+    "same_speaker": lambda src, dst, speaker: (speaker[src] == speaker[dst]) & (src != dst),
+    "other_speaker": lambda src, dst, speaker: speaker[src] != speaker[dst],
+}
+
+
+def pair_mask(rule: Sequence[str], src: Tensor, dst: Tensor, speaker: Tensor) -> Tensor:
+    """Which pairs ``src[k] -> dst[k]`` match every predicate of ``rule`` (a bool mask)."""
+    mask = torch.ones(src.shape, dtype=torch.bool)
+    for name in rule:
+        if name not in PAIR_PREDICATES:
+            raise ErcgraphError(
+                f"unknown pair rule {name!r}; expected one of {sorted(PAIR_PREDICATES)}"
+            )
+        mask &= PAIR_PREDICATES[name](src, dst, speaker)
+    return mask
 
 
 @dataclass(eq=False)
@@ -221,6 +243,12 @@ class GraphBuilder(ABC):
     #: Bump (any int or str) when :meth:`forward` changes what it returns for the same arguments:
     #: it is part of the graph cache key, so old cache entries are not reused.
     VERSION: ClassVar[int | str | None] = None
+    #: Relation -> the :data:`PAIR_PREDICATES` every edge of that relation satisfies, all
+    #: together (e.g. ``{"past": ("past",)}``): the information the relation carries about a
+    #: pair. A pair ablation that drops the relation removes every pair matching its rule from
+    #: every relation (see :func:`ercgraph.graphs.build.remove_pairs`); a relation without a rule
+    #: is represented by the pairs its edges link.
+    PAIR_RULES: ClassVar[dict[str, tuple[str, ...]]] = {}
     #: Set to True when :meth:`forward` already returns every edge index sorted by
     #: ``(dst, src)``; graph assembly then skips its own sort check (the contract test in
     #: ``tests/graphs/test_contract.py`` holds such builders to it).

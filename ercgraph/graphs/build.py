@@ -19,7 +19,7 @@ import hashlib
 import json
 import logging
 import weakref
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
@@ -31,7 +31,14 @@ import torch
 from torch import Tensor
 
 from ercgraph.errors import ErcgraphError
-from ercgraph.graphs.base import Dialogues, EdgeDict, EdgeType, GraphBuilder, cache_identity
+from ercgraph.graphs.base import (
+    Dialogues,
+    EdgeDict,
+    EdgeType,
+    GraphBuilder,
+    cache_identity,
+    pair_mask,
+)
 from ercgraph.registry import BUILDERS
 
 if TYPE_CHECKING:
@@ -66,6 +73,17 @@ class Composition:
 
     builders: tuple[GraphBuilder, ...]
     edge_types: tuple[str, ...]
+
+    @property
+    def pair_rules(self) -> dict[str, tuple[str, ...]]:
+        """Relation -> pair rule (:attr:`GraphBuilder.PAIR_RULES`) for the relations the
+        builders produce."""
+        return {
+            rel: tuple(rule)
+            for b in self.builders
+            for rel, rule in type(b).PAIR_RULES.items()
+            if rel in b.edge_types
+        }
 
     def cache_manifest(self, modalities: Sequence[str]) -> dict[str, Any]:
         """The builder part of the graph cache key: each builder's ``module:qualname``, its
@@ -254,6 +272,57 @@ def _sort_edges(ei: Tensor, n: int) -> Tensor:
     return ei.contiguous()
 
 
+def remove_pairs(
+    edges: EdgeDict,
+    speaker: Tensor,
+    drop: Collection[str],
+    rules: Mapping[str, Sequence[str]],
+) -> EdgeDict:
+    """Remove relations together with the information they carry.
+
+    The information of a relation is a set of node pairs: the pairs that match its rule
+    (``rules``, from :attr:`GraphBuilder.PAIR_RULES`: ``past`` is every pair whose source
+    precedes its target) or, for a relation without a rule, the ``(src node, dst node)`` pairs
+    its edges link (modalities included). The dropped relations are removed and every other
+    relation loses its edges on those pairs, so no message travels along them any more.
+
+    Args:
+        edges: Edge type -> ``LongTensor [2, E]`` (global indices of a flat batch, or local
+            indices of one dialogue).
+        speaker: ``LongTensor [N]``, the speaker of each utterance, indexed like ``edges``.
+        drop: Relation names whose information is removed.
+        rules: Relation -> pair rule (e.g. :attr:`Composition.pair_rules`).
+
+    Returns:
+        The kept edge types in their order; a tensor nothing was removed from is returned as
+        is (so tensors shared across modalities stay shared).
+    """
+    drop = set(drop)
+    n = speaker.numel()
+    ruled = [tuple(rules[r]) for r in sorted(drop) if r in rules]
+    linked: dict[tuple[str, str], list[Tensor]] = {}
+    for (a, rel, b), ei in edges.items():
+        if rel in drop and rel not in rules:
+            linked.setdefault((a, b), []).append(ei[0] * n + ei[1])
+    taken = {k: torch.cat(v) for k, v in linked.items()}
+    out: EdgeDict = {}
+    memo: dict[tuple[int, tuple[str, str] | None], Tensor] = {}
+    for (a, rel, b), ei in edges.items():
+        if rel in drop:
+            continue
+        pair_key = (a, b) if (a, b) in taken else None
+        memo_key = (id(ei), pair_key)
+        if memo_key not in memo:
+            remove = torch.zeros(ei.shape[1], dtype=torch.bool)
+            for rule in ruled:
+                remove |= pair_mask(rule, ei[0], ei[1], speaker)
+            if pair_key is not None:
+                remove |= torch.isin(ei[0] * n + ei[1], taken[pair_key])
+            memo[memo_key] = ei[:, ~remove] if bool(remove.any()) else ei
+        out[(a, rel, b)] = memo[memo_key]
+    return out
+
+
 # -- the on-disk cache ------------------------------------------------------------------------
 def cache_key(corpus: Corpus, comp: Composition, modalities: Sequence[str]) -> tuple[str, dict]:
     """The graph cache key and the manifest it hashes."""
@@ -387,6 +456,7 @@ def build_graphs(
     edge_types: Sequence[str] | None = None,
     cache_dir: Path | str | None = None,
     targets: dict[str, Tensor] | None = None,
+    drop_pairs: Sequence[str] | None = None,
 ) -> list[HeteroData]:
     """One :class:`~torch_geometric.data.HeteroData` per dialogue, in Corpus row order.
 
@@ -409,6 +479,8 @@ def build_graphs(
         cache_dir: Folder for the edge cache (``<cache_dir>/graphs/``); ``None`` = no cache.
         targets: Extra per-utterance graph attributes ``[N, ...]`` in Corpus row order (the
             heads' targets, e.g. ``y_sentiment``, ``y_regression``).
+        drop_pairs: Relations removed together with their information (see
+            :func:`remove_pairs`): the pair ablation. They must not be among ``edge_types``.
 
     Raises:
         ErcgraphError: on a feature/corpus row mismatch or a bad builder configuration.
@@ -419,12 +491,16 @@ def build_graphs(
     if not modalities:
         raise ErcgraphError("build_graphs: the feature store has no modality")
     store.check_rows(corpus.num_utterances, "build_graphs")
-    comp = compose(builders, edge_types)
+    comp, drop = _composition(builders, edge_types, drop_pairs)
     dialogues = Dialogues.from_corpus(corpus, modalities)
     if cache_dir is None:
         edges = build_edges(dialogues, comp)
     else:
         edges, _ = cached_edges(corpus, dialogues, comp, cache_dir)
+    if drop:
+        edges = remove_pairs(edges, dialogues.speaker, drop, comp.pair_rules)
+        keep = set(edge_types) if edge_types is not None else set(comp.edge_types) - set(drop)
+        edges = {k: v for k, v in edges.items() if k[1] in keep}
     edges = drop_missing(edges, store.present)
     globals_ = {
         "y": torch.from_numpy(corpus.label_ids()),
@@ -441,6 +517,39 @@ def build_graphs(
         globals_[name] = value
     with _gc_paused():
         return _assemble(HeteroData, corpus, store, dialogues, edges, globals_)
+
+
+def _composition(
+    builders: Any, edge_types: Sequence[str] | None, drop_pairs: Sequence[str] | None
+) -> tuple[Composition, list[str]]:
+    """The composition to build and the relations to drop with their pairs.
+
+    With pairs to drop, every relation is built (a dropped relation's edges are its pairs when
+    it has no rule) and the kept ones are picked afterwards.
+    """
+    if isinstance(drop_pairs, str):
+        drop_pairs = [drop_pairs]
+    drop = list(drop_pairs or ())
+    if not drop:
+        return compose(builders, edge_types), []
+    full = compose(builders)
+    for rel in drop:
+        if rel not in full.edge_types:
+            raise ErcgraphError(
+                f"unknown edge type {rel!r} to drop with its pairs: no configured builder "
+                f"produces it; available edge types: {', '.join(full.edge_types) or 'none'}"
+            )
+    if isinstance(edge_types, str):
+        edge_types = [edge_types]
+    if edge_types is not None:
+        compose(full, edge_types)
+        for rel in drop:
+            if rel in edge_types:
+                raise ErcgraphError(
+                    f"edge type {rel!r} is both kept (graph.edge_types) and dropped with its "
+                    "pairs; name it in one of them"
+                )
+    return full, drop
 
 
 @contextmanager

@@ -37,6 +37,14 @@ class SpeakerBuilder(IntraModalBuilder):
         "other_speaker_past",
         "other_speaker_future",
     )
+    PAIR_RULES = {
+        "same_speaker": ("same_speaker",),
+        "other_speaker": ("other_speaker",),
+        "same_speaker_past": ("same_speaker", "past"),
+        "same_speaker_future": ("same_speaker", "future"),
+        "other_speaker_past": ("other_speaker", "past"),
+        "other_speaker_future": ("other_speaker", "future"),
+    }
     SORTED_OUTPUT = True
 
     def __init__(self, w_past: int = -1, w_future: int = -1, directed: bool = False) -> None:

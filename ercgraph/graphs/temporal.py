@@ -27,6 +27,7 @@ class TemporalBuilder(IntraModalBuilder):
     """
 
     EDGE_TYPES = ("past", "future")
+    PAIR_RULES = {"past": ("past",), "future": ("future",)}
     SORTED_OUTPUT = True
 
     def __init__(self, w_past: int = -1, w_future: int = -1) -> None:

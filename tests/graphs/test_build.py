@@ -539,3 +539,103 @@ def test_size_check_without_a_window_to_shrink(monkeypatch: pytest.MonkeyPatch) 
 def test_graphs_within_the_limits_are_built(meld_dialogues: Dialogues) -> None:
     out = build_edges(meld_dialogues, [TemporalBuilder(-1, -1), "speaker"])
     assert out[("text", "past", "text")].shape[1] > 0
+
+
+# -- removing the information of a relation (pairs ablation) ---------------------------------------
+class NearBuilder(GraphBuilder):
+    """A plug-in-like relation without a pair rule: j -> i for |i - j| == 1, per modality."""
+
+    EDGE_TYPES = ("near",)
+
+    def forward(self, dialogues: Dialogues) -> dict:
+        i = torch.arange(dialogues.num_utterances)
+        same = dialogues.batch[:-1] == dialogues.batch[1:]
+        a, b = i[:-1][same], i[1:][same]
+        ei = torch.stack([torch.cat([a, b]), torch.cat([b, a])])
+        return {(m, "near", m): ei for m in dialogues.modalities}
+
+
+class SelfBuilder(GraphBuilder):
+    """Each node hears itself (same modality, same utterance)."""
+
+    EDGE_TYPES = ("self",)
+
+    def forward(self, dialogues: Dialogues) -> dict:
+        i = torch.arange(dialogues.num_utterances)
+        return {(m, "self", m): torch.stack([i, i]) for m in dialogues.modalities}
+
+
+def _pair_edges() -> tuple[Dialogues, dict, dict]:
+    d = Dialogues.from_sequences([["A", "B", "A", "C"], ["D", "D"]], modalities=("text", "audio"))
+    comp = compose(
+        [TemporalBuilder(1, 1), {"name": "speaker", "w_past": 2, "w_future": 0}, "modality"]
+        + [NearBuilder(), SelfBuilder()]
+    )
+    return d, build_edges(d, comp), comp.pair_rules
+
+
+def test_composition_collects_pair_rules() -> None:
+    rules = compose([TemporalBuilder(2, 0), {"name": "speaker", "directed": True}]).pair_rules
+    assert rules == {
+        "past": ("past",),
+        "same_speaker_past": ("same_speaker", "past"),
+        "same_speaker_future": ("same_speaker", "future"),
+        "other_speaker_past": ("other_speaker", "past"),
+        "other_speaker_future": ("other_speaker", "future"),
+    }
+
+
+def test_remove_pairs_by_rule_reaches_every_relation() -> None:
+    d, edges, rules = _pair_edges()
+    out = build_mod.remove_pairs(edges, d.speaker, ["past"], rules)
+    assert not any(k[1] == "past" for k in out)
+    for (a, rel, b), ei in out.items():
+        assert not bool((ei[0] < ei[1]).any()), rel
+        # everything else stays
+        before = edges[(a, rel, b)]
+        assert edge_set(ei) == {(j, i) for j, i in edge_set(before) if not j < i}
+    assert out[("text", "self", "text")] is edges[("text", "self", "text")]
+
+    out = build_mod.remove_pairs(edges, d.speaker, ["same_speaker"], rules)
+    for (_, rel, _), ei in out.items():
+        if rel in ("self", "cross_modal"):  # one utterance, not a pair of same-speaker turns
+            continue
+        assert not bool((d.speaker[ei[0]] == d.speaker[ei[1]]).any()), rel
+    assert edge_set(out[("text", "past", "text")]) == {(0, 1), (1, 2), (2, 3)}
+
+
+def test_remove_pairs_without_a_rule_uses_the_relation_pairs() -> None:
+    d, edges, rules = _pair_edges()
+    out = build_mod.remove_pairs(edges, d.speaker, ["near"], rules)
+    # temporal windows of 1 are exactly the near pairs
+    assert out[("text", "past", "text")].shape[1] == 0
+    assert out[("audio", "future", "audio")].shape[1] == 0
+    assert edge_set(out[("text", "other_speaker", "text")]) == {(1, 3)}
+    assert edge_set(out[("text", "same_speaker", "text")]) == {(0, 2)}
+    assert torch.equal(out[("text", "self", "text")], edges[("text", "self", "text")])
+    # cross-modal edges link one utterance in two modalities: not a self pair of one modality
+    out = build_mod.remove_pairs(edges, d.speaker, ["cross_modal"], rules)
+    assert not any(k[1] == "cross_modal" for k in out)
+    assert torch.equal(out[("audio", "self", "audio")], edges[("audio", "self", "audio")])
+    out = build_mod.remove_pairs(edges, d.speaker, ["self"], rules)
+    assert torch.equal(
+        out[("text", "cross_modal", "audio")], edges[("text", "cross_modal", "audio")]
+    )
+
+
+def test_build_graphs_drops_pairs(corpus: Corpus, store: FeatureStore, tmp_path: Path) -> None:
+    graphs = build_graphs(corpus, store, BUILDERS_ALL, cache_dir=tmp_path, drop_pairs=["past"])
+    full = build_graphs(corpus, store, BUILDERS_ALL, cache_dir=tmp_path)
+    assert all(et[1] != "past" for et in graphs[0].edge_types)
+    assert ("text", "same_speaker_past", "text") in graphs[0].edge_types  # kept, now empty
+    removed = 0
+    for g, f in zip(graphs, full, strict=True):
+        for et in g.edge_types:
+            ei = g[et].edge_index
+            assert not bool((ei[0] < ei[1]).any())
+            removed += f[et].edge_index.shape[1] - ei.shape[1]
+    assert removed > 0
+    with pytest.raises(ErcgraphError, match="'sideways'.*no configured builder produces it"):
+        build_graphs(corpus, store, BUILDERS_ALL, drop_pairs=["sideways"])
+    with pytest.raises(ErcgraphError, match="'past' is both kept .* and dropped"):
+        build_graphs(corpus, store, BUILDERS_ALL, ["past", "future"], drop_pairs=["past"])

@@ -16,7 +16,13 @@ import pytest
 import torch
 
 from ercgraph.errors import ErcgraphError
-from ercgraph.graphs.base import Dialogues, GraphBuilder, cache_identity
+from ercgraph.graphs.base import (
+    PAIR_PREDICATES,
+    Dialogues,
+    GraphBuilder,
+    cache_identity,
+    pair_mask,
+)
 from ercgraph.graphs.build import build_edges, compose
 from ercgraph.registry import BUILDERS, import_file
 
@@ -80,6 +86,14 @@ def check_builder_contract(cls: type) -> None:
         for ei in out.values():
             built += torch.bincount(d.batch[ei[1]], minlength=d.num_dialogues)
         assert estimate.tolist() == built.tolist(), f"{name}.estimate_edges is not exact"
+
+    # a pair rule is what a relation says about its pairs: every edge of the relation obeys it
+    rules = cls.PAIR_RULES
+    assert isinstance(rules, dict) and set(rules) <= set(declared), f"{name}.PAIR_RULES keys"
+    for (_, rel, _), ei in out.items():
+        if rel in rules:
+            assert set(rules[rel]) <= set(PAIR_PREDICATES), f"{name}: unknown rule {rules[rel]}"
+            assert bool(pair_mask(rules[rel], ei[0], ei[1], d.speaker).all()), (name, rel)
 
     # validation is not optional: out-of-range output is caught for every builder
     rel = builder.edge_types[0] if builder.edge_types else declared[0]
