@@ -109,6 +109,40 @@ def run_variant(name: str, extra: list[str], seeds: str, cache: Path, out_root: 
                 "std": m[split]["per_class"][cls]["f1_std"],
             }
         row[f"{split}_per_class_f1"] = {k: v["f1"] for k, v in m[split]["per_class"].items()}
+        ens = m.get(f"{split}_ensemble")
+        if ens:
+            row[f"{split}_ensemble"] = {
+                k: ens[k] for k in ("accuracy", "weighted_f1", "macro_f1")
+            } | {f"{c}_f1": ens["per_class"][c]["f1"] for c in ("fear", "disgust")}
+    return row
+
+
+def probe_row(name: str, extra: list[str], cache: Path) -> dict:
+    """The same-run linear probe: logistic regression on the variant's node features (the
+    cached features, standardised on train; C chosen on dev; test scored once)."""
+    import numpy as np
+    from common import linear_probe
+
+    from ercgraph.config import load_config
+    from ercgraph.pipeline import load_features, read_corpus
+
+    overrides = [extra[i + 1] for i, a in enumerate(extra) if a == "--set"]
+    config = extra[extra.index("-c") + 1] if "-c" in extra else REPO / "configs/meld_text.yaml"
+    cfg = load_config(config, overrides, cache_dir=str(cache))
+    corpus, provided = read_corpus(cfg)
+    store, _ = load_features(cfg, corpus, provided)
+    x = np.concatenate([store.features[m].numpy() for m in store.modalities], axis=1)
+    y = corpus.label_ids()
+    split = corpus.df["split"].to_numpy()
+    parts = [(x[split == s], y[split == s]) for s in ("train", "dev", "test")]
+    labels = list(corpus.labels)
+    res = linear_probe(*parts[0], *parts[1], *parts[2], label_names=labels)
+    row = {"variant": name, "features_of": name.replace("_probe", "_gcn"), "probe": res}
+    for key in ("accuracy", "weighted_f1", "macro_f1"):
+        row[f"test_{key}"] = {"mean": res[key], "std": 0.0}
+    for cls in ("fear", "disgust"):
+        row[f"test_{cls}_f1"] = {"mean": res["per_class_f1"].get(cls, 0.0), "std": 0.0}
+    row["dev_weighted_f1"] = {"mean": res["dev_weighted_f1"][res["C"]], "std": 0.0}
     return row
 
 
@@ -139,6 +173,9 @@ def main() -> None:
     work.mkdir(parents=True, exist_ok=True)
     cache = work / "cache"
     rows = [run_variant(name, VARIANTS[name], args.seeds, cache, work) for name in names]
+    for feats in ("frozen", "finetuned"):  # the linear probe on the same cached features
+        if f"{feats}_gcn" in names:
+            rows.append(probe_row(f"{feats}_probe", VARIANTS[f"{feats}_gcn"], cache))
     by_name = {r["variant"]: r for r in rows}
     for r in rows:  # the same-run context-free baseline on the same features
         base = by_name.get(f"{r['variant'].split('_', 1)[0]}_mlp")
@@ -154,7 +191,8 @@ def main() -> None:
         "published_test_weighted_f1": PUBLISHED,
         "rows": rows,
         "note": "features_s includes fine-tuning for finetuned_* variants when the "
-        "fine-tuned encoder was not cached yet; *_mlp reuse the cache of *_gcn.",
+        "fine-tuned encoder was not cached yet; *_mlp reuse the cache of *_gcn. *_probe rows are "
+        "logistic regression on the same cached features (one fit, C chosen on dev).",
     }
     path = write_result("meld_text" if names == list(VARIANTS) else "meld_text_subset", result)
     f = lambda m: f"{m['mean']:.2f} ± {m['std']:.2f}"  # noqa: E731
@@ -164,6 +202,9 @@ def main() -> None:
     )
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
+        if "probe" in r:
+            print(f"| {r['variant']} | | | {f(r['test_weighted_f1'])} | | | | | | | |")
+            continue
         print(
             f"| {r['variant']} | {f(r['dev_weighted_f1'])} | {f(r['test_accuracy'])} | "
             f"{f(r['test_weighted_f1'])} | {f(r['test_macro_f1'])} | {f(r['test_fear_f1'])} | "

@@ -184,6 +184,7 @@ def prepare(
     splits: tuple[str, ...] = SPLITS,
     normaliser: Standardiser | None = None,
     head_states: dict[str, dict[str, Any]] | None = None,
+    features: FeatureStore | None = None,
 ) -> Prepared:
     """Corpus, features, normaliser, head targets and graphs.
 
@@ -195,12 +196,14 @@ def prepare(
             the training split as ``features.normalise`` says.
         head_states: saved head states (``evaluate``/``predict``); default: fit them on train.
             With saved states, missing target columns are tolerated (new data to predict).
+        features: features already in memory for ``corpus`` (rows aligned); a modality listed
+            in ``features.modalities`` is taken from here before any encoder runs.
     """
     from ercgraph.graphs.build import build_graphs
 
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
-    provided = None
+    provided = features
     if corpus is None:
         corpus, provided = read_corpus(cfg)
     timings["read_s"] = time.perf_counter() - t0

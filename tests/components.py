@@ -81,3 +81,13 @@ def toy_setup(heads=None, model: str = "hierarchical_gcn", fusion="mean", **mode
         states,
     )
     return net, batch, states
+
+
+def fit(model, objective, batch, steps: int, lr: float = 1e-2) -> None:
+    """Full-batch Adam steps of ``objective`` on one batch (the components' learning tests)."""
+    opt = torch.optim.Adam(list(model.parameters()) + list(objective.parameters()), lr=lr)
+    for _ in range(steps):
+        loss, _ = objective(model.train()(batch), batch)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
@@ -27,3 +28,22 @@ def data_root() -> Path:
             pytrace=False,
         )
     return root.resolve()
+
+
+@pytest.fixture(scope="session")
+def meld_slice(tmp_path_factory, data_root):
+    """The first dialogues of each official MELD split, in the official CSV format (CRLF)."""
+    root = tmp_path_factory.mktemp("data")
+    (root / "meld").mkdir()
+    for split, k in (("train", 30), ("dev", 10), ("test", 10)):
+        df = pd.read_csv(data_root / "meld" / f"{split}_sent_emo.csv", encoding="utf-8")
+        keep = sorted(df["Dialogue_ID"].unique())[:k]
+        df[df["Dialogue_ID"].isin(keep)].to_csv(
+            root / "meld" / f"{split}_sent_emo.csv", index=False, lineterminator="\r\n"
+        )
+    return root
+
+
+@pytest.fixture(scope="session")
+def cache(tmp_path_factory):
+    return tmp_path_factory.mktemp("cache")

@@ -14,25 +14,6 @@ REPO = Path(__file__).parents[1]
 FAST = ["--set", "train.epochs=2", "--set", "model.hidden=32", "--set", "train.patience=5"]
 
 
-@pytest.fixture(scope="module")
-def meld_slice(tmp_path_factory, data_root):
-    """The first dialogues of each official MELD split, in the official CSV format (CRLF)."""
-    root = tmp_path_factory.mktemp("data")
-    (root / "meld").mkdir()
-    for split, k in (("train", 30), ("dev", 10), ("test", 10)):
-        df = pd.read_csv(data_root / "meld" / f"{split}_sent_emo.csv", encoding="utf-8")
-        keep = sorted(df["Dialogue_ID"].unique())[:k]
-        df[df["Dialogue_ID"].isin(keep)].to_csv(
-            root / "meld" / f"{split}_sent_emo.csv", index=False, lineterminator="\r\n"
-        )
-    return root
-
-
-@pytest.fixture(scope="module")
-def cache(tmp_path_factory):
-    return tmp_path_factory.mktemp("cache")
-
-
 def train(out, root, cache, *extra) -> int:
     return cli(
         "train",

@@ -12,30 +12,11 @@ import textwrap
 from pathlib import Path
 
 import pandas as pd
-import pytest
 
 from tests.cli_helpers import cli
 
 REPO = Path(__file__).resolve().parents[1]
 FAST = ["--set", "train.epochs=2", "--set", "model.hidden=16"]
-
-
-@pytest.fixture(scope="module")
-def meld_slice(tmp_path_factory, data_root):
-    root = tmp_path_factory.mktemp("data")
-    (root / "meld").mkdir()
-    for split, k in (("train", 20), ("dev", 8), ("test", 8)):
-        df = pd.read_csv(data_root / "meld" / f"{split}_sent_emo.csv", encoding="utf-8")
-        keep = sorted(df["Dialogue_ID"].unique())[:k]
-        df[df["Dialogue_ID"].isin(keep)].to_csv(
-            root / "meld" / f"{split}_sent_emo.csv", index=False
-        )
-    return root
-
-
-@pytest.fixture(scope="module")
-def cache(tmp_path_factory):
-    return tmp_path_factory.mktemp("cache")
 
 
 def train(out, root, cache, config="meld_text", *extra) -> int:
@@ -234,7 +215,7 @@ def test_prepare_builds_then_reuses_and_list_covers_every_registry(tmp_path, mel
     ]
     assert cli(*args) == 0
     first = capsys.readouterr().out
-    assert "0 reused" in first and "graphs: 36 dialogues" in first
+    assert "0 reused" in first and "graphs: 50 dialogues" in first
     assert cli(*args) == 0
     assert "0 done" in capsys.readouterr().out
     assert cli("list") == 0

@@ -13,6 +13,7 @@ from ercgraph.graphs.build import build_graphs
 from ercgraph.losses import build_objective
 from ercgraph.models import build_model
 from ercgraph.registry import FUSIONS
+from tests.components import fit
 
 MODS = ["text", "audio"]
 
@@ -97,13 +98,7 @@ def fit_accuracy(fusion: str, modalities: list[str], seed: int = 0) -> float:
         list(train.edge_types),
         ["a", "b"],
     )
-    objective = build_objective([{"name": "ce"}], {"class_counts": torch.ones(2)})
-    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
-    for _ in range(400):
-        loss, _ = objective(model.train()(train), train)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
+    fit(model, build_objective([{"name": "ce"}], {"class_counts": torch.ones(2)}), train, 400)
     with torch.no_grad():
         pred = model.eval()(test).logits.argmax(1)
     return float((pred == test.y).float().mean())

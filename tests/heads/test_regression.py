@@ -9,7 +9,7 @@ from ercgraph.errors import ErcgraphError
 from ercgraph.heads.regression import RegressionHead
 from ercgraph.losses import build_objective
 from ercgraph.losses.regression import ccc_loss
-from tests.components import toy_corpus, toy_setup
+from tests.components import fit, toy_corpus, toy_setup
 
 
 def test_scale_is_fitted_on_the_training_split_only():
@@ -49,12 +49,7 @@ def test_the_head_learns_a_planted_target_with_the_ccc_loss():
     # a target the features determine: valence = 3 + text feature 0
     batch.y_regression[:, 0] = 3.0 + batch["text"].x[:, 0]
     objective = build_objective([{"name": "ccc"}], {})
-    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
-    for _ in range(200):
-        loss, _ = objective(model.train()(batch), batch)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
+    fit(model, objective, batch, 200)
     with torch.no_grad():
         got = model.heads["regression"].collect(model.eval()(batch), batch)
     scores = model.heads["regression"].score(got["pred"].numpy(), got["target"].numpy())

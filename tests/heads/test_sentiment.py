@@ -8,7 +8,7 @@ from ercgraph.data.corpus import Corpus
 from ercgraph.errors import ErcgraphError
 from ercgraph.heads.sentiment import SentimentHead
 from ercgraph.losses import build_objective
-from tests.components import toy_corpus, toy_setup
+from tests.components import fit, toy_corpus, toy_setup
 
 
 def test_vocabulary_comes_from_the_training_split_only():
@@ -36,12 +36,7 @@ def test_a_corpus_without_the_column_is_refused_naming_it():
 def test_the_sentiment_head_learns_its_labels():
     model, batch, _ = toy_setup(heads=["emotion", "sentiment"])
     objective = build_objective([{"name": "sentiment"}], {})
-    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
-    for _ in range(150):
-        loss, _ = objective(model.train()(batch), batch)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
+    fit(model, objective, batch, 150)
     model.eval()
     with torch.no_grad():
         got = model.heads["sentiment"].collect(model(batch), batch)
