@@ -491,7 +491,7 @@ def build_graphs(
     if not modalities:
         raise ErcgraphError("build_graphs: the feature store has no modality")
     store.check_rows(corpus.num_utterances, "build_graphs")
-    comp, drop = _composition(builders, edge_types, drop_pairs)
+    comp, drop = compose_dropping(builders, edge_types, drop_pairs)
     dialogues = Dialogues.from_corpus(corpus, modalities)
     if cache_dir is None:
         edges = build_edges(dialogues, comp)
@@ -519,13 +519,17 @@ def build_graphs(
         return _assemble(HeteroData, corpus, store, dialogues, edges, globals_)
 
 
-def _composition(
+def compose_dropping(
     builders: Any, edge_types: Sequence[str] | None, drop_pairs: Sequence[str] | None
 ) -> tuple[Composition, list[str]]:
-    """The composition to build and the relations to drop with their pairs.
+    """The composition to build and the relations to drop with their pairs (as
+    :func:`build_graphs` resolves them; call it to validate a config before any work).
 
     With pairs to drop, every relation is built (a dropped relation's edges are its pairs when
     it has no rule) and the kept ones are picked afterwards.
+
+    Raises:
+        ErcgraphError: on an unknown builder or edge type, or a relation both kept and dropped.
     """
     if isinstance(drop_pairs, str):
         drop_pairs = [drop_pairs]
