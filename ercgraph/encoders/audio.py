@@ -579,7 +579,10 @@ def _missing(value: Any) -> bool:
 
 
 def encode_files(
-    encoder: Any, items: list[tuple[str | Path, float | None, float | None]], progress: bool = True
+    encoder: Any,
+    items: list[tuple[str | Path, float | None, float | None]],
+    progress: bool = True,
+    max_seconds: float | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, list[tuple[int, str, str]]]:
     """Read and encode many clips, skipping the ones that cannot be read or encoded.
 
@@ -588,6 +591,8 @@ def encode_files(
         items: ``(path, start, end)`` per clip; ``start``/``end`` in seconds, ``None`` (or NaN)
             for the whole file.
         progress: Show a tqdm progress bar (hidden anyway when stderr is not a terminal).
+        max_seconds: Longest clip (or segment) read; a longer one is skipped as failed, told
+            from the file's header before it is decoded (see :func:`read_audio`).
 
     Returns:
         ``x`` float32 ``[len(items), dim]`` (rows of failed clips are zero), ``ok`` bool
@@ -612,6 +617,7 @@ def encode_files(
                     None if _missing(start) else float(start),
                     None if _missing(end) else float(end),
                     target_sr=sr,
+                    max_seconds=max_seconds,
                 )
                 x[i] = encoder.encode(signal, rate)
                 ok[i] = True

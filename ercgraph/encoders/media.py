@@ -5,8 +5,12 @@ are read with soundfile, anything else (``.mp4``, ``.avi``, ``.mkv``, ``.webm``.
 PyAV, which reads the first audio stream of the container. Either way the result is a mono float32
 signal (channels are averaged), optionally cut to ``[start, end)`` seconds and resampled with
 ``torchaudio.functional.resample``. Every failure caused by the file (missing, unreadable,
-truncated, no audio stream, nothing left after the cut) is an :class:`ErcgraphError` that names the
-path and the reason.
+truncated, no audio stream, nothing left after the cut, longer than ``max_seconds``) is an
+:class:`ErcgraphError` that names the path and the reason.
+
+:func:`audio_duration` reads a file's length from its header without decoding it; ``read_audio``
+uses it to refuse audio longer than ``max_seconds`` before decoding (and, for a container whose
+header gives no length, stops decoding once the limit is passed).
 """
 
 from __future__ import annotations
@@ -44,11 +48,53 @@ SOUNDFILE_SUFFIXES = frozenset(
 _WAV_SHORT = re.compile(r"^data\s*:\s*(\d+)\s*\(should be (\d+)\)", re.MULTILINE)
 
 
+def audio_duration(path: str | Path) -> float | None:
+    """Seconds of audio in a file, from its header (nothing is decoded).
+
+    Sound files report their frame count (soundfile); containers the duration of their first
+    audio stream, else of the container (PyAV). ``None`` when the header does not say.
+
+    Raises:
+        ErcgraphError: if the file cannot be opened or has no audio stream.
+    """
+    path = Path(path)
+    if path.suffix.lower() in SOUNDFILE_SUFFIXES:
+        import soundfile as sf
+
+        try:
+            info = sf.info(str(path))
+        except sf.SoundFileError as exc:
+            raise ErcgraphError(f"{str(path)!r}: cannot read audio ({_reason(exc)})") from exc
+        return info.frames / info.samplerate if info.samplerate and info.frames >= 0 else None
+    import av
+
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.audio:
+                raise ErcgraphError(f"{str(path)!r}: no audio stream in this file")
+            stream = container.streams.audio[0]
+            if stream.duration and stream.time_base:
+                return float(stream.duration * stream.time_base)
+            if container.duration:
+                return container.duration / av.time_base
+    except av.FFmpegError as exc:
+        raise ErcgraphError(f"{str(path)!r}: cannot decode audio ({_reason(exc)})") from exc
+    return None
+
+
+def _too_long(path: Path, seconds: float, max_seconds: float, what: str = "") -> ErcgraphError:
+    return ErcgraphError(
+        f"{str(path)!r}: {seconds:.1f} s of audio{what} is longer than max_seconds={max_seconds} "
+        f"(features.audio.max_seconds; raise it, or set it to null, to read this file)"
+    )
+
+
 def read_audio(
     path: str | Path,
     start: float | None = None,
     end: float | None = None,
     target_sr: int | None = 16000,
+    max_seconds: float | None = None,
 ) -> tuple[torch.Tensor, int]:
     """Read a mono float32 signal from a sound file or from the audio track of a video.
 
@@ -59,13 +105,16 @@ def read_audio(
         end: End of the segment in seconds, exclusive (``None``: end of the file). An ``end``
             past the end of the file is clipped to it.
         target_sr: Sample rate of the result; ``None`` keeps the file's rate.
+        max_seconds: Longest audio read (the segment when ``start``/``end`` are given, else
+            the whole file), checked against the header before decoding; ``None``: no limit.
 
     Returns:
         The signal ``[samples]`` (float32, channels averaged) and its sample rate.
 
     Raises:
         ErcgraphError: if the file does not exist, cannot be decoded, is a truncated wav, has no
-            audio stream, if ``start``/``end`` are invalid, or if the (cut) signal is empty.
+            audio stream, if ``start``/``end`` are invalid, if the (cut) signal is empty, or
+            if it is longer than ``max_seconds``.
     """
     path = Path(path)
     if start is not None and start < 0:
@@ -77,10 +126,21 @@ def read_audio(
     if not path.is_file():
         what = "is not a file" if path.exists() else "does not exist"
         raise ErcgraphError(f"audio file {str(path)!r} {what}")
+    if max_seconds is not None:
+        total = audio_duration(path)
+        if total is not None:
+            stop = total if end is None else min(end, total)
+            length = stop - (start or 0.0)
+            if length > max_seconds:
+                if end is not None:
+                    cut = f" in [{start or 0.0:g}, {end:g}) s"
+                else:
+                    cut = "" if start is None else f" from {start:g} s on"
+                raise _too_long(path, length, max_seconds, cut)
     if path.suffix.lower() in SOUNDFILE_SUFFIXES:
         signal, sr = _read_soundfile(path, start, end)
     else:
-        signal, sr = _read_container(path, start, end)
+        signal, sr = _read_container(path, start, end, max_seconds)
     if signal.size == 0:
         cut = f" between {start} and {end} s" if (start is not None or end is not None) else ""
         raise ErcgraphError(f"{str(path)!r}: empty audio signal{cut}")
@@ -123,7 +183,9 @@ def _read_soundfile(path: Path, start: float | None, end: float | None) -> tuple
     return data.mean(axis=1), int(sr)
 
 
-def _read_container(path: Path, start: float | None, end: float | None) -> tuple[np.ndarray, int]:
+def _read_container(
+    path: Path, start: float | None, end: float | None, max_seconds: float | None = None
+) -> tuple[np.ndarray, int]:
     import av
 
     try:
@@ -135,16 +197,22 @@ def _read_container(path: Path, start: float | None, end: float | None) -> tuple
             # exactly as for sound files (FFmpeg's own downmix would weight them differently)
             resampler = av.AudioResampler(format="fltp")
             chunks: list[np.ndarray] = []
-            sr, total, stop = None, 0, None
+            sr, total, stop, limit = None, 0, None, None
             for frame in container.decode(stream):
                 if sr is None:
                     sr = frame.sample_rate
                     stop = None if end is None else int(round(end * sr))
+                    if max_seconds is not None:
+                        # for a header without a length, or a wrong one; 1 s of slack for the
+                        # codec's padding
+                        limit = int(((start or 0.0) + max_seconds + 1.0) * sr)
                 for out in resampler.resample(frame):
                     chunks.append(out.to_ndarray().mean(axis=0))
                     total += len(chunks[-1])
                 if stop is not None and total >= stop:
                     break  # the segment is complete; the rest of the file is not needed
+                if limit is not None and total > limit:
+                    raise _too_long(path, total / sr - (start or 0.0), max_seconds, " (at least)")
             for out in resampler.resample(None):
                 chunks.append(out.to_ndarray().mean(axis=0))
             sr = sr or stream.rate or stream.codec_context.sample_rate

@@ -179,6 +179,37 @@ def test_bad_files_name_the_path(tmp_path: Path) -> None:
         read_audio(good, start=0.3, end=0.2)
 
 
+def test_max_seconds_is_checked_from_the_header(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import av
+
+    from ercgraph.encoders import media
+
+    wav = write_wav(tmp_path / "long.wav", sine(440.0, 3.0, 16000), 16000)
+    mp4 = write_mp4(tmp_path / "long.mp4", freq=440.0, seconds=3.0)
+    assert media.audio_duration(wav) == 3.0 and 2.9 < media.audio_duration(mp4) < 3.2
+    for path in (wav, mp4):
+        with pytest.raises(ErcgraphError, match=r"long\.(wav|mp4).*s of audio is longer than "):
+            read_audio(path, max_seconds=2.0)
+        # a segment is measured by its own length
+        assert len(read_audio(path, start=1.0, end=2.5, max_seconds=2.0)[0]) == 24000
+        with pytest.raises(ErcgraphError, match=r"1\.8 s of audio from 1\.2 s on is longer"):
+            read_audio(path, start=1.2, max_seconds=1.5)
+    # nothing is decoded for a file found too long
+    monkeypatch.setattr(sf, "read", lambda *a, **k: pytest.fail("decoded"))
+    monkeypatch.setattr(av, "AudioResampler", lambda *a, **k: pytest.fail("decoded"))
+    for path in (wav, mp4):
+        with pytest.raises(ErcgraphError, match="longer than max_seconds=2.0"):
+            read_audio(path, max_seconds=2.0)
+    monkeypatch.undo()
+    # a container whose header gives no length is stopped while it is decoded
+    monkeypatch.setattr(media, "audio_duration", lambda path: None)
+    with pytest.raises(ErcgraphError, match=r"long\.mp4.*\(at least\) is longer than max_seconds"):
+        read_audio(mp4, max_seconds=1.0)
+    assert len(read_audio(mp4, max_seconds=2.5)[0]) >= 48000
+
+
 # ---------------------------------------------------------------- encoders
 
 
