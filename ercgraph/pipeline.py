@@ -48,7 +48,7 @@ class Prepared:
 def check_config(cfg: Config) -> None:
     """Resolve every registry name, head/loss pairing and the select metric, or raise naming the
     culprit. Runs before any feature is read or extracted."""
-    from ercgraph.graphs.build import compose
+    from ercgraph.graphs.build import compose_dropping
     from ercgraph.models.build import head_key, head_specs
     from ercgraph.registry import FUSIONS, HEADS, LOSSES, MODELS, SAMPLERS
 
@@ -57,7 +57,7 @@ def check_config(cfg: Config) -> None:
     if isinstance(fusion, (str, dict)):
         FUSIONS.get(fusion if isinstance(fusion, str) else fusion.get("name", ""))
     SAMPLERS.get(cfg.sampler.name)
-    compose(cfg.graph.builders, cfg.graph.edge_types)
+    compose_dropping(cfg.graph.builders, cfg.graph.edge_types, cfg.graph.drop_pairs)
     produced: set[str] = set()
     selectable: list[str] = []
     for name, options in head_specs(effective_heads(cfg)):
@@ -226,7 +226,13 @@ def prepare(
         store = normaliser.apply(store)
     t0 = time.perf_counter()
     graphs = build_graphs(
-        corpus, store, cfg.graph.builders, cfg.graph.edge_types, cache_dir(cfg), targets
+        corpus,
+        store,
+        cfg.graph.builders,
+        cfg.graph.edge_types,
+        cache_dir(cfg),
+        targets,
+        drop_pairs=cfg.graph.drop_pairs,
     )
     timings["graphs_s"] = time.perf_counter() - t0
     if not graphs:
