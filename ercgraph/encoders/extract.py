@@ -9,19 +9,25 @@ matching, intact cache file is reused; anything else is recomputed.
 With fine-tuning enabled the encoder is first fine-tuned into
 ``cache_dir/finetuned/<key>/`` (reused when its settings match), and features are extracted with
 the fine-tuned encoder using the fine-tuning's ``context_turns`` and ``max_length`` (so the
-encoder sees inputs shaped as in training); ``features.text.context_turns`` and ``max_length``
-are then ignored. The fine-tuned folder is a plain transformers model, so its features are not
-L2-normalised, while those of the default MiniLM are (it is a sentence-transformers model ending
-in a Normalize module; see :class:`~ercgraph.encoders.text.TextEncoder`).
+encoder sees inputs shaped as in training). ``features.text.context_turns`` and ``max_length``
+must then keep their defaults: a config that sets them while fine-tuning is refused, naming the
+``features.text.finetune.*`` keys to set instead. The fine-tuned folder is a plain transformers
+model, so its features are not L2-normalised, while those of the default MiniLM are (it is a
+sentence-transformers model ending in a Normalize module; see
+:class:`~ercgraph.encoders.text.TextEncoder`).
 
 Every utterance gets a vector: an empty text is encoded too (to the special tokens alone), so the
 ``present`` mask of the ``text`` modality is True everywhere.
+
+``force=True`` recomputes everything: the features, and the fine-tuned encoder when fine-tuning is
+enabled.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
+import shutil
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -72,6 +78,7 @@ def extract_text_features(
     *,
     device: str | None = None,
     progress: bool = True,
+    force: bool = False,
 ) -> tuple[FeatureStore, dict[str, Any]]:
     """Text features of every Corpus row, from the cache when possible.
 
@@ -81,13 +88,15 @@ def extract_text_features(
         cache_dir: Root of the cache (``features/`` and ``finetuned/`` live under it).
         device: ``cpu``, ``cuda``, ...; ``None`` picks CUDA when available.
         progress: Show tqdm progress bars.
+        force: Ignore the cache: fine-tune again (when enabled) and encode every row again.
 
     Returns:
         The store (modality ``text``) and an info dict: ``reused`` (bool), ``seconds`` (float),
         ``finetuned_path`` (str or None) and ``finetune_seconds`` (float or None).
 
     Raises:
-        ErcgraphError: on a bad config, a missing ``text`` column or an unusable model.
+        ErcgraphError: on a bad config (``context_turns``/``max_length`` set while
+            fine-tuning included), a missing ``text`` column or an unusable model.
     """
     t0 = time.perf_counter()
     if cfg.pooling not in POOLINGS:
@@ -102,8 +111,11 @@ def extract_text_features(
     finetuned_path, finetune_seconds = None, None
     ft = cfg.finetune
     if ft.enabled:
+        _check_finetune_overrides(cfg)
         t_ft = time.perf_counter()
         key = manifest_key(finetune_settings(corpus, encoder, ft, ft.max_length))
+        if force:
+            shutil.rmtree(cache_dir / "finetuned" / key, ignore_errors=True)
         finetuned = finetune_text_encoder(
             corpus,
             encoder,
@@ -137,7 +149,12 @@ def extract_text_features(
         x = enc.encode(build_inputs(corpus, context_turns, sep=enc.sep))
         return FeatureStore({"text": x}, {"text": torch.ones(len(x), dtype=torch.bool)})
 
-    store, reused = cached(path, manifest, compute)
+    if force:
+        store, reused = compute(), False
+        store.manifest = manifest
+        store.save(path)
+    else:
+        store, reused = cached(path, manifest, compute)
     info = {
         "reused": reused,
         "seconds": time.perf_counter() - t0,
@@ -145,3 +162,19 @@ def extract_text_features(
         "finetune_seconds": finetune_seconds,
     }
     return store, info
+
+
+def _check_finetune_overrides(cfg: TextFeatureConfig) -> None:
+    """With fine-tuning, features are extracted as the encoder was trained (the fine-tuning's
+    ``context_turns`` and ``max_length``): other values set beside it would be ignored."""
+    defaults = TextFeatureConfig()
+    for name in ("context_turns", "max_length"):
+        value = getattr(cfg, name)
+        if value != getattr(defaults, name):
+            raise ErcgraphError(
+                f"config: features.text.{name} is {value}, but with "
+                f"features.text.finetune.enabled the features are extracted as the encoder was "
+                f"fine-tuned, with features.text.finetune.{name} "
+                f"({getattr(cfg.finetune, name)}); set features.text.finetune.{name} instead "
+                f"and leave features.text.{name} at its default ({getattr(defaults, name)})"
+            )

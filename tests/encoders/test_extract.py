@@ -182,3 +182,37 @@ def test_config_errors(toy_corpus: Corpus, tiny_bert: Path, tmp_path: Path) -> N
     no_text.df = no_text.df.drop(columns="text")
     with pytest.raises(ErcgraphError, match="'text' column"):
         extract_text_features(no_text, _cfg(tiny_bert), tmp_path)
+
+
+def test_force_recomputes_cached_features(
+    toy_corpus: Corpus, tiny_bert: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store, _ = extract_text_features(toy_corpus, _cfg(tiny_bert), tmp_path, progress=False)
+    counting = _Counting()
+    monkeypatch.setattr(extract_mod, "TextEncoder", counting)
+    again, info = extract_text_features(
+        toy_corpus, _cfg(tiny_bert), tmp_path, progress=False, force=True
+    )
+    assert counting.calls == 1 and info["reused"] is False
+    assert torch.allclose(again.features["text"], store.features["text"], atol=1e-6)
+    _, info = extract_text_features(toy_corpus, _cfg(tiny_bert), tmp_path, progress=False)
+    assert counting.calls == 1 and info["reused"] is True
+
+
+@pytest.mark.parametrize(
+    "setting, value, key",
+    [("context_turns", 2, "finetune.context_turns"), ("max_length", 64, "finetune.max_length")],
+)
+def test_text_settings_that_finetuning_replaces_are_refused(
+    toy_corpus: Corpus, tiny_bert: Path, tmp_path: Path, setting: str, value: int, key: str
+) -> None:
+    """With fine-tuning on, features are extracted as the encoder was trained: a non-default
+    features.text.context_turns / max_length would be silently ignored, so it is an error."""
+    ft = dataclasses.replace(TextFeatureConfig().finetune, enabled=True)
+    cfg = _cfg(tiny_bert, finetune=ft, **{setting: value})
+    with pytest.raises(ErcgraphError) as exc:
+        extract_text_features(toy_corpus, cfg, tmp_path, progress=False)
+    msg = str(exc.value)
+    assert f"features.text.{setting}" in msg and f"features.text.{key}" in msg
+    assert str(value) in msg and "\n" not in msg
+    assert not (tmp_path / "finetuned").exists()  # refused before any fine-tuning
