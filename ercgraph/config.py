@@ -121,6 +121,8 @@ class GraphConfig:
         ]
     )
     edge_types: list[str] | None = None
+    #: relations whose utterance pairs leave every relation (what ``ablate --mode pairs`` sets)
+    drop_pairs: list[str] = field(default_factory=list)
 
 
 @dataclass
