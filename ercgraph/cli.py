@@ -246,11 +246,18 @@ def predict(run_dir, table, columns, out, imports, trust) -> None:
     help="Encoder: a text/vision model name or local path, or an audio "
     "spec such as opensmile:IS10, fbank, mfcc:13, hf:<path> (overrides the config).",
 )
-def extract(config, overrides, data_root, cache_dir, imports, modality, encoder) -> None:
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Recompute everything, ignoring the cache (and fine-tune the text encoder again).",
+)
+def extract(config, overrides, data_root, cache_dir, imports, modality, encoder, force) -> None:
     """Compute (or reuse) one modality's features for the whole corpus into the cache.
 
     Audio and visual extraction is resumable (finished chunks are kept), runs on both cores, and
-    logs every media file that fails (its path and why) without losing the rest.
+    logs every media file that fails (its path and why) without losing the rest; failed files
+    are tried again on the next run. The cache follows the media files (path, size, time stamp):
+    a file replaced in place is encoded again.
     """
     from ercgraph.config import cache_dir as resolve_cache
     from ercgraph.data.load import load_corpus
@@ -263,14 +270,16 @@ def extract(config, overrides, data_root, cache_dir, imports, modality, encoder)
     if modality == "text":
         from ercgraph.encoders.extract import extract_text_features
 
-        store, info = extract_text_features(corpus, cfg.features.text, resolve_cache(cfg))
+        store, info = extract_text_features(
+            corpus, cfg.features.text, resolve_cache(cfg), force=force
+        )
         reused = n if info["reused"] else 0
         done, failed = n - reused, 0
     else:
         from ercgraph.encoders.media_extract import extract_media_features
 
         store, info = extract_media_features(
-            corpus, modality, getattr(cfg.features, modality), resolve_cache(cfg)
+            corpus, modality, getattr(cfg.features, modality), resolve_cache(cfg), force=force
         )
         done, failed, reused = info["done"], info["failed"], info["reused"]
         for row, path, reason in info["errors"][:20]:
@@ -279,6 +288,11 @@ def extract(config, overrides, data_root, cache_dir, imports, modality, encoder)
         f"{modality}: {n} utterances, dim {store.dims()[modality]}; "
         f"{done} done, {failed} failed, {reused} reused ({info['seconds']:.1f} s)"
     )
+    if "face_rate" in info:
+        click.echo(
+            f"{modality}: a face in {100 * info['face_rate']:.0f}% of the sampled frames; "
+            f"{info['clips_without_face']} clips without any face (whole frames embedded)"
+        )
 
 
 @cli.command()

@@ -69,20 +69,30 @@ class TextFeatureConfig:
 class AudioFeatureConfig:
     """Audio features from media files: ``encoder`` is ``fbank``, ``mfcc``, ``opensmile:IS10``,
     ``hf:<local path>``...; ``source`` the Corpus column with the file (a wav, or a video whose
-    audio track is used); ``segment`` cuts ``[start, end]`` out of it (dialogue-level files)."""
+    audio track is used); ``segment`` cuts ``[start, end]`` out of it (dialogue-level files).
+
+    ``max_seconds`` (default 600, ten minutes): longest audio read, the whole file or the
+    ``[start, end]`` segment, told from the file's header before anything is decoded; a longer
+    one is skipped and reported as a failed row (openSMILE needs about 13 GB of memory for one
+    hour, fbank 3.6 GB). ``null`` reads any length."""
 
     encoder: str | None = None
     source: str = "audio_path"
     segment: bool = False
     workers: int = 2
     chunk_size: int = 64
+    max_seconds: float | None = 600.0
 
 
 @dataclass
 class VisualFeatureConfig:
-    """Visual features: frames sampled at ``fps`` (at most ``max_frames``), faces cropped with
-    OpenCV's Haar cascade (whole frame when none is found), embedded by a local transformers
-    vision model ``encoder`` and mean-pooled per utterance."""
+    """Visual features: frames sampled at ``fps`` (at most ``max_frames``), the largest face of
+    each cropped (``face``; the whole frame when none is found) with ``face_margin`` (share of
+    the box added on each side) by ``face_detector`` (``haar``: OpenCV's bundled cascade, or a
+    Haar cascade ``.xml`` / YuNet ``.onnx`` file), embedded by a local transformers vision model
+    ``encoder`` (``features``: ``auto``, ``projection``, ``pooler``, ``cls`` or ``mean``) in
+    batches of ``batch_size`` crops on ``device`` (``cpu``, ``cuda``, ``cuda:N``, ``mps`` or
+    ``auto``), and pooled per utterance (``pooling``: ``mean`` or ``attention``)."""
 
     encoder: str | None = None
     source: str = "video_path"
@@ -90,6 +100,12 @@ class VisualFeatureConfig:
     fps: float = 2.0
     max_frames: int = 16
     face: bool = True
+    face_detector: str = "haar"
+    face_margin: float = 0.2
+    features: str = "auto"
+    pooling: str = "mean"
+    batch_size: int = 32
+    device: str = "cpu"
     workers: int = 2
     chunk_size: int = 32
 

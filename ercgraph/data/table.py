@@ -26,7 +26,14 @@ row, otherwise) and the column. ``data.options``: ``format`` (csv/tsv/parquet/js
 the suffix), ``encoding`` (default utf-8), ``split`` (split of every row of a single file) and
 ``prefix_split`` (dialogue id becomes ``{split}_{id}``, for ids that restart in every split) and
 ``no_labels`` (a corpus without emotion labels, e.g. dimensional valence/arousal/dominance only:
-train/dev/test rows need no label; train it with heads that do not need one).
+train/dev/test rows need no label; train it with heads that do not need one) and ``media_root``.
+
+Media paths (``audio_path``, ``video_path`` or any column a ``features.<modality>.source``
+names) are kept as written. A relative one resolves against the folder of the table file, or
+against ``data.options.media_root`` when set (itself relative to the data root); never against
+the working directory. The reader records that folder, absolute, as the Corpus's
+``meta["media_root"]`` (a ``{split: folder}`` dict when ``data.paths`` files live in different
+folders), and media extraction resolves against it.
 """
 
 from __future__ import annotations
@@ -72,7 +79,7 @@ TABLE_FORMATS = {
     ".jsonl": "jsonl",
     ".ndjson": "jsonl",
 }
-TABLE_OPTIONS = ("format", "encoding", "split", "prefix_split", "no_labels")
+TABLE_OPTIONS = ("format", "encoding", "split", "prefix_split", "no_labels", "media_root")
 
 # C1 control characters are what cp1252 punctuation (’ “ ” – …) becomes when decoded as latin-1.
 _C1_TO_CP1252 = {}
@@ -615,6 +622,39 @@ def _infer_labels(
     return labels, source
 
 
+def media_root(
+    data: DataConfig, root: Path | None, files: Sequence[tuple[Path, str | None]]
+) -> str | dict[str, str]:
+    """The folder relative media paths resolve against: ``data.options.media_root`` (relative
+    to the data root), else the table file's folder; ``{split: folder}`` when the files of
+    ``data.paths`` live in different folders. Absolute, as a string.
+
+    Raises:
+        ErcgraphError: when ``media_root`` is not an existing folder.
+    """
+    value = (data.options or {}).get("media_root")
+    if value is not None:
+        if not isinstance(value, str) or not value.strip():
+            raise ErcgraphError(
+                f"config: data.options.media_root must be a folder path, got {value!r}"
+            )
+        folder = resolve_data_path(value, root, "data.options.media_root")
+        if not folder.is_dir():
+            raise ErcgraphError(f"data.options.media_root: {str(folder)!r} is not a folder")
+        return str(folder.resolve())
+    folders: dict[str, str] = {}
+    for path, split in files:
+        folder = str(path.parent.resolve())
+        if folders.setdefault(str(split), folder) != folder:
+            raise ErcgraphError(
+                f"config: data.paths: the {split} files are in different folders "
+                f"({folders[str(split)]!r}, {folder!r}); set data.options.media_root"
+            )
+    if len(set(folders.values())) == 1:
+        return next(iter(folders.values()))
+    return folders
+
+
 @READERS.register("table")
 def read_table(data: DataConfig, root: Path | None) -> Corpus:
     """Read a CSV/TSV/parquet/JSONL utterance table (see the module docstring for the rules).
@@ -654,6 +694,7 @@ def read_table(data: DataConfig, root: Path | None) -> Corpus:
                 )
             split = normalise_split(opts["split"], "config: data.options.split")
         jobs.append((path, split))
+    media = media_root(data, root, jobs)
     frames = [_read_one(p, mapping, s, data) for p, s in jobs]
 
     _check_dialogue_spans(frames)
@@ -666,5 +707,9 @@ def read_table(data: DataConfig, root: Path | None) -> Corpus:
         data.name or jobs[0][0].stem,
         labels,
         source,
-        {"reader": "table", "label_source": label_source},
+        {
+            "reader": "table",
+            "label_source": label_source,
+            "media_root": media,
+        },
     )

@@ -394,3 +394,43 @@ def test_options_split_marks_one_file(tmp_path: Path) -> None:
     )
     assert corpus.splits == ["dev"]
     assert np.array_equal(corpus.label_ids(), [0, 1])
+
+
+def test_media_root_is_the_table_folder_or_the_option(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Relative media paths are kept as written; the reader records the folder they resolve
+    against (absolute), whatever the working directory."""
+    body = "dialogue_id,speaker,label,audio_path\nd1,A,joy,wav/a.wav\nd1,B,sad,/abs/b.wav\n"
+    (tmp_path / "proj" / "media").mkdir(parents=True)
+    write(tmp_path / "proj" / "t.csv", body)
+    monkeypatch.chdir(tmp_path / "proj")
+    corpus = read("table", None, path="t.csv", options={"split": "train"})
+    assert corpus.df.audio_path.tolist() == ["wav/a.wav", "/abs/b.wav"]
+    assert corpus.meta["media_root"] == str((tmp_path / "proj").resolve())
+    assert corpus.subset(["train"]).meta["media_root"] == corpus.meta["media_root"]
+    # media_root: relative to the data root
+    opts = {"split": "train", "media_root": "media"}
+    corpus = read("table", tmp_path / "proj", path="t.csv", options=opts)
+    assert corpus.meta["media_root"] == str((tmp_path / "proj" / "media").resolve())
+    expect_error(
+        lambda: read("table", tmp_path, path="proj/t.csv", options={"media_root": "nowhere"}),
+        "data.options.media_root",
+        "nowhere",
+        "does not exist",
+    )
+    expect_error(
+        lambda: read("table", tmp_path, path="proj/t.csv", options={"media_root": "proj/t.csv"}),
+        "data.options.media_root",
+        "is not a folder",
+    )
+    # split files in different folders: one folder per split
+    for split in ("train", "dev"):
+        (tmp_path / split).mkdir()
+        write(tmp_path / split / "t.csv", body.replace("d1", f"{split}1"))
+    paths = {"train": "train/t.csv", "dev": "dev/t.csv"}
+    corpus = read("table", tmp_path, paths=paths, labels=["joy", "sad"])
+    assert corpus.meta["media_root"] == {
+        "train": str((tmp_path / "train").resolve()),
+        "dev": str((tmp_path / "dev").resolve()),
+    }

@@ -203,3 +203,18 @@ def test_three_modalities_from_raw_clips(raw_meld, tmp_path):
     assert {"text|cross_modal|visual", "audio|cross_modal|visual"} <= set(m["edge_types"])
     info = json.loads((out / "features.json").read_text())
     assert info["visual"]["failed"] == 2 and info["audio"]["failed"] == 2
+
+
+def test_force_encodes_everything_again(raw_meld, tmp_path, capsys):
+    root, n = raw_meld
+    assert cli(*args(root, tmp_path / "c", "--set", "features.audio.workers=1")) == 0
+    capsys.readouterr()
+    assert cli(*args(root, tmp_path / "c", "--set", "features.audio.workers=1", "--force")) == 0
+    assert f"{n - 2} done, 2 failed, 0 reused" in capsys.readouterr().out
+    # text too: the cached features are not reused
+    base = ["extract", "-c", str(REPO / "configs/meld_text.yaml"), "--data-root", str(root)]
+    base += ["--cache-dir", str(tmp_path / "c")]
+    assert cli(*base) == 0 and cli(*base) == 0
+    assert f"0 done, 0 failed, {n} reused" in capsys.readouterr().out
+    assert cli(*base, "--force") == 0
+    assert f"{n} done, 0 failed, 0 reused" in capsys.readouterr().out

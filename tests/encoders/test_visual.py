@@ -527,3 +527,116 @@ def test_encode_clips_skips_bad_clips(
     assert face_rate.tolist() == [1.0, 0.0, 0.0, 1.0]
     empty = encode_clips(enc, [], progress=False)
     assert empty[0].shape == (0, 32) and empty[3] == []
+
+
+# --- settings from the config (features.visual) ------------------------------------------------
+
+
+def _extract(media: dict[str, Path], cache: Path, **settings: object):
+    import pandas as pd
+
+    from ercgraph.config import VisualFeatureConfig
+    from ercgraph.data.corpus import Corpus
+    from ercgraph.encoders.media_extract import extract_media_features
+
+    df = pd.DataFrame(
+        {
+            "split": "train",
+            "dialogue_id": "d1",
+            "turn": [0, 1],
+            "speaker": ["a", "b"],
+            "label": ["x", "y"],
+            "video_path": [str(media["a"]), str(media["b"])],
+        }
+    )
+    cfg = VisualFeatureConfig(**{"fps": 2.0, "workers": 1, **settings})  # type: ignore[arg-type]
+    return extract_media_features(Corpus(df, "clips", ("x", "y")), "visual", cfg, cache, False)
+
+
+def test_visual_config_reaches_the_encoder(tiny_vit: Path, fake_haar: type[FakeCascade]) -> None:
+    from ercgraph.config import VisualFeatureConfig
+    from ercgraph.encoders.media_extract import build_encoder
+
+    cfg = VisualFeatureConfig(
+        encoder=str(tiny_vit),
+        pooling="attention",
+        face_margin=0.5,
+        features="cls",
+        batch_size=3,
+        device="cpu",
+    )
+    enc = build_encoder("visual", cfg)
+    assert (enc.pooling, enc.cropper.margin, enc.features, enc.batch_size) == (
+        "attention",
+        0.5,
+        "cls",
+        3,
+    )
+    assert str(enc.device) == "cpu" and enc.cropper.detector == "haar"
+    assert VisualFeatureConfig().device == "cpu"  # the default stays on the CPU
+
+
+def test_visual_settings_change_the_features(
+    tiny_vit: Path,
+    fake_haar: type[FakeCascade],
+    media: dict[str, Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    fake_haar.found = [[10, 20, 30, 30]]
+    enc = str(tiny_vit)
+    base, info = _extract(media, tmp_path / "c", encoder=enc)
+    assert info["face_rate"] == 1.0 and info["clips_without_face"] == 0
+    x = base.features["visual"]
+    for setting in ({"pooling": "attention"}, {"face_margin": 0.6}, {"features": "mean"}):
+        other, _ = _extract(media, tmp_path / "c", encoder=enc, **setting)
+        assert not torch.allclose(other.features["visual"], x, atol=1e-4), setting
+    # another detector file is loaded and used (here the fake finds nothing in it)
+    xml = tmp_path / "other.xml"
+    xml.write_text("<opencv_storage/>", encoding="utf-8")
+    monkeypatch.setattr(
+        FakeCascade,
+        "detectMultiScale",
+        lambda self, gray, **kw: (
+            np.zeros((0, 4), np.int32)
+            if self is faces._CASCADES.get(str(xml.resolve()))
+            else np.array(FakeCascade.found, np.int32)
+        ),
+    )
+    other, info = _extract(media, tmp_path / "c", encoder=enc, face_detector=str(xml))
+    assert FakeCascade.loaded[-1] == str(xml.resolve())
+    assert info["face_rate"] == 0.0 and info["clips_without_face"] == 2
+    assert not torch.allclose(other.features["visual"], x, atol=1e-4)
+    # the batch size changes the number of forward passes, not the features
+    passes: list[int] = []
+    real = visual.ImageEncoder._forward
+    monkeypatch.setattr(
+        visual.ImageEncoder, "_forward", lambda self, px: passes.append(len(px)) or real(self, px)
+    )
+    one, _ = _extract(media, tmp_path / "c1", encoder=enc, batch_size=1)
+    assert passes == [1] + [1] * 8  # a probe image at load time, then one frame per pass
+    assert torch.allclose(one.features["visual"], x, atol=1e-5)
+    passes.clear()
+    _extract(media, tmp_path / "c2", encoder=enc, batch_size=32)
+    assert passes == [1, 4, 4]  # four frames per clip in one pass
+
+
+def test_bad_visual_settings_name_their_key(tiny_vit: Path, tmp_path: Path) -> None:
+    from ercgraph.config import VisualFeatureConfig
+    from ercgraph.encoders.media_extract import build_encoder
+
+    bad = [
+        ({"pooling": "max"}, "features.visual.pooling must be one of ['mean', 'attention']"),
+        ({"features": "avg"}, "features.visual.features must be one of"),
+        ({"batch_size": 0}, "features.visual.batch_size must be >= 1"),
+        ({"face_margin": 3.0}, "features.visual.face_margin must be in [0, 2]"),
+        ({"device": "gpu"}, "features.visual.device must be cpu, cuda, cuda:N, mps or auto"),
+        ({"face_detector": str(tmp_path / "gone.xml")}, "gone.xml' does not exist"),
+    ]
+    if not torch.cuda.is_available():
+        bad.append(({"device": "cuda"}, "features.visual.device is 'cuda', but CUDA is not"))
+    for settings, fragment in bad:
+        cfg = VisualFeatureConfig(encoder=str(tiny_vit), **settings)  # type: ignore[arg-type]
+        with pytest.raises(ErcgraphError) as exc:
+            build_encoder("visual", cfg)
+        assert fragment in str(exc.value), (settings, str(exc.value))
