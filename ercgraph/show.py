@@ -109,10 +109,12 @@ def show_graph(cfg: Config, dialogue_id: str, out: Path) -> dict[str, int]:
     ax.set_xlim(-1.8, n)
     ax.set_ylim(ys.min() - 1.3, ys.max() + 1.3)
     ax.axis("off")
+    # two short lines: a long dialogue id must not run past a narrow figure
     ax.set_title(
-        f"dialogue {dialogue_id}: {n} utterances, {sum(counts.values())} edges "
-        f"(arrow: message from source to target)",
+        f"dialogue {dialogue_id}: {n} utterances, {sum(counts.values())} edges\n"
+        "arrow: message from source to target",
         fontsize=9,
+        wrap=True,
     )
     fig.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)

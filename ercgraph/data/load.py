@@ -9,7 +9,8 @@ from ercgraph.registry import READERS
 
 
 def load_corpus(cfg: Config) -> Corpus:
-    """Read ``cfg.data`` with the reader it names (``meld``, ``table``, ``pickle`` or a plug-in).
+    """Read ``cfg.data`` with the reader it names (``meld``, ``iemocap``, ``table``, ``pickle``
+    or a plug-in).
 
     Relative paths are resolved against the data root (``cfg.data_root``, else
     ``$ERCGRAPH_DATA``, else the working directory).

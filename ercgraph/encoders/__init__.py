@@ -1,4 +1,6 @@
-"""Encoders that turn utterances into feature vectors (text for now)."""
+"""Encoders that turn utterances into feature vectors: text (transformers, optionally
+fine-tuned), audio (soundfile/PyAV, Kaldi features, openSMILE, transformers audio models) and
+visual (frames, faces, transformers vision models)."""
 
 from ercgraph.encoders.extract import extract_text_features, text_manifest
 from ercgraph.encoders.finetune import finetune_settings, finetune_text_encoder

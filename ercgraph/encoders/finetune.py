@@ -144,8 +144,9 @@ def finetune_text_encoder(
         ErcgraphError: on a bad config, no labelled training rows, or a model that cannot load.
     """
     from sklearn.metrics import f1_score
-    from tqdm.auto import tqdm
     from transformers import get_linear_schedule_with_warmup
+
+    from ercgraph.progress import Progress
 
     out_dir = Path(out_dir)
     if ft.epochs < 1 or ft.batch_size < 1 or ft.lr <= 0:
@@ -217,12 +218,7 @@ def finetune_text_encoder(
 
     history: list[dict[str, Any]] = []
     best_f1, best_epoch, best_state = -1.0, None, None
-    with tqdm(
-        total=total,
-        desc="fine-tuning text encoder",
-        unit="step",
-        disable=None if progress else True,
-    ) as bar:
+    with Progress(total, "fine-tuning text encoder", unit="step", enabled=progress) as bar:
         for epoch in range(1, ft.epochs + 1):
             enc.model.train()
             head.train()

@@ -256,7 +256,7 @@ class TextEncoder:
 
         An empty string is still encoded (to the vector of the special tokens alone).
         """
-        from tqdm.auto import tqdm
+        from ercgraph.progress import Progress
 
         ids = self.tokenize(texts)
         out = torch.empty((len(ids), self.dim), dtype=torch.float32)
@@ -268,9 +268,7 @@ class TextEncoder:
         try:
             with (
                 torch.inference_mode(),
-                tqdm(
-                    total=len(ids), desc=desc, unit="utt", disable=None if self.progress else True
-                ) as bar,
+                Progress(len(ids), desc, unit="utt", enabled=self.progress) as bar,
             ):
                 for start in range(0, len(order), self.batch_size):
                     idx = order[start : start + self.batch_size]

@@ -1,0 +1,153 @@
+"""Bad input from a careless or hostile user: one-line errors with exit status 2, no traceback,
+no half-made run directory, nothing of the user's changed."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from tests.cli_helpers import cli
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def train_args(out, meld_slice, cache, *extra):
+    return [
+        "train",
+        "-c",
+        str(REPO / "configs/meld_text.yaml"),
+        "--data-root",
+        str(meld_slice),
+        "--cache-dir",
+        str(cache),
+        "--out",
+        str(out),
+        "--set",
+        "train.epochs=1",
+        *extra,
+    ]
+
+
+@pytest.mark.parametrize(
+    "extra,fragment",
+    [
+        (["--set", "train.epochs=0"], "train.epochs must be >= 1"),
+        (["--set", "train.epochs=-3"], "train.epochs must be >= 1"),
+        (["--set", "train.lr=-0.001"], "train.lr must be > 0"),
+        (["--set", "model.dropout=1.5"], "model.dropout must be >= 0.0 and < 1.0"),
+        (["--set", "train.batch_size=0"], "train.batch_size must be >= 1"),
+        (["--set", "model.hidden=0"], "model.hidden must be >= 1"),
+        (["--set", "train.patience=-1"], "train.patience must be >= 1"),
+        (["--seeds", ""], "train.seeds is empty"),
+        (["--seeds", "-1"], "train.seeds must be integers >= 0"),
+        (["--set", "train.seeds=[0,1"], "is not valid YAML"),
+        (["--set", "loss=[{name: nope}]"], "unknown loss 'nope'"),
+        (["--set", "model.fusion=gatted"], "unknown fusion 'gatted'"),
+        (["--set", "heads=[emotion, emotion]"], "listed more than once"),
+        (["--set", "train.device=tpu"], "train.device must be"),
+    ],
+)
+def test_bad_values_fail_in_one_line_before_any_work(extra, fragment, tmp_path, meld_slice, capsys):
+    out, cache = tmp_path / "run", tmp_path / "cache"
+    assert cli(*train_args(out, meld_slice, cache, *extra)) == 2
+    err = capsys.readouterr().err
+    assert fragment in err and err.count("\n") == 1 and "Traceback" not in err
+    assert not out.exists() and not cache.exists()  # nothing half-made, nothing extracted
+
+
+@pytest.mark.parametrize("where", ["out_file", "out_under_file", "cache_file"])
+def test_unusable_out_and_cache_folders_are_named(where, tmp_path, meld_slice, capsys):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("precious\n")
+    out, cache = tmp_path / "run", tmp_path / "cache"
+    if where == "out_file":
+        out = blocker
+    elif where == "out_under_file":
+        out = blocker / "run"
+    else:
+        cache = blocker
+    assert cli(*train_args(out, meld_slice, cache)) == 2
+    err = capsys.readouterr().err
+    assert str(blocker) in err and err.count("\n") == 1
+    assert blocker.read_text() == "precious\n"
+
+
+def test_labels_that_differ_only_by_case_are_refused(tmp_path, meld_slice, capsys):
+    df = pd.read_csv(meld_slice / "meld" / "train_sent_emo.csv")
+    table = tmp_path / "t.csv"
+    labels = df["Emotion"].where(df.index % 7 != 0, df["Emotion"].str.capitalize())
+    pd.DataFrame(
+        {
+            "split": "train",
+            "dialogue_id": df["Dialogue_ID"],
+            "speaker": df["Speaker"],
+            "text": df["Utterance"],
+            "label": labels,
+        }
+    ).to_csv(table, index=False)
+    code = cli(
+        *train_args(
+            tmp_path / "r",
+            meld_slice,
+            tmp_path / "c",
+            "--set",
+            "data.reader=table",
+            "--set",
+            f"data.path={table}",
+        )
+    )
+    assert code == 2
+    assert "differ only by case or whitespace" in capsys.readouterr().err
+
+
+def test_ctrl_c_names_resume(tmp_path, meld_slice):
+    out = tmp_path / "run"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "ercgraph",
+            *train_args(out, meld_slice, tmp_path / "c")[:-2],
+            "--set",
+            "train.epochs=500",
+            "--set",
+            "train.patience=500",
+        ],
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    lines = []
+    for line in proc.stderr:
+        lines.append(line)
+        if "epoch 1:" in line:
+            break
+    proc.send_signal(signal.SIGINT)
+    rest = proc.stderr.read()
+    proc.wait(timeout=60)
+    assert proc.returncode == 130
+    assert f"ercgraph train --resume --out {out}" in rest
+
+
+def test_progress_logs_periodically_when_stderr_is_not_a_terminal(caplog):
+    from ercgraph.progress import Progress
+
+    with caplog.at_level(logging.INFO, logger="ercgraph.progress"):
+        with Progress(10, "text features", unit="utt", every=0.0) as bar:
+            for _ in range(10):
+                bar.update(1)
+    lines = [r.getMessage() for r in caplog.records]
+    assert lines and lines[-1].startswith("text features: 10/10 utt (100%")
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="ercgraph.progress"):
+        with Progress(10, "quiet", enabled=False) as bar:
+            bar.update(10)
+    assert not caplog.records
