@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -81,6 +82,23 @@ def check_config(cfg: Config) -> None:
     device = cfg.train.device
     if not (device in ("auto", "cpu") or device.startswith(("cuda", "mps"))):
         raise ErcgraphError(f"train.device must be auto, cpu or cuda[:N], got {device!r}")
+    check_writable_dir(cache_dir(cfg), "the cache folder (--cache-dir / ERCGRAPH_CACHE)")
+
+
+def check_writable_dir(path: Path, what: str) -> None:
+    """Refuse a folder that is a file, lies under a file, or cannot be written, naming it."""
+    import os
+
+    if path.exists() and not path.is_dir():
+        raise ErcgraphError(f"{what} {str(path)!r} is a file, not a folder")
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise ErcgraphError(f"{what} {str(path)!r} lies under the file {str(parent)!r}")
+            break
+    probe = path if path.exists() else next(p for p in path.parents if p.exists())
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise ErcgraphError(f"{what} {str(path)!r} cannot be written ({str(probe)!r} is read-only)")
 
 
 # -- features ----------------------------------------------------------------------------------
