@@ -125,8 +125,17 @@ def train(config, overrides, data_root, cache_dir, imports, seeds, out, resume) 
     if out is None:
         stem = Path(config).stem if config else "run"
         out = cfg.out or f"runs/{stem}-{time.strftime('%Y%m%d-%H%M%S')}"
-    metrics = run(cfg, Path(out), resume=resume)
+    try:
+        metrics = run(cfg, Path(out), resume=resume)
+    except KeyboardInterrupt:
+        _interrupted(f"ercgraph train --resume --out {out}")
     _print_metrics(metrics, Path(out))
+
+
+def _interrupted(command: str) -> None:
+    """Ctrl-C: say how to continue (checkpoints are atomic, nothing finished is lost)."""
+    click.echo(f"\ninterrupted; continue where it stopped with: {command}", err=True)
+    sys.exit(130)
 
 
 def _print_metrics(metrics: dict, out: Path) -> None:
@@ -178,13 +187,29 @@ def _print_split_metrics(metrics: dict) -> None:
     "graph and every leave-one-edge-type-out variant.",
 )
 @click.option("--out", type=click.Path(), help="Output folder (default: runs/ablate-<time>).")
-def ablate(config, overrides, data_root, cache_dir, imports, seeds, edge_types, out) -> None:
+@click.option(
+    "--mode",
+    type=click.Choice(["pairs", "relations"]),
+    default="pairs",
+    show_default=True,
+    help="pairs: a dropped relation's utterance pairs leave every relation (measures the "
+    "information); relations: only the relation name is dropped (measures edge typing).",
+)
+@click.option("--resume", is_flag=True, help="Continue an interrupted ablation in --out.")
+def ablate(
+    config, overrides, data_root, cache_dir, imports, seeds, edge_types, out, mode, resume
+) -> None:
     """Ablate edge types: one table (markdown, CSV) and a bar chart."""
     from ercgraph.ablate import ablate as run_ablation
 
     cfg = _load(config, overrides, data_root, seeds, cache_dir, imports)
+    if resume and not out:
+        raise ErcgraphError("--resume needs --out (the ablation folder to continue)")
     out = Path(out or f"runs/ablate-{time.strftime('%Y%m%d-%H%M%S')}")
-    run_ablation(cfg, out, edge_types)
+    try:
+        run_ablation(cfg, out, edge_types, mode=mode, resume=resume)
+    except KeyboardInterrupt:
+        _interrupted(f"ercgraph ablate -c {config} --resume --out {out}")
     click.echo((out / "ablation.md").read_text())
     click.echo(
         f"table: {out / 'ablation.md'}, {out / 'ablation.csv'}; chart: {out / 'ablation.png'}"
@@ -327,10 +352,10 @@ def prepare(config, overrides, data_root, cache_dir, imports) -> None:
 def export(config, overrides, data_root, cache_dir, imports, fmt, out) -> None:
     """Write the corpus and its features (text, audio, visual) as a feature pickle of the
     literature, so other repositories can use features made here."""
+    import dataclasses
+
     from ercgraph.data.export import export_mmgcn
     from ercgraph.pipeline import prepare
-
-    import dataclasses
 
     cfg = _load(config, overrides, data_root, None, cache_dir, imports)
     if Path(out).exists():
@@ -390,6 +415,13 @@ def list_(what, imports) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the click group and turn user errors into one line + exit 2."""
+    import warnings
+
+    # torch-geometric 2.8 calls torch.jit.script while importing, which torch 2.14 deprecates:
+    # a warning about a dependency's internals that users cannot act on, on every command.
+    warnings.filterwarnings(
+        "ignore", message=r"`torch\.jit\.script` is deprecated", category=FutureWarning
+    )
     try:
         cli.main(args=argv, prog_name="ercgraph", standalone_mode=False)
     except ErcgraphError as exc:

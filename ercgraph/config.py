@@ -23,9 +23,10 @@ from ercgraph.errors import ErcgraphError
 class DataConfig:
     """Where the corpus comes from.
 
-    ``reader`` is ``meld``, ``table`` or ``pickle`` (or a registered/dotted reader). ``path`` is one
-    file or folder, ``paths`` maps split names to files. ``columns`` maps Corpus columns to source
-    columns (a list for ``dialogue_id`` joins several). ``labels`` fixes the label vocabulary.
+    ``reader`` is ``meld``, ``iemocap``, ``table`` or ``pickle`` (or a registered/dotted reader).
+    ``path`` is one file or folder, ``paths`` maps split names to files. ``columns`` maps Corpus
+    columns to source columns (a list for ``dialogue_id`` joins several). ``labels`` fixes the
+    label vocabulary.
     """
 
     reader: str = "meld"
@@ -307,7 +308,13 @@ def parse_override(text: str) -> tuple[str, Any]:
     if "=" not in text:
         raise ErcgraphError(f"--set expects key=value, got {text!r}")
     key, _, val = text.partition("=")
-    return key.strip(), yaml.safe_load(val) if val.strip() else None
+    try:
+        return key.strip(), yaml.safe_load(val) if val.strip() else None
+    except yaml.YAMLError as exc:
+        where = str(getattr(exc, "problem", "") or exc).splitlines()[0]
+        raise ErcgraphError(
+            f"--set {text!r}: the value is not valid YAML ({where}); quote it or fix the brackets"
+        ) from None
 
 
 def load_config(

@@ -608,6 +608,14 @@ def _infer_labels(
             )
         labels = tuple(sorted(set(train_labels.astype("str"))))
         source = "sorted labels of the train split"
+    folded: dict[str, str] = {}
+    for lab in labels:  # "Joy" beside "joy" would silently become an extra class
+        other = folded.setdefault(lab.strip().casefold(), lab)
+        if other != lab:
+            raise ErcgraphError(
+                f"{frames[0][0].path}: labels {other!r} and {lab!r} (from {source}) differ only "
+                "by case or whitespace; make them one label in the data (or in data.labels)"
+            )
     known = set(labels)
     for src, f in frames:
         lab = f["label"]
