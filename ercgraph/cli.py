@@ -43,13 +43,20 @@ def _load(
     imports: tuple[str, ...],
 ):
     """Import ``--import`` files, read the config with overrides, import the config's files."""
+    import dataclasses
+
     from ercgraph.config import load_config
 
     _import_files(imports)
     direct = {"data_root": data_root, "cache_dir": cache_dir, "train.seeds": _seeds(seeds)}
     cfg = load_config(config, overrides, **direct)
     _import_files(tuple(p for p in cfg.imports if p not in imports))
-    return cfg
+    # the run records which files defined its components (never re-imported from the run
+    # directory; evaluate/predict name them when they are needed)
+    recorded = list(cfg.imports) + [
+        str(Path(p).resolve()) for p in imports if str(Path(p).resolve()) not in cfg.imports
+    ]
+    return dataclasses.replace(cfg, imports=recorded)
 
 
 import_option = click.option(

@@ -8,6 +8,8 @@ dotted paths in its config resolve only with ``--import`` or ``--trust``.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -34,14 +36,36 @@ def evaluate_run(run_dir: Path, out_name: str = "rescored.json") -> tuple[dict[s
     Returns:
         ``{split: aggregated metrics}`` and the path of the JSON written into the run directory.
     """
+
+    from ercgraph.rundir import read_run
+
+    cfg, meta, ckpts = read_run(run_dir)
+    with naming_imports(cfg.imports):
+        return _evaluate(run_dir, cfg, meta, ckpts, out_name)
+
+
+@contextlib.contextmanager
+def naming_imports(imports: list[str]) -> Iterator[None]:
+    """When a component of a run cannot be resolved, name the files the run was trained with
+    (``--import``), which reading a run directory never imports by itself."""
+    try:
+        yield
+    except ErcgraphError as exc:
+        text = str(exc)
+        if imports and ("--import" in text or "dotted path" in text):
+            files = " ".join(f"--import {f}" for f in imports)
+            raise ErcgraphError(f"{text}. This run was trained with: {files}") from exc
+        raise
+
+
+def _evaluate(run_dir, cfg, meta, ckpts, out_name):
     import dataclasses
 
     from ercgraph.pipeline import prepare, read_corpus
     from ercgraph.report import aggregate, write_json
-    from ercgraph.rundir import feature_config, load_normaliser, load_weights, read_run
+    from ercgraph.rundir import feature_config, load_normaliser, load_weights
     from ercgraph.train import _loader, evaluate_batches, pick_device, score_heads
 
-    cfg, meta, ckpts = read_run(run_dir)
     cfg = feature_config(cfg, run_dir)
     corpus, provided = read_corpus(cfg)
     check_labels(list(corpus.labels), list(meta["labels"]), corpus.source or corpus.name)

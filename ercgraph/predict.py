@@ -34,13 +34,21 @@ def predict(
         emotion head), ``sentiment_predicted`` (sentiment head) and ``pred_<dimension>``
         (regression head); every value is the mean over the run's seeds.
     """
+    from ercgraph.evaluate import naming_imports
+    from ercgraph.rundir import read_run
+
+    cfg, meta, ckpts = read_run(run_dir)
+    with naming_imports(cfg.imports):
+        return _predict(run_dir, table, columns, options, cfg, meta, ckpts)
+
+
+def _predict(run_dir, table, columns, options, cfg, meta, ckpts) -> pd.DataFrame:
     from ercgraph.data.table import read_table, read_table_file
     from ercgraph.models import build_model
     from ercgraph.pipeline import prepare
-    from ercgraph.rundir import feature_config, load_normaliser, load_weights, read_run
+    from ercgraph.rundir import feature_config, load_normaliser, load_weights
     from ercgraph.train import evaluate_batches
 
-    cfg, meta, ckpts = read_run(run_dir)
     labels = meta["labels"]
     if not Path(table).is_file():
         raise ErcgraphError(f"no such input table {str(table)!r}")

@@ -278,3 +278,51 @@ def test_emobank_regression_config_trains_and_reports_ccc(tmp_path, data_root, c
         assert key in m["test"]
     assert -1 <= m["test"]["ccc"]["mean"] <= 1
     assert "accuracy" not in m["test"]
+
+
+def test_evaluate_names_the_import_a_run_needs_and_runs_none_by_itself(
+    tmp_path, meld_slice, cache, capsys
+):
+    plugin = tmp_path / "my_builders.py"
+    marker = tmp_path / "imported"
+    plugin.write_text(
+        textwrap.dedent(f"""
+        import pathlib
+        import torch
+        from ercgraph.graphs.base import IntraModalBuilder
+        from ercgraph.registry import BUILDERS
+
+        pathlib.Path({str(marker)!r}).touch()
+
+        @BUILDERS.register("first_turn_test")
+        class FirstTurn(IntraModalBuilder):
+            EDGE_TYPES = ("from_first",)
+
+            def forward_relations(self, dialogues):
+                first = dialogues.ptr[:-1][dialogues.batch]
+                dst = torch.arange(dialogues.num_utterances)
+                keep = first != dst
+                return {{"from_first": torch.stack([first[keep], dst[keep]])}}
+        """)
+    )
+    out = tmp_path / "run"
+    code = train(
+        out,
+        meld_slice,
+        cache,
+        "meld_text",
+        "--import",
+        str(plugin),
+        "--set",
+        "graph.builders=[first_turn_test]",
+    )
+    assert code == 0
+    marker.unlink()
+    from ercgraph.registry import BUILDERS
+
+    BUILDERS._items.pop("first_turn_test")  # a fresh process would not know it either
+    capsys.readouterr()
+    assert cli("evaluate", str(out)) == 2
+    err = capsys.readouterr().err
+    assert f"--import {plugin.resolve()}" in err and not marker.exists()
+    assert cli("evaluate", str(out), "--import", str(plugin)) == 0 and marker.exists()
