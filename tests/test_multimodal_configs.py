@@ -70,3 +70,30 @@ def test_meld_multimodal_config_and_export_round_trip(tmp_path):
     assert a_corpus.df["label"].tolist() == b_corpus.df["label"].tolist()
     for m in ("text", "audio", "visual"):
         assert torch.equal(a.features[m], b.features[m])
+
+
+def test_gated_fusion_config_trains_three_modalities(tmp_path):
+    fx = WRITERS["mmgcn_meld"](tmp_path)
+    out = tmp_path / "gated"
+    code = cli(
+        "train",
+        "-c",
+        str(REPO / "configs/meld_multimodal_gated.yaml"),
+        "--cache-dir",
+        str(tmp_path / "c"),
+        "--set",
+        f"data.path={fx.path}",
+        "--out",
+        str(out),
+        "--set",
+        "train.epochs=1",
+        "--set",
+        "model.hidden=16",
+    )
+    assert code == 0
+    saved = (out / "config.yaml").read_text()
+    assert "name: gated" in saved
+    from safetensors.torch import load_file
+
+    weights = load_file(out / "seed_0" / "best.safetensors")
+    assert any(".fusion.gates.audio." in k for k in weights)
