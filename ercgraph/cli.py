@@ -329,7 +329,12 @@ def extract(config, overrides, data_root, cache_dir, imports, modality, encoder,
 
 @cli.command()
 @config_options(seeds=False)
-def prepare(config, overrides, data_root, cache_dir, imports) -> None:
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Recompute every extracted modality, ignoring the cache (fine-tuning included).",
+)
+def prepare(config, overrides, data_root, cache_dir, imports, force) -> None:
     """Build (or reuse) the features and graphs of a config into the cache, without training.
 
     Checks the whole config first, then reads the corpus, extracts or reuses every modality's
@@ -340,7 +345,7 @@ def prepare(config, overrides, data_root, cache_dir, imports) -> None:
 
     cfg = _load(config, overrides, data_root, None, cache_dir, imports)
     check_config(cfg)
-    prep = run_prepare(cfg)
+    prep = run_prepare(cfg, force=force)
     for line in summary(prep):
         click.echo(line)
 

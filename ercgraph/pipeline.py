@@ -103,12 +103,13 @@ def check_writable_dir(path: Path, what: str) -> None:
 
 # -- features ----------------------------------------------------------------------------------
 def load_features(
-    cfg: Config, corpus: Corpus, provided: FeatureStore | None = None
+    cfg: Config, corpus: Corpus, provided: FeatureStore | None = None, force: bool = False
 ) -> tuple[FeatureStore, dict[str, Any]]:
     """The FeatureStore for every configured modality.
 
     A modality the reader already provided (a feature pickle) is taken from ``provided``; text,
-    audio and visual are otherwise extracted (or reused from the cache) with their encoders.
+    audio and visual are otherwise extracted (or reused from the cache) with their encoders;
+    ``force`` recomputes them (fine-tuning included) whatever the cache holds.
     """
     from ercgraph.encoders.extract import extract_text_features
 
@@ -129,12 +130,14 @@ def load_features(
             )
             info[modality] = {"source": made.get("encoder", "reader"), "reused": True}
         elif modality == "text":
-            part, info["text"] = extract_text_features(corpus, cfg.features.text, cache_dir(cfg))
+            part, info["text"] = extract_text_features(
+                corpus, cfg.features.text, cache_dir(cfg), force=force
+            )
         elif modality in ("audio", "visual"):
             from ercgraph.encoders.media_extract import extract_media_features
 
             part, info[modality] = extract_media_features(
-                corpus, modality, getattr(cfg.features, modality), cache_dir(cfg)
+                corpus, modality, getattr(cfg.features, modality), cache_dir(cfg), force=force
             )
         else:
             have = sorted(provided.features) if provided is not None else []
@@ -203,6 +206,7 @@ def prepare(
     normaliser: Standardiser | None = None,
     head_states: dict[str, dict[str, Any]] | None = None,
     features: FeatureStore | None = None,
+    force: bool = False,
 ) -> Prepared:
     """Corpus, features, normaliser, head targets and graphs.
 
@@ -216,6 +220,7 @@ def prepare(
             With saved states, missing target columns are tolerated (new data to predict).
         features: features already in memory for ``corpus`` (rows aligned); a modality listed
             in ``features.modalities`` is taken from here before any encoder runs.
+        force: recompute every extracted modality (``ercgraph prepare --force``).
     """
     from ercgraph.graphs.build import build_graphs
 
@@ -236,7 +241,7 @@ def prepare(
     states = fit_heads(cfg, corpus) if fitted else head_states
     targets = head_targets(cfg, corpus, states, required=fitted)
     t0 = time.perf_counter()
-    store, info = load_features(cfg, corpus, provided)
+    store, info = load_features(cfg, corpus, provided, force=force)
     timings["features_s"] = time.perf_counter() - t0
     if normaliser is None and fitted:
         normaliser = fit_normaliser(cfg, corpus, store)

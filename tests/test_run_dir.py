@@ -218,6 +218,8 @@ def test_prepare_builds_then_reuses_and_list_covers_every_registry(tmp_path, mel
     assert "0 reused" in first and "graphs: 50 dialogues" in first
     assert cli(*args) == 0
     assert "0 done" in capsys.readouterr().out
+    assert cli(*args, "--force") == 0
+    assert "0 reused" in capsys.readouterr().out
     assert cli("list") == 0
     listing = capsys.readouterr().out
     for section in ("readers:", "builders:", "models:", "fusions:", "heads:", "losses:"):
