@@ -137,6 +137,8 @@ def ablate(
     sets = parse_edge_type_sets(edge_type_sets, full)
     if sets is None:
         sets = [full] + [[e for e in full if e != drop] for drop in full]
+    elif full not in sets:
+        sets = [full, *sets]  # every table has its same-run baseline
     names = [variant_name(kept, full) for kept in sets]
     _check_folder(out, cfg, mode, resume)
     prep = prepare(cfg)

@@ -69,8 +69,8 @@ import_option = click.option(
 trust_option = click.option(
     "--trust",
     is_flag=True,
-    help="Import the dotted paths (pkg.module:Class) named in the run's config. Off by default: "
-    "reading a run directory executes nothing from it.",
+    help="Import the dotted paths (pkg.module:Class) named in the run's config (the module must "
+    "be importable). Off by default: reading a run directory executes nothing from it.",
 )
 config_option = click.option("-c", "--config", type=click.Path(), help="YAML config file.")
 set_option = click.option(
@@ -135,12 +135,19 @@ def train(config, overrides, data_root, cache_dir, imports, seeds, out, resume) 
     try:
         metrics = run(cfg, Path(out), resume=resume)
     except KeyboardInterrupt:
-        _interrupted(f"ercgraph train --resume --out {out}")
+        _interrupted(Path(out))
     _print_metrics(metrics, Path(out))
 
 
-def _interrupted(command: str) -> None:
-    """Ctrl-C: say how to continue (checkpoints are atomic, nothing finished is lost)."""
+def _interrupted(out: Path) -> None:
+    """Ctrl-C: say how to continue (checkpoints are atomic, nothing finished is lost): the same
+    command line, with ``--resume`` and ``--out``."""
+    import shlex
+
+    args = [a for a in sys.argv[1:] if a != "--resume"]
+    if "--out" not in args and not any(a.startswith("--out=") for a in args):
+        args += ["--out", str(out)]
+    command = shlex.join(["ercgraph", *args, "--resume"])
     click.echo(f"\ninterrupted; continue where it stopped with: {command}", err=True)
     sys.exit(130)
 
@@ -161,16 +168,18 @@ def _print_metrics(metrics: dict, out: Path) -> None:
 
 @cli.command()
 @click.argument("run_dir", type=click.Path())
+@root_option
+@cache_option
 @import_option
 @trust_option
-def evaluate(run_dir, imports, trust) -> None:
+def evaluate(run_dir, data_root, cache_dir, imports, trust) -> None:
     """Re-score a saved run from its best checkpoints (writes rescored.json)."""
     from ercgraph.evaluate import evaluate_run
     from ercgraph.registry import dotted_paths_allowed
 
     _import_files(imports)
     with dotted_paths_allowed(trust):
-        res, path = evaluate_run(Path(run_dir))
+        res, path = evaluate_run(Path(run_dir), data_root=data_root, cache_dir=cache_dir)
     _print_split_metrics(res)
     click.echo(f"wrote {path}")
 
@@ -216,7 +225,7 @@ def ablate(
     try:
         run_ablation(cfg, out, edge_types, mode=mode, resume=resume)
     except KeyboardInterrupt:
-        _interrupted(f"ercgraph ablate -c {config} --resume --out {out}")
+        _interrupted(out)
     click.echo((out / "ablation.md").read_text())
     click.echo(
         f"table: {out / 'ablation.md'}, {out / 'ablation.csv'}; chart: {out / 'ablation.png'}"
@@ -237,9 +246,11 @@ def ablate(
 @click.option(
     "--out", type=click.Path(), help="Output CSV (default: <run>/predictions/<table>.csv)."
 )
+@click.option("--encoding", help="Text encoding of TABLE (default utf-8), e.g. cp1252.")
+@cache_option
 @import_option
 @trust_option
-def predict(run_dir, table, columns, out, imports, trust) -> None:
+def predict(run_dir, table, columns, out, encoding, cache_dir, imports, trust) -> None:
     """Predict the emotion of every utterance in TABLE with a trained run."""
     from ercgraph.predict import predict as run_predict
     from ercgraph.predict import write_predictions
@@ -256,7 +267,13 @@ def predict(run_dir, table, columns, out, imports, trust) -> None:
     if path.exists():
         raise ErcgraphError(f"{str(path)!r} already exists; choose another --out")
     with dotted_paths_allowed(trust):
-        df = run_predict(Path(run_dir), Path(table), mapping)
+        df = run_predict(
+            Path(run_dir),
+            Path(table),
+            mapping,
+            {"encoding": encoding} if encoding else None,
+            cache_dir=cache_dir,
+        )
     write_predictions(df, path)
     click.echo(f"wrote {len(df)} predictions to {path}")
     if "label" in df.columns and "predicted" in df.columns:

@@ -9,6 +9,7 @@ absolute paths: relative data paths are resolved against the data root (``--data
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
@@ -372,8 +373,8 @@ def validate(cfg: Config) -> None:
         if value < lo or (hi is not None and (value >= hi if hi_open else value > hi)):
             rng = f">= {lo}" + ("" if hi is None else f" and {'<' if hi_open else '<='} {hi}")
             raise ErcgraphError(f"config: {dotted} must be {rng}, got {value!r}")
-    if not cfg.train.lr > 0:
-        raise ErcgraphError(f"config: train.lr must be > 0, got {cfg.train.lr!r}")
+    if not (cfg.train.lr > 0 and math.isfinite(cfg.train.lr)):
+        raise ErcgraphError(f"config: train.lr must be a finite number > 0, got {cfg.train.lr!r}")
     if cfg.features.normalise not in NORMALISERS:
         raise ErcgraphError(
             f"config: features.normalise must be one of {list(NORMALISERS)}, "
@@ -386,6 +387,8 @@ def validate(cfg: Config) -> None:
     ]
     if bad_seeds:
         raise ErcgraphError(f"config: train.seeds must be integers >= 0, got {bad_seeds}")
+    if len(set(cfg.train.seeds)) != len(cfg.train.seeds):
+        raise ErcgraphError(f"config: train.seeds lists a seed twice: {cfg.train.seeds}")
     if cfg.train.threads is not None and cfg.train.threads < 1:
         raise ErcgraphError(f"config: train.threads must be >= 1, got {cfg.train.threads}")
     for i, term in enumerate(cfg.loss):

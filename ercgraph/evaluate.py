@@ -30,16 +30,32 @@ def check_labels(data_labels: list[str], run_labels: list[str], source: str) -> 
     )
 
 
-def evaluate_run(run_dir: Path, out_name: str = "rescored.json") -> tuple[dict[str, Any], Path]:
+def evaluate_run(
+    run_dir: Path,
+    out_name: str = "rescored.json",
+    data_root: str | None = None,
+    cache_dir: str | None = None,
+) -> tuple[dict[str, Any], Path]:
     """Re-score every seed of ``run_dir`` on dev and test.
+
+    Args:
+        run_dir: the run directory.
+        out_name: the JSON written into it.
+        data_root: where the data is now (default: the run's, else ``$ERCGRAPH_DATA``).
+        cache_dir: a cache folder for re-made features (default: the run's, else the usual).
 
     Returns:
         ``{split: aggregated metrics}`` and the path of the JSON written into the run directory.
     """
 
+    import dataclasses
+
     from ercgraph.rundir import read_run
 
     cfg, meta, ckpts = read_run(run_dir)
+    cfg = dataclasses.replace(
+        cfg, data_root=data_root or cfg.data_root, cache_dir=cache_dir or cfg.cache_dir
+    )
     with naming_imports(cfg.imports):
         return _evaluate(run_dir, cfg, meta, ckpts, out_name)
 
@@ -52,7 +68,7 @@ def naming_imports(imports: list[str]) -> Iterator[None]:
         yield
     except ErcgraphError as exc:
         text = str(exc)
-        if imports and ("--import" in text or "dotted path" in text):
+        if imports and ("--import" in text or "dotted path" in text or "unknown" in text):
             files = " ".join(f"--import {f}" for f in imports)
             raise ErcgraphError(f"{text}. This run was trained with: {files}") from exc
         raise

@@ -82,7 +82,34 @@ def check_config(cfg: Config) -> None:
     device = cfg.train.device
     if not (device in ("auto", "cpu") or device.startswith(("cuda", "mps"))):
         raise ErcgraphError(f"train.device must be auto, cpu or cuda[:N], got {device!r}")
+    from ercgraph.train import pick_device
+
+    pick_device(device)  # cuda without CUDA is refused here, not after extraction
+    _try_build(cfg)
     check_writable_dir(cache_dir(cfg), "the cache folder (--cache-dir / ERCGRAPH_CACHE)")
+
+
+def _try_build(cfg: Config) -> None:
+    """Build the model body, every loss term and the sampler once with stand-in data (2 classes,
+    4-d features of each configured modality), so a bad option value is refused before any
+    feature is read or extracted."""
+    import torch
+
+    from ercgraph.config import effective_loss
+    from ercgraph.losses import build_objective
+    from ercgraph.models.build import build_body
+    from ercgraph.registry import SAMPLERS
+
+    dims = {m: 4 for m in cfg.features.modalities}
+    build_body(cfg.model, dims, [], 2)
+    context = {"class_counts": torch.ones(2), "num_classes": 2, "labels": ["a", "b"]}
+    build_objective(effective_loss(cfg), context)
+    SAMPLERS.create(
+        {"name": cfg.sampler.name, **cfg.sampler.options},
+        dialogue_labels=[torch.tensor([0, 1])],
+        num_classes=2,
+        generator=torch.Generator(),
+    )
 
 
 def check_writable_dir(path: Path, what: str) -> None:

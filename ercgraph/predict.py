@@ -25,6 +25,7 @@ def predict(
     table: Path,
     columns: dict[str, Any] | None = None,
     options: dict[str, Any] | None = None,
+    cache_dir: str | None = None,
 ) -> pd.DataFrame:
     """Predict every utterance of ``table``.
 
@@ -38,6 +39,8 @@ def predict(
     from ercgraph.rundir import read_run
 
     cfg, meta, ckpts = read_run(run_dir)
+    if cache_dir:
+        cfg = dataclasses.replace(cfg, cache_dir=cache_dir)
     with naming_imports(cfg.imports):
         return _predict(run_dir, table, columns, options, cfg, meta, ckpts)
 

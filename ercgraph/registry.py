@@ -140,8 +140,8 @@ class Registry(Generic[T]):
             if not _DOTTED["allowed"]:
                 raise ErcgraphError(
                     f"{self.kind} {name!r} is a dotted path to code outside ercgraph; it is not "
-                    "imported when reading a run directory. If you trust it, pass the file that "
-                    "defines it with --import (or --trust to import dotted paths)"
+                    "imported when reading a run directory. If you trust that module, pass "
+                    "--trust (it must be importable, e.g. on PYTHONPATH)"
                 )
             obj = load_dotted(name, self.kind)
             self.check_class(obj, name)

@@ -87,20 +87,26 @@ def markdown_summary(
     lines += [
         f"Seeds: {', '.join(seeds)}. Model selection: best epoch by dev "
         f"{metrics.get('select_metric', 'weighted_f1')} (the test split is never used for "
-        "selection). Values are percent, mean ± std over seeds.",
+        "selection). Mean ± std over seeds; accuracy and F1 are percent, CCC and Pearson "
+        "correlation lie in [-1, 1], MAE is on the targets' scale.",
         "",
     ]
-    shown = [k for k in metrics.get("test", {}) if k != "per_class" and not k.startswith("mae")]
+    shown = [k for k in metrics.get("test", {}) if k != "per_class"]
+
+    def cell(key: str, m: dict[str, float]) -> str:
+        digits = 3 if key.startswith(("ccc", "pearson", "mae")) else 2
+        return f"{m['mean']:.{digits}f} ± {m['std']:.{digits}f}"
+
     lines += ["| split | " + " | ".join(shown) + " |", "|---|" + "---|" * len(shown)]
     for split in ("dev", "test"):
         if split in metrics:
             m = metrics[split]
-            lines.append(f"| {split} | " + " | ".join(fmt(m[k]) for k in shown) + " |")
+            lines.append(f"| {split} | " + " | ".join(cell(k, m[k]) for k in shown) + " |")
     for split in ("dev", "test"):
         ens = metrics.get(f"{split}_ensemble")
         if ens:
             cells = " | ".join(f"{ens[k]:.2f}" if k in ens else "" for k in shown)
-            lines.append(f"| {split}, ensemble of the seeds | {cells} |")
+            lines.append(f"| {split}, ensemble of the seeds (emotion head) | {cells} |")
     if "test" in metrics and "per_class" in metrics["test"]:
         lines += ["", "## Per-class F1 (test, mean ± std over seeds)", ""]
         pc = metrics["test"]["per_class"]
@@ -168,10 +174,15 @@ def plot_learning_curves(
     fig, (a1, a2, a3) = plt.subplots(1, 3, figsize=(14, 4))
     for seed, hist in sorted(histories.items()):
         ep = [h["epoch"] for h in hist]
-        (line,) = a1.plot(ep, [h["train_loss"] for h in hist], label=f"seed {seed} train")
-        a1.plot(ep, [h["dev_loss"] for h in hist], "--", color=line.get_color(), label="dev")
+        # markers keep a one-epoch run visible (a single point draws no line)
+        (line,) = a1.plot(
+            ep, [h["train_loss"] for h in hist], marker=".", label=f"seed {seed} train"
+        )
+        a1.plot(
+            ep, [h["dev_loss"] for h in hist], "--", marker=".", color=line.get_color(), label="dev"
+        )
         dev = [h[f"dev_{select_metric}"] for h in hist]
-        a3.plot(ep, dev, color=line.get_color(), label=f"seed {seed}")
+        a3.plot(ep, dev, marker=".", color=line.get_color(), label=f"seed {seed}")
         best = int(np.argmax(dev))
         a3.plot(ep[best], dev[best], "o", color=line.get_color())
     prefix = "train_loss_"
@@ -186,14 +197,18 @@ def plot_learning_curves(
                 if v is not None and np.isfinite(v):
                     by_epoch.setdefault(r["epoch"], []).append(v)
         ep = sorted(by_epoch)
-        a2.plot(ep, [np.mean(by_epoch[e]) for e in ep], label=term)
+        a2.plot(ep, [np.mean(by_epoch[e]) for e in ep], marker=".", label=term)
     a1.set_title("total loss (solid train, dashed dev)")
     a2.set_title(f"loss terms, train (mean over {len(histories)} seed(s))")
     a3.set_title("dev score (dot = selected epoch)")
     a3.set_ylabel(f"dev {select_metric}")
+    last = max((h["epoch"] for hist in histories.values() for h in hist), default=1)
     for ax in (a1, a2, a3):
         ax.set_xlabel("epoch")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        if last <= 1:  # one epoch: one integer tick, not 0.945 ... 1.050
+            ax.set_xlim(0.5, 1.5)
+            ax.set_xticks([1])
     a1.set_ylabel("loss")
     if len(histories) <= 6:
         a1.legend(fontsize=7, ncol=2)

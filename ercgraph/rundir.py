@@ -99,8 +99,9 @@ def environment() -> dict[str, Any]:
 def check_out_dir(out: Path, cfg: Config, resume: bool) -> None:
     """Never overwrite a run unless resuming it, and only resume it with the same config.
 
-    A resumed run may change ``train.epochs`` (to train longer) and ``train.seeds`` (to add seeds);
-    anything else must match the saved ``config.yaml``.
+    A resumed run may change ``train.epochs`` (to train longer) and ``train.seeds`` (to add seeds),
+    and may find its data, cache and plug-in files elsewhere (``data_root``, ``cache_dir``,
+    ``imports``); anything else must match the saved ``config.yaml``.
     """
     if out.exists() and not out.is_dir():
         raise ErcgraphError(f"--out {str(out)!r} is a file, not a folder; choose another --out")
@@ -130,6 +131,9 @@ def check_out_dir(out: Path, cfg: Config, resume: bool) -> None:
             if isinstance(d, dict) and isinstance(d.get("train"), dict):
                 d["train"].pop("epochs", None)
                 d["train"].pop("seeds", None)
+            if isinstance(d, dict):  # where things are, not what the run is
+                for key in ("data_root", "cache_dir", "out", "imports"):
+                    d.pop(key, None)
         if saved != new:
             diff = sorted(
                 f"{sec}.{k}" if isinstance(new[sec], dict) else sec

@@ -117,6 +117,5 @@ def show_graph(cfg: Config, dialogue_id: str, out: Path) -> dict[str, int]:
         wrap=True,
     )
     fig.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    _save_fig(fig, out)
+    _save_fig(fig, out)  # atomic, and a parent that is a file is a one-line error
     return counts

@@ -40,7 +40,7 @@ def train_args(out, meld_slice, cache, *extra):
     [
         (["--set", "train.epochs=0"], "train.epochs must be >= 1"),
         (["--set", "train.epochs=-3"], "train.epochs must be >= 1"),
-        (["--set", "train.lr=-0.001"], "train.lr must be > 0"),
+        (["--set", "train.lr=-0.001"], "train.lr must be a finite number > 0"),
         (["--set", "model.dropout=1.5"], "model.dropout must be >= 0.0 and < 1.0"),
         (["--set", "train.batch_size=0"], "train.batch_size must be >= 1"),
         (["--set", "model.hidden=0"], "model.hidden must be >= 1"),
@@ -52,6 +52,12 @@ def train_args(out, meld_slice, cache, *extra):
         (["--set", "model.fusion=gatted"], "unknown fusion 'gatted'"),
         (["--set", "heads=[emotion, emotion]"], "listed more than once"),
         (["--set", "train.device=tpu"], "train.device must be"),
+        (["--set", "train.lr=.inf"], "train.lr must be a finite number > 0"),
+        (["--set", "train.seeds=[0,0]"], "lists a seed twice"),
+        (["--set", "model.conv=bogus"], "unknown convolution 'bogus'"),
+        (["--set", "loss=[{name: focal, options: {gama: 2}}]"], "unknown argument 'gama'"),
+        (["--set", "loss=[{name: ce, options: {weighting: bogus}}]"], "unknown class weighting"),
+        (["--set", "sampler={name: class_aware, options: {temperature: 0}}"], "temperature"),
     ],
 )
 def test_bad_values_fail_in_one_line_before_any_work(extra, fragment, tmp_path, meld_slice, capsys):
@@ -134,7 +140,10 @@ def test_ctrl_c_names_resume(tmp_path, meld_slice):
     rest = proc.stderr.read()
     proc.wait(timeout=60)
     assert proc.returncode == 130
-    assert f"ercgraph train --resume --out {out}" in rest
+    command = rest.strip().splitlines()[-1].split("continue where it stopped with: ")[1]
+    # the same command line, so the resumed run has the user's config and overrides
+    assert command.startswith("ercgraph train -c ") and command.endswith(" --resume")
+    assert f"--out {out}" in command and "--set train.epochs=500" in command
 
 
 def test_progress_logs_periodically_when_stderr_is_not_a_terminal(caplog):
@@ -151,3 +160,50 @@ def test_progress_logs_periodically_when_stderr_is_not_a_terminal(caplog):
         with Progress(10, "quiet", enabled=False) as bar:
             bar.update(10)
     assert not caplog.records
+
+
+def test_resume_finds_moved_data_and_cache(tmp_path, meld_slice, capsys):
+    import shutil
+
+    out = tmp_path / "run"
+    assert cli(*train_args(out, meld_slice, tmp_path / "c1")) == 0
+    moved = tmp_path / "moved"
+    shutil.copytree(meld_slice, moved)
+    args = train_args(out, moved, tmp_path / "c2", "--set", "train.epochs=2", "--resume")
+    assert cli(*args) == 0, capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", ["predict", "show-graph"])
+def test_an_output_path_under_a_file_is_a_one_line_error(command, tmp_path, meld_slice, capsys):
+    blocker = tmp_path / "afile"
+    blocker.write_text("precious\n")
+    if command == "predict":
+        run = tmp_path / "run"
+        assert cli(*train_args(run, meld_slice, tmp_path / "c")) == 0
+        table = meld_slice / "meld" / "test_sent_emo.csv"
+        args = [
+            "predict",
+            str(run),
+            str(table),
+            "--column",
+            "dialogue_id=Dialogue_ID",
+            "--column",
+            "speaker=Speaker",
+            "--column",
+            "text=Utterance",
+        ]
+    else:
+        args = [
+            "show-graph",
+            "-c",
+            str(REPO / "configs/meld_text.yaml"),
+            "--data-root",
+            str(meld_slice),
+            "--dialogue",
+            "dev_3",
+        ]
+    capsys.readouterr()
+    assert cli(*args, "--out", str(blocker / "x.out")) == 2
+    err = capsys.readouterr().err
+    assert "is a file, not a folder" in err and "Traceback" not in err
+    assert blocker.read_text() == "precious\n"

@@ -35,7 +35,13 @@ def manifest_key(manifest: dict[str, Any]) -> str:
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write a file atomically: a temp file in the same folder, fsync, then rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        blocker = next((p for p in path.parents if p.exists() and not p.is_dir()), path.parent)
+        raise ErcgraphError(
+            f"cannot write {str(path)!r}: {str(blocker)!r} is a file, not a folder"
+        ) from None
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual file mode
