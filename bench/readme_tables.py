@@ -173,6 +173,8 @@ MELD_LABELS = {
     "finetuned_mlp": "context-free MLP baseline, fine-tuned MiniLM",
     "finetuned_dialoguegcn": "DialogueGCN-style, fine-tuned MiniLM",
     "finetuned_gcn": "hierarchical GCN, fine-tuned MiniLM",
+    "frozen_probe": "linear probe (logistic regression), frozen MiniLM",
+    "finetuned_probe": "linear probe (logistic regression), fine-tuned MiniLM",
 }
 
 
@@ -207,6 +209,7 @@ def meld_text(data: Mapping[str, Any]) -> str:
                 mean_std(r.get("test_macro_f1")),
                 mean_std(class_f1(r, "test", "fear")),
                 mean_std(class_f1(r, "test", "disgust")),
+                num((r.get("test_ensemble") or {}).get("weighted_f1")),
             ]
         )
     text = md_table(
@@ -219,6 +222,7 @@ def meld_text(data: Mapping[str, Any]) -> str:
             "test macro F1",
             "test fear F1",
             "test disgust F1",
+            "test wF1, ensemble of the seeds",
         ],
         out,
     )
@@ -250,6 +254,7 @@ def meld_text_cost(data: Mapping[str, Any]) -> str:
             num(r.get("peak_rss_mb"), ".0f"),
         ]
         for r in _meld_rows(data)
+        if "probe" not in r
     ]
     return md_table(
         [
@@ -492,6 +497,80 @@ def multimodal(data: Mapping[str, Any]) -> str:
         line += f" Target: ratio ≤ {targets['epoch_ratio_max']:g}x: {met}."
     line = line[:1].upper() + line[1:]
     return text + (f"\n\n{line.strip()}" if line.strip() else "")
+
+
+@table("sweep_normalise")
+def sweep_normalise(data: Mapping[str, Any]) -> str:
+    out = [
+        [
+            r.get("corpus", "?"),
+            r.get("setting", "?"),
+            mean_std(r.get("dev_weighted_f1")),
+            mean_std(r.get("dev_accuracy")),
+        ]
+        for r in data.get("rows") or []
+    ]
+    seeds = ", ".join(str(x) for x in data.get("seeds") or [])
+    text = md_table(["corpus", "setting", "dev wF1", "dev acc"], out)
+    return text + f"\n\nDev split only (seeds {seeds}); test is not read by this sweep."
+
+
+@table("sweep_meld_frozen")
+def sweep_meld_frozen(data: Mapping[str, Any]) -> str:
+    grid = list((data.get("grid") or {}).keys())
+    out = [
+        [str(r.get(k, DASH)) for k in grid]
+        + [
+            mean_std(r.get("dev_weighted_f1")),
+            mean_std(r.get("dev_macro_f1")),
+            "shipped" if r.get("shipped") else "",
+        ]
+        for r in data.get("rows") or []
+    ]
+    best = data.get("best_on_dev") or {}
+    seeds = ", ".join(str(x) for x in data.get("seeds") or [])
+    text = md_table([f"`{k}`" for k in grid] + ["dev wF1", "dev macro F1", ""], out)
+    note = ", ".join(f"`{k}={v}`" for k, v in best.items())
+    return text + (
+        f"\n\nDev split only (seeds {seeds}); test is not read by this sweep. Best on dev: {note}."
+    )
+
+
+@table("emobank")
+def emobank(data: Mapping[str, Any]) -> str:
+    def ccc(v: Any) -> str:
+        if isinstance(v, Mapping):
+            return f"{v['mean']:.3f} ± {v['std']:.3f}"
+        return DASH
+
+    out = [
+        [
+            r.get("model", "?"),
+            ccc(r.get("dev_ccc")),
+            ccc(r.get("test_ccc_valence")),
+            ccc(r.get("test_ccc_arousal")),
+            ccc(r.get("test_ccc_dominance")),
+            ccc(r.get("test_ccc")),
+            num(r.get("epoch_s")),
+        ]
+        for r in data.get("rows") or []
+    ]
+    seeds = data.get("seeds", "")
+    return (
+        md_table(
+            [
+                "model",
+                "dev CCC (mean)",
+                "test CCC V",
+                "test CCC A",
+                "test CCC D",
+                "test CCC mean",
+                "epoch s",
+            ],
+            out,
+        )
+        + f"\n\nSeeds {seeds}; the ridge baseline is one fit (alpha chosen on dev CCC)."
+    )
 
 
 # -- the README ---------------------------------------------------------------------------------

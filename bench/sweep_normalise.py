@@ -7,8 +7,9 @@ Two parts, one invocation, every setting scored on **dev** only (test is never r
    offsets, four classes readable from a few dims. Rows: a linear probe (logistic regression on
    standardised features, C chosen on dev), and the default hierarchical GCN with
    ``normalise: none`` and ``normalise: standard``.
-2. MELD text, frozen default MiniLM, the default hierarchical GCN with ``none`` and
-   ``standard`` (seeds 0 and 1): the default must not cost MELD anything on dev.
+2. (without ``--skip-meld``) MELD text, frozen default MiniLM, the default hierarchical GCN with
+   ``none`` and ``standard``. ``bench/sweep_meld_frozen.py`` crosses this with dropout and
+   weight decay and is the MELD record; the README shows that one.
 
 Usage: python bench/sweep_normalise.py [--seeds 0,1] [--skip-meld]
 Writes bench/results/sweep_normalise.json.
