@@ -31,6 +31,7 @@ def main() -> None:
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--config", default=str(REPO / "configs/meld_text.yaml"))
     ap.add_argument("--cache-dir", help="reuse a feature cache (extraction is then not timed)")
+    ap.add_argument("--mode", default="pairs", choices=["pairs", "relations"])
     args = ap.parse_args()
     os.environ.setdefault("ERCGRAPH_DATA", str(REPO.parent / "shared" / "data"))
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -53,6 +54,8 @@ def main() -> None:
             str(out),
             "--cache-dir",
             cache,
+            "--mode",
+            args.mode,
         ],
         check=True,
         cwd=REPO,
@@ -71,6 +74,7 @@ def main() -> None:
     result = {
         "seeds": args.seeds,
         "config": args.config,
+        "mode": args.mode,
         "baseline": "full",
         "wall_s": wall,
         "wall_over_full_train": wall / full_train,

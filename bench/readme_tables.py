@@ -339,6 +339,7 @@ def ablation(data: Mapping[str, Any]) -> str:
             mean_std(class_f1(r, "test", "fear")),
             mean_std(class_f1(r, "test", "disgust")),
             num(r.get("train_s"), ".0f"),
+            num(100 * r["pairs_fraction"], ".0f", "%") if "pairs_fraction" in r else DASH,
         ]
         for r in rows
     ]
@@ -353,12 +354,17 @@ def ablation(data: Mapping[str, Any]) -> str:
             "test fear F1",
             "test disgust F1",
             "train s",
+            "utterance pairs kept",
         ],
         out,
     )
     seeds = data.get("seeds")
     seeds = seeds.split(",") if isinstance(seeds, str) else seeds or []
-    notes = []
+    notes = (
+        [f"Mode: `{data['mode']}`."]
+        if data.get("mode")
+        else ["Mode not recorded: relation names were dropped (`relations` mode)."]
+    )
     if seeds:
         notes.append(f"Seeds {', '.join(str(s) for s in seeds)}.")
     if data.get("wall_s") is not None:
