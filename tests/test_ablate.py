@@ -206,10 +206,12 @@ def test_relations_mode_keeps_the_old_dict_filter(stubbed: Trainer, tmp_path) ->
 def test_explicit_sets_in_pairs_mode(stubbed: Trainer, tmp_path, caplog) -> None:
     rows = ablate(Config(), tmp_path / "abl", "past+future,future+same_speaker+other_speaker")
     assert "only_past+future keeps past+future but no pair" in caplog.text
-    assert [r["variant"] for r in rows] == ["only_past+future", "without_past"]
+    # the full graph always leads, as the same-run baseline
+    assert [r["variant"] for r in rows] == ["full", "only_past+future", "without_past"]
+    assert rows[0]["pairs_fraction"] == 1.0
     # keeping only the temporal relations drops the speaker pairs, i.e. every pair
-    assert rows[0]["pairs_connected"] == 0 and rows[0]["pairs_fraction"] == 0.0
-    assert rows[1]["pairs_fraction"] == 0.5
+    assert rows[1]["pairs_connected"] == 0 and rows[1]["pairs_fraction"] == 0.0
+    assert rows[2]["pairs_fraction"] == 0.5
 
 
 def test_unknown_mode_is_refused(stubbed: Trainer, tmp_path) -> None:
@@ -259,7 +261,7 @@ def test_resume_needs_an_ablation_folder(stubbed: Trainer, tmp_path) -> None:
     with pytest.raises(ErcgraphError, match="not an ablation folder"):
         ablate(Config(), out, resume=True)
     ablate(Config(), tmp_path / "fresh", "none", resume=True)  # nothing there yet: starts
-    assert stubbed.names() == ["no_edges"]
+    assert stubbed.names() == ["full", "no_edges"]  # with its same-run baseline
 
 
 def test_log_lines_name_the_variant(stubbed: Trainer, tmp_path, caplog) -> None:

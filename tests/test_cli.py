@@ -349,7 +349,12 @@ def test_ablate_explicit_sets_and_unknown_type(tmp_path, meld_slice, cache, caps
     out = tmp_path / "abl"
     assert cli(*base, "--out", str(out), "--edge-types", "past+future,none") == 0
     csv = pd.read_csv(out / "ablation.csv")
-    assert list(csv["edge_types"]) == ["past+future", "none"]
+    # the full graph is added as the same-run baseline
+    assert list(csv["edge_types"]) == [
+        "past+future+same_speaker+other_speaker",
+        "past+future",
+        "none",
+    ]
     code = cli(*base, "--out", str(tmp_path / "b"), "--edge-types", "past+sideways")
     err = capsys.readouterr().err
     assert code == 2 and "sideways" in err and "same_speaker" in err
