@@ -116,6 +116,26 @@ NORMALISERS = ("standard", "none")
 
 
 @dataclass
+class FeatureFileConfig:
+    """Bring your own features: one modality read from an array file beside the table
+    (``.npy``, ``.npz``, ``.pt`` or ``.safetensors``; ``.pt`` loads with ``weights_only=True``).
+
+    ``path`` (relative to the data root), ``key`` (the array inside an ``.npz``/``.pt``/
+    ``.safetensors``; optional when it holds one array), ``columns`` (``[start, end)``, a column
+    range of the array; null = all). Rows align with the table by row order (the table's
+    ``table_row``: row i of the file is row i of the table files, in ``data.paths`` order), or by
+    id: ``id_column`` names a Corpus column and ``id_key`` the array of ids in the same file
+    (without ``id_key`` the ids are the file's row numbers 0..N-1).
+    """
+
+    path: str | None = None
+    key: str | None = None
+    columns: list[int] | None = None
+    id_column: str | None = None
+    id_key: str | None = None
+
+
+@dataclass
 class FeaturesConfig:
     """Modalities and their encoders. ``normalise: standard`` standardises each modality's
     features with a mean and std fitted on the training split only (saved in the run directory);
@@ -123,6 +143,8 @@ class FeaturesConfig:
 
     modalities: list[str] = field(default_factory=lambda: ["text"])
     normalise: str = "standard"
+    #: modality → features read from a file (any modality name; taken before any encoder)
+    files: dict[str, FeatureFileConfig] = field(default_factory=dict)
     text: TextFeatureConfig = field(default_factory=TextFeatureConfig)
     audio: AudioFeatureConfig = field(default_factory=AudioFeatureConfig)
     visual: VisualFeatureConfig = field(default_factory=VisualFeatureConfig)
@@ -208,6 +230,41 @@ class TrainConfig:
     threads: int | None = 1
 
 
+PROTOCOLS = ("split", "group_kfold")
+
+
+@dataclass
+class ProtocolConfig:
+    """How the corpus is split for evaluation.
+
+    ``split`` (default): the reader's train/dev/test split. ``group_kfold``: cross-validation by
+    the Corpus column ``group`` (session, speaker, actor...). Every labelled row (whatever split
+    the reader gave it) joins the pool; the sorted groups are cut into ``folds`` contiguous
+    blocks (null = one fold per group: leave-one-group-out). Fold k tests on block k; its dev
+    split is ``dev_groups`` groups taken from the training side, starting with block k+1
+    (cyclically), never from the test block (default: as many groups as one test block holds);
+    the remaining groups train. Every dialogue must lie in one group.
+    """
+
+    name: str = "split"
+    group: str | None = None
+    folds: int | None = None
+    dev_groups: int | None = None
+
+
+@dataclass
+class MetricsConfig:
+    """What is scored and shown first.
+
+    ``exclude_label``: a label left out of ``micro_f1`` (DailyDialog's convention is micro F1
+    over the emotion classes without ``neutral``); ``headline``: the metric the report and the
+    tables lead with (default: ``train.select_metric``).
+    """
+
+    exclude_label: str | None = None
+    headline: str | None = None
+
+
 @dataclass
 class Config:
     data: DataConfig = field(default_factory=DataConfig)
@@ -219,6 +276,8 @@ class Config:
     loss: list[LossConfig] = field(default_factory=lambda: [LossConfig()])
     sampler: SamplerConfig = field(default_factory=SamplerConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    protocol: ProtocolConfig = field(default_factory=ProtocolConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
     data_root: str | None = None
     cache_dir: str | None = None
     out: str | None = None
@@ -245,7 +304,14 @@ def _build(cls: type, raw: Any, where: str) -> Any:
             )
         hint = hints[key]
         item = get_args(hint)[0] if get_origin(hint) is list and get_args(hint) else None
-        if is_dataclass(hint):
+        mapped = get_args(hint)[1] if get_origin(hint) is dict and get_args(hint) else None
+        if mapped is not None and is_dataclass(mapped):
+            if value is None:
+                value = {}
+            if not isinstance(value, dict):
+                raise ErcgraphError(f"config: {path} must be a mapping, got {value!r}")
+            kwargs[key] = {str(k): _build(mapped, v, f"{path}.{k}") for k, v in value.items()}
+        elif is_dataclass(hint):
             kwargs[key] = _build(hint, value, path)
         elif item is not None and is_dataclass(item):
             items = value if isinstance(value, list) else [value]
@@ -391,9 +457,58 @@ def validate(cfg: Config) -> None:
         raise ErcgraphError(f"config: train.seeds lists a seed twice: {cfg.train.seeds}")
     if cfg.train.threads is not None and cfg.train.threads < 1:
         raise ErcgraphError(f"config: train.threads must be >= 1, got {cfg.train.threads}")
+    _validate_protocol(cfg)
+    for m, spec in cfg.features.files.items():
+        if not spec.path:
+            raise ErcgraphError(f"config: features.files.{m}.path is not set")
+        cols = spec.columns
+        if cols is not None and (
+            len(cols) != 2
+            or any(isinstance(c, bool) or not isinstance(c, int) for c in cols)
+            or not 0 <= cols[0] < cols[1]
+        ):
+            raise ErcgraphError(
+                f"config: features.files.{m}.columns must be [start, end) with 0 <= start < end, "
+                f"got {cols!r}"
+            )
     for i, term in enumerate(cfg.loss):
         if term.weight < 0:
             raise ErcgraphError(f"config: loss[{i}].weight must be >= 0, got {term.weight}")
+
+
+def _validate_protocol(cfg: Config) -> None:
+    p = cfg.protocol
+    if p.name not in PROTOCOLS:
+        raise ErcgraphError(
+            f"config: protocol.name must be one of {list(PROTOCOLS)}, got {p.name!r}"
+        )
+    if p.name == "split":
+        extra = [k for k in ("group", "folds", "dev_groups") if getattr(p, k) is not None]
+        if extra:
+            raise ErcgraphError(
+                f"config: protocol.{extra[0]} is only read by protocol.name: group_kfold "
+                "(the split protocol uses the reader's train/dev/test split)"
+            )
+        return
+    if not p.group:
+        raise ErcgraphError(
+            "config: protocol group_kfold needs protocol.group, the Corpus column whose values "
+            "are the groups (e.g. session, speaker, actor)"
+        )
+    if p.folds is not None and p.folds < 2:
+        raise ErcgraphError(
+            f"config: protocol.folds must be >= 2 (or null for one fold per group), got {p.folds}"
+        )
+    if p.dev_groups is not None and p.dev_groups < 1:
+        raise ErcgraphError(
+            f"config: protocol.dev_groups must be >= 1 (dev selects the epoch), got {p.dev_groups}"
+        )
+    if cfg.features.text.finetune.enabled and "text" in cfg.features.modalities:
+        raise ErcgraphError(
+            "config: features.text.finetune cannot be combined with protocol group_kfold: the "
+            "encoder would be fine-tuned on rows that other folds test on; use frozen text "
+            "features, or the split protocol"
+        )
 
 
 def effective_heads(cfg: Config) -> list[Any]:

@@ -134,7 +134,8 @@ def load_features(
 ) -> tuple[FeatureStore, dict[str, Any]]:
     """The FeatureStore for every configured modality.
 
-    A modality the reader already provided (a feature pickle) is taken from ``provided``; text,
+    A modality in ``features.files`` is read from its array file (bring your own features); a
+    modality the reader already provided (a feature pickle) is taken from ``provided``; text,
     audio and visual are otherwise extracted (or reused from the cache) with their encoders;
     ``force`` recomputes them (fine-tuning included) whatever the cache holds.
     """
@@ -143,7 +144,18 @@ def load_features(
     store: FeatureStore | None = None
     info: dict[str, Any] = {}
     for modality in cfg.features.modalities:
-        if provided is not None and modality in provided.features:
+        if modality in cfg.features.files:
+            from ercgraph.config import data_root
+            from ercgraph.data.feature_files import read_feature_file
+
+            t0 = time.perf_counter()
+            part = read_feature_file(cfg.features.files[modality], modality, corpus, data_root(cfg))
+            info[modality] = {
+                "source": "file",
+                "file": part.manifest[modality].get("file"),
+                "seconds": time.perf_counter() - t0,
+            }
+        elif provided is not None and modality in provided.features:
             made = provided.manifest.get(modality, {})
             if made.get("corpus") not in (None, corpus.fingerprint()):
                 raise ErcgraphError(
