@@ -120,8 +120,19 @@ def cli(verbose: bool, quiet: bool) -> None:
 @config_options
 @click.option("--out", type=click.Path(), help="Run directory (default: runs/<config>-<time>).")
 @click.option("--resume", is_flag=True, help="Continue an interrupted run in --out.")
-def train(config, overrides, data_root, cache_dir, imports, seeds, out, resume) -> None:
-    """Train and evaluate (dev-selected, per seed) and write a run directory."""
+@click.option(
+    "--fold",
+    "folds",
+    type=int,
+    multiple=True,
+    help="Cross-validation (protocol group_kfold): run only this fold (repeatable); with "
+    "--resume, into an existing cross-validation folder.",
+)
+def train(config, overrides, data_root, cache_dir, imports, seeds, out, resume, folds) -> None:
+    """Train and evaluate (dev-selected, per seed) and write a run directory.
+
+    With ``protocol.name: group_kfold`` every fold is such a run (``--out/fold_<k>``), and the
+    folder's metrics.json holds mean ± std over folds."""
     from ercgraph.train import run
 
     if resume and not out:
@@ -132,10 +143,25 @@ def train(config, overrides, data_root, cache_dir, imports, seeds, out, resume) 
     if out is None:
         stem = Path(config).stem if config else "run"
         out = cfg.out or f"runs/{stem}-{time.strftime('%Y%m%d-%H%M%S')}"
+    cv = cfg.protocol.name == "group_kfold"
+    if folds and not cv:
+        raise ErcgraphError("--fold needs protocol.name: group_kfold (cross-validation)")
     try:
-        metrics = run(cfg, Path(out), resume=resume)
+        if cv:
+            from ercgraph.protocol import run_cv
+
+            metrics = run_cv(cfg, Path(out), resume=resume, only=list(folds) or None)
+        else:
+            metrics = run(cfg, Path(out), resume=resume)
     except KeyboardInterrupt:
         _interrupted(Path(out))
+    if cv:
+        click.echo(
+            f"\n{metrics['folds']} folds by {metrics['group']!r} "
+            f"({len(metrics['folds_done'])} done); mean ± std over folds:"
+        )
+        if metrics["folds_missing"]:
+            click.echo(f"folds not run yet: {metrics['folds_missing']}")
     _print_metrics(metrics, Path(out))
 
 
@@ -187,11 +213,20 @@ def evaluate(run_dir, data_root, cache_dir, imports, trust) -> None:
 def _print_split_metrics(metrics: dict) -> None:
     from ercgraph.report import fmt
 
+    names = {
+        "accuracy": "acc (WA)",
+        "unweighted_accuracy": "UA",
+        "weighted_f1": "wF1",
+        "macro_f1": "macroF1",
+        "micro_f1": "microF1",
+        "ccc": "CCC",
+    }
+    lead = metrics.get("headline")
     for split in ("dev", "test"):
         m = metrics[split]
-        shown = [k for k in ("accuracy", "weighted_f1", "macro_f1", "ccc") if k in m]
-        names = {"accuracy": "acc", "weighted_f1": "wF1", "macro_f1": "macroF1", "ccc": "CCC"}
-        click.echo(f"{split:5s} " + "  ".join(f"{names[k]} {fmt(m[k])}" for k in shown))
+        order = ([lead] if lead else []) + ["accuracy", "weighted_f1", "macro_f1", "ccc"]
+        shown = [k for k in dict.fromkeys(order) if k in m]
+        click.echo(f"{split:5s} " + "  ".join(f"{names.get(k, k)} {fmt(m[k])}" for k in shown))
 
 
 @cli.command()

@@ -250,6 +250,9 @@ class ProtocolConfig:
     group: str | None = None
     folds: int | None = None
     dev_groups: int | None = None
+    #: set in the saved config of each fold's run directory (``fold_<k>/``): the fold that run
+    #: trains and tests, so ``evaluate`` and ``predict`` re-split the corpus the same way
+    fold: int | None = None
 
 
 @dataclass
@@ -483,7 +486,7 @@ def _validate_protocol(cfg: Config) -> None:
             f"config: protocol.name must be one of {list(PROTOCOLS)}, got {p.name!r}"
         )
     if p.name == "split":
-        extra = [k for k in ("group", "folds", "dev_groups") if getattr(p, k) is not None]
+        extra = [k for k in ("group", "folds", "dev_groups", "fold") if getattr(p, k) is not None]
         if extra:
             raise ErcgraphError(
                 f"config: protocol.{extra[0]} is only read by protocol.name: group_kfold "
@@ -499,6 +502,8 @@ def _validate_protocol(cfg: Config) -> None:
         raise ErcgraphError(
             f"config: protocol.folds must be >= 2 (or null for one fold per group), got {p.folds}"
         )
+    if p.fold is not None and p.fold < 0:
+        raise ErcgraphError(f"config: protocol.fold must be >= 0, got {p.fold}")
     if p.dev_groups is not None and p.dev_groups < 1:
         raise ErcgraphError(
             f"config: protocol.dev_groups must be >= 1 (dev selects the epoch), got {p.dev_groups}"
@@ -514,6 +519,15 @@ def _validate_protocol(cfg: Config) -> None:
 def effective_heads(cfg: Config) -> list[Any]:
     """``heads`` plus the reconstruction head that ``multitask.enabled`` asks for."""
     heads = list(cfg.heads)
+    if cfg.metrics.exclude_label is not None:
+        heads = [
+            {"name": "emotion", "exclude_label": cfg.metrics.exclude_label}
+            if h == "emotion"
+            else {**h, "exclude_label": cfg.metrics.exclude_label}
+            if isinstance(h, dict) and h.get("name") == "emotion"
+            else h
+            for h in heads
+        ]
     names = [h if isinstance(h, str) else h.get("name") for h in heads]
     if cfg.multitask.enabled and "reconstruction" not in names:
         heads.append(

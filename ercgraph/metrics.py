@@ -8,6 +8,14 @@ from __future__ import annotations
 
 import numpy as np
 
+#: Metric name prefixes where lower is better (model selection minimises them).
+LOWER_IS_BETTER = ("mae",)
+
+
+def higher_is_better(name: str) -> bool:
+    """Whether a larger value of metric ``name`` is better (False for MAE and ``mae_<dim>``)."""
+    return not any(name == p or name.startswith(f"{p}_") for p in LOWER_IS_BETTER)
+
 
 def ccc(pred: np.ndarray, target: np.ndarray) -> float:
     """Lin's concordance correlation coefficient, ``2 cov / (var_p + var_t + (mean_p - mean_t)^2)``.

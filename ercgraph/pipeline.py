@@ -79,6 +79,11 @@ def check_config(cfg: Config) -> None:
             f"train.select_metric {cfg.train.select_metric!r} is not produced by the configured "
             f"heads; choose one of {selectable}"
         )
+    if cfg.metrics.headline is not None and cfg.metrics.headline not in selectable:
+        raise ErcgraphError(
+            f"metrics.headline {cfg.metrics.headline!r} is not produced by the configured heads; "
+            f"choose one of {selectable}"
+        )
     device = cfg.train.device
     if not (device in ("auto", "cpu") or device.startswith(("cuda", "mps"))):
         raise ErcgraphError(f"train.device must be auto, cpu or cuda[:N], got {device!r}")
@@ -134,8 +139,9 @@ def load_features(
 ) -> tuple[FeatureStore, dict[str, Any]]:
     """The FeatureStore for every configured modality.
 
-    A modality in ``features.files`` is read from its array file (bring your own features); a
-    modality the reader already provided (a feature pickle) is taken from ``provided``; text,
+    A modality already in ``provided`` (a feature pickle's, or features in memory) is taken from
+    there; a modality in ``features.files`` is read from its array file (bring your own
+    features); text,
     audio and visual are otherwise extracted (or reused from the cache) with their encoders;
     ``force`` recomputes them (fine-tuning included) whatever the cache holds.
     """
@@ -144,18 +150,7 @@ def load_features(
     store: FeatureStore | None = None
     info: dict[str, Any] = {}
     for modality in cfg.features.modalities:
-        if modality in cfg.features.files:
-            from ercgraph.config import data_root
-            from ercgraph.data.feature_files import read_feature_file
-
-            t0 = time.perf_counter()
-            part = read_feature_file(cfg.features.files[modality], modality, corpus, data_root(cfg))
-            info[modality] = {
-                "source": "file",
-                "file": part.manifest[modality].get("file"),
-                "seconds": time.perf_counter() - t0,
-            }
-        elif provided is not None and modality in provided.features:
+        if provided is not None and modality in provided.features:
             made = provided.manifest.get(modality, {})
             if made.get("corpus") not in (None, corpus.fingerprint()):
                 raise ErcgraphError(
@@ -168,6 +163,17 @@ def load_features(
                 {modality: made},
             )
             info[modality] = {"source": made.get("encoder", "reader"), "reused": True}
+        elif modality in cfg.features.files:
+            from ercgraph.config import data_root
+            from ercgraph.data.feature_files import read_feature_file
+
+            t0 = time.perf_counter()
+            part = read_feature_file(cfg.features.files[modality], modality, corpus, data_root(cfg))
+            info[modality] = {
+                "source": "file",
+                "file": part.manifest[modality].get("file"),
+                "seconds": time.perf_counter() - t0,
+            }
         elif modality == "text":
             part, info["text"] = extract_text_features(
                 corpus, cfg.features.text, cache_dir(cfg), force=force
@@ -182,7 +188,8 @@ def load_features(
             have = sorted(provided.features) if provided is not None else []
             raise ErcgraphError(
                 f"features.modalities: no feature source for modality {modality!r}; the reader "
-                f"provides {have or 'none'}; text, audio and visual can be extracted"
+                f"provides {have or 'none'}; text, audio and visual can be extracted, and any "
+                "modality can be read from an array file with features.files"
             )
         store = part if store is None else store.merge(part)
     if store is None:
@@ -227,15 +234,19 @@ def head_targets(
 
 # -- the whole pipeline ------------------------------------------------------------------------
 def read_corpus(cfg: Config) -> tuple[Corpus, FeatureStore | None]:
-    """The configured corpus, and the features its reader provides (feature pickles)."""
+    """The configured corpus, and the features its reader provides (feature pickles). A saved
+    fold of a cross-validation (``protocol.fold`` set) is re-split as that fold."""
     from ercgraph.config import data_root
     from ercgraph.data.load import load_corpus
+    from ercgraph.protocol import apply_protocol
 
     if cfg.data.reader == "pickle":
         from ercgraph.data.pickles import read_pickle_features
 
-        return read_pickle_features(cfg.data, data_root(cfg))
-    return load_corpus(cfg), None
+        corpus, provided = read_pickle_features(cfg.data, data_root(cfg))
+    else:
+        corpus, provided = load_corpus(cfg), None
+    return apply_protocol(cfg, corpus), provided
 
 
 def prepare(

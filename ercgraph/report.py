@@ -14,12 +14,24 @@ from ercgraph.data.features import atomic_write_bytes
 HEADLINE = ("accuracy", "weighted_f1", "macro_f1")
 
 
-def score(y_true: np.ndarray, y_pred: np.ndarray, labels: Sequence[str]) -> dict[str, Any]:
-    """Accuracy (WA), unweighted accuracy (UA, the macro recall), weighted and macro F1
-    (percent) and per-class precision/recall/F1/support."""
+def score(
+    y_true: np.ndarray,
+    y_pred: np.ndarray,
+    labels: Sequence[str],
+    exclude_label: str | None = None,
+) -> dict[str, Any]:
+    """Accuracy (WA), unweighted accuracy (UA, the macro recall), weighted, macro and micro F1
+    (percent) and per-class precision/recall/F1/support.
+
+    ``micro_f1`` pools every class except ``exclude_label`` (DailyDialog's micro F1 without
+    ``neutral``: predictions of the excluded class count as misses of the true class, true
+    excluded rows predicted as another class as false positives); without an excluded label it
+    equals the accuracy.
+    """
     from sklearn.metrics import accuracy_score, f1_score, precision_recall_fscore_support
 
     ids = list(range(len(labels)))
+    kept = [i for i, lab in enumerate(labels) if lab != exclude_label]
     p, r, f, s = precision_recall_fscore_support(y_true, y_pred, labels=ids, zero_division=0)
     seen = s > 0
     return {
@@ -28,6 +40,7 @@ def score(y_true: np.ndarray, y_pred: np.ndarray, labels: Sequence[str]) -> dict
         "weighted_f1": 100.0
         * f1_score(y_true, y_pred, labels=ids, average="weighted", zero_division=0),
         "macro_f1": 100.0 * f1_score(y_true, y_pred, labels=ids, average="macro", zero_division=0),
+        "micro_f1": 100.0 * f1_score(y_true, y_pred, labels=kept, average="micro", zero_division=0),
         "per_class": {
             lab: {
                 "precision": 100.0 * p[i],
@@ -92,6 +105,10 @@ def markdown_summary(
         "",
     ]
     shown = [k for k in metrics.get("test", {}) if k != "per_class"]
+    lead = metrics.get("headline")
+    if lead in shown:  # the corpus's standard metric first
+        shown.remove(lead)
+        shown.insert(0, lead)
 
     def cell(key: str, m: dict[str, float]) -> str:
         digits = 3 if key.startswith(("ccc", "pearson", "mae")) else 2
@@ -181,9 +198,11 @@ def plot_learning_curves(
         a1.plot(
             ep, [h["dev_loss"] for h in hist], "--", marker=".", color=line.get_color(), label="dev"
         )
+        from ercgraph.metrics import higher_is_better
+
         dev = [h[f"dev_{select_metric}"] for h in hist]
         a3.plot(ep, dev, marker=".", color=line.get_color(), label=f"seed {seed}")
-        best = int(np.argmax(dev))
+        best = int(np.argmax(dev) if higher_is_better(select_metric) else np.argmin(dev))
         a3.plot(ep[best], dev[best], "o", color=line.get_color())
     prefix = "train_loss_"
     terms = sorted(

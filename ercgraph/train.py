@@ -188,7 +188,10 @@ def fit_seed(
     opt = torch.optim.AdamW(params, lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
     train_loader, train_gen = _train_loader(cfg, prep, seed)
     dev_batches = list(_loader(prep.graphs["dev"], 64, False))
+    from ercgraph.metrics import higher_is_better
+
     metric = cfg.train.select_metric
+    sign = 1.0 if higher_is_better(metric) else -1.0  # best holds the signed value
     history: list[dict[str, float]] = []
     best, best_epoch, start, stopped = -float("inf"), -1, 1, False
     if resume and ckpt.exists():
@@ -242,8 +245,8 @@ def fit_seed(
                 row[f"dev_loss_{k}"] = dev_losses[k]
         row.update({f"dev_{k}": v for k, v in dev.items() if isinstance(v, float | int)})
         history.append(row)
-        if row[f"dev_{metric}"] > best:
-            best, best_epoch = row[f"dev_{metric}"], epoch
+        if sign * row[f"dev_{metric}"] > best:
+            best, best_epoch = sign * row[f"dev_{metric}"], epoch
             atomic_write_bytes(
                 seed_dir / "best.safetensors",
                 save({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}),
@@ -255,7 +258,7 @@ def fit_seed(
             row["train_loss"],
             metric,
             row[f"dev_{metric}"],
-            best,
+            sign * best,
             best_epoch,
             epoch_s,
         )
@@ -352,7 +355,9 @@ def run(
     return metrics
 
 
-def ensemble(results: dict[int, dict], split: str, labels: list[str]) -> dict[str, Any] | None:
+def ensemble(
+    results: dict[int, dict], split: str, labels: list[str], exclude_label: str | None = None
+) -> dict[str, Any] | None:
     """Scores of the seeds' averaged emotion probabilities (the ensemble ``predict`` uses)."""
     from ercgraph.report import score
 
@@ -362,7 +367,7 @@ def ensemble(results: dict[int, dict], split: str, labels: list[str]) -> dict[st
     probs = np.mean([np.asarray(r[f"{split}_probs"]) for r in runs], axis=0)
     y = np.asarray(runs[0][f"{split}_true"])
     keep = y >= 0
-    return score(y[keep], probs[keep].argmax(1), labels)
+    return score(y[keep], probs[keep].argmax(1), labels, exclude_label)
 
 
 def summarise(cfg: Config, prep: Prepared, results: dict[int, dict], out: Path) -> dict:
@@ -371,6 +376,7 @@ def summarise(cfg: Config, prep: Prepared, results: dict[int, dict], out: Path) 
     first = next(iter(results.values()))
     metrics: dict[str, Any] = {
         "select_metric": cfg.train.select_metric,
+        "headline": cfg.metrics.headline or cfg.train.select_metric,
         "seeds": list(results),
         "labels": labels,
         "heads": [h if isinstance(h, str) else h["name"] for h in effective_heads(cfg)],
@@ -380,7 +386,7 @@ def summarise(cfg: Config, prep: Prepared, results: dict[int, dict], out: Path) 
     }
     for split in ("dev", "test"):
         metrics[split] = aggregate({s: r[split] for s, r in results.items()})
-        ens = ensemble(results, split, labels)
+        ens = ensemble(results, split, labels, cfg.metrics.exclude_label)
         if ens is not None:
             metrics[f"{split}_ensemble"] = ens
     metrics["loss_at_best_epoch"] = _losses_at_best(results)

@@ -80,6 +80,39 @@ class Corpus:
             dict(self.meta),
         )
 
+    def with_splits(self, split: Sequence[str] | np.ndarray | pd.Series) -> Corpus:
+        """A new Corpus with another split per row and the **same row order** (cross-validation
+        folds re-split one corpus, and its features and graph edges stay aligned row for row).
+
+        Unlike a Corpus built from a frame, the rows are not re-sorted by split; they stay grouped
+        by dialogue in turn order, which is all the graphs need.
+
+        Raises:
+            ErcgraphError: on a split name outside ``SPLITS``, a length mismatch, or a dialogue
+                given two splits.
+        """
+        values = pd.Series(np.asarray(split, dtype=object), index=self.df.index)
+        if len(values) != len(self.df):
+            raise ErcgraphError(f"with_splits: {len(values)} splits for {len(self.df)} utterances")
+        bad = ~values.isin(SPLITS)
+        if bad.any():
+            i = int(np.flatnonzero(bad.to_numpy())[0])
+            raise ErcgraphError(
+                f"with_splits: row {i}: split {values.iloc[i]!r} is not one of {list(SPLITS)}"
+            )
+        per_dialogue = values.groupby(self.df["dialogue_id"]).nunique()
+        if (per_dialogue > 1).any():
+            raise ErcgraphError(
+                f"with_splits: dialogue {per_dialogue[per_dialogue > 1].index[0]!r} would lie in "
+                "more than one split"
+            )
+        df = self.df.copy()
+        df["split"] = values.to_numpy()
+        new = object.__new__(Corpus)
+        new.df, new.name, new.labels = df, self.name, self.labels
+        new.source, new.meta = self.source, dict(self.meta)
+        return new
+
     def label_ids(self) -> np.ndarray:
         """Label index per row; -1 where the label is missing."""
         codes = pd.Categorical(self.df["label"], categories=list(self.labels)).codes

@@ -12,6 +12,9 @@ lower case, vocabulary :data:`~ercgraph.data.corpus.MELD_LABELS`), ``sentiment``
 in seconds (from ``00:16:16,059``; a short fraction such as ``,28`` reads as 0.28 s), ``season``,
 ``episode``, ``meld_dialogue_id``, ``meld_utterance_id``, ``sr_no``; any other column is kept.
 
+``data.options.target: sentiment`` reads MELD's three-class task: ``label`` is the sentiment
+(vocabulary :data:`~ercgraph.data.corpus.MELD_SENTIMENTS`) and the emotion moves to ``emotion``.
+
 The feature pickles of the literature key MELD dialogues as train ``D``, dev ``D + 1039`` and
 test ``D + 1153`` (:data:`MELD_PICKLE_KEY_OFFSETS`); :func:`meld_pickle_key_to_id` maps such a
 key to the same dialogue id, so CSVs and pickles line up.
@@ -25,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from ercgraph.config import DataConfig, resolve_data_path
-from ercgraph.data.corpus import MELD_LABELS, Corpus
+from ercgraph.data.corpus import MELD_LABELS, MELD_SENTIMENTS, Corpus
 from ercgraph.data.table import (
     SourceTable,
     check_integers,
@@ -43,7 +46,8 @@ from ercgraph.registry import READERS
 MELD_FILES = {"train": "train_sent_emo.csv", "dev": "dev_sent_emo.csv", "test": "test_sent_emo.csv"}
 #: First dialogue key of each split in the MELD feature pickles (DialogueRNN, MMGCN, COSMIC...).
 MELD_PICKLE_KEY_OFFSETS = {"train": 0, "dev": 1039, "test": 1153}
-MELD_OPTIONS = ("encoding", "clips")
+MELD_OPTIONS = ("encoding", "clips", "target")
+MELD_TARGETS = ("emotion", "sentiment")
 #: Folders of the MELD.Raw release, per split, holding ``dia{D}_utt{U}.mp4``.
 MELD_CLIP_FOLDERS = {
     "train": "train_splits",
@@ -191,10 +195,27 @@ def read_meld(data: DataConfig, root: Path | None) -> Corpus:
     """
     check_options(data, MELD_OPTIONS, "meld")
     encoding = (data.options or {}).get("encoding", "utf-8")
-    labels = tuple(data.labels) if data.labels else MELD_LABELS
+    target = (data.options or {}).get("target", "emotion")
+    if target not in MELD_TARGETS:
+        raise ErcgraphError(
+            f"config: data.options.target must be one of {list(MELD_TARGETS)}, got {target!r}"
+        )
+    if target == "sentiment":
+        labels = tuple(data.labels) if data.labels else MELD_SENTIMENTS
+        unknown = sorted(set(labels) - set(MELD_SENTIMENTS))
+        if unknown:
+            raise ErcgraphError(
+                f"config: data.labels {unknown} are not MELD sentiments {list(MELD_SENTIMENTS)}"
+            )
+        emotions = MELD_LABELS
+    else:
+        labels = emotions = tuple(data.labels) if data.labels else MELD_LABELS
     paths = meld_paths(data, root)
-    frames = [read_meld_file(path, split, encoding, labels) for split, path in paths.items()]
+    frames = [read_meld_file(path, split, encoding, emotions) for split, path in paths.items()]
     df = pd.concat(frames, ignore_index=True)
+    if target == "sentiment":  # the 3-class task: the sentiment is the label
+        df["emotion"] = df["label"]
+        df["label"] = df["sentiment"]
     source = ", ".join(str(p) for p in paths.values())
     meta: dict = {"reader": "meld"}
     clips = (data.options or {}).get("clips")

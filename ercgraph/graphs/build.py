@@ -53,7 +53,9 @@ log = logging.getLogger(__name__)
 #: versioned by its ``VERSION`` class attribute).
 FORMAT_VERSION = 2
 #: The Corpus columns graph structure depends on (part of the cache key).
-CORPUS_COLUMNS = ("split", "dialogue_id", "turn", "speaker")
+#: The Corpus columns the edges depend on (not ``split``: cross-validation folds re-split one
+#: corpus and reuse its edges).
+CORPUS_COLUMNS = ("dialogue_id", "turn", "speaker")
 #: Most edges one dialogue's graph may have (every edge type, each modality copy counted).
 #: A dialogue's graph goes through the model whole, so this bounds the memory of one forward
 #: pass: a whole-dialogue window grows with the square of the dialogue length.

@@ -17,15 +17,17 @@ class EmotionHead(Head):
     """Emotion logits from the utterance representation (a two-layer MLP).
 
     Writes ``logits`` ``[N, num_classes]``; scored with accuracy (WA), unweighted accuracy (UA,
-    the macro recall), weighted and macro F1 and per-class precision/recall/F1 against
+    the macro recall), weighted, macro and micro F1 (``micro_f1`` leaves out ``exclude_label``,
+    set by ``metrics.exclude_label``) and per-class precision/recall/F1 against
     ``batch.y`` (label ids from the Corpus, -1 unlabelled).
     """
 
-    METRICS = ("weighted_f1", "accuracy", "macro_f1", "unweighted_accuracy")
+    METRICS = ("weighted_f1", "accuracy", "macro_f1", "unweighted_accuracy", "micro_f1")
     PRODUCES = ("logits",)
 
-    def __init__(self, ctx: HeadContext) -> None:
+    def __init__(self, ctx: HeadContext, exclude_label: str | None = None) -> None:
         super().__init__(ctx)
+        self.exclude_label = exclude_label
         if ctx.num_classes < 1:
             from ercgraph.errors import ErcgraphError
 
@@ -45,7 +47,20 @@ class EmotionHead(Head):
         from ercgraph.report import score
 
         keep = target >= 0
-        return score(target[keep], pred[keep].argmax(1), self.ctx.labels)
+        return score(target[keep], pred[keep].argmax(1), self.ctx.labels, self.exclude_label)
+
+    @classmethod
+    def fit(cls, corpus: Any, exclude_label: str | None = None, **options: Any) -> dict[str, Any]:
+        """Checks ``exclude_label`` (``metrics.exclude_label``) against the vocabulary."""
+        if exclude_label is not None and exclude_label not in corpus.labels:
+            from ercgraph.errors import ErcgraphError
+
+            raise ErcgraphError(
+                f"metrics.exclude_label {exclude_label!r} is not a label of "
+                f"{corpus.source or corpus.name}; the labels are {list(corpus.labels)}"
+            )
+        return {}
 
     def extra_repr(self) -> str:
-        return f"in_dim={self.ctx.in_dim}, num_classes={self.ctx.num_classes}"
+        extra = f", exclude_label={self.exclude_label!r}" if self.exclude_label else ""
+        return f"in_dim={self.ctx.in_dim}, num_classes={self.ctx.num_classes}{extra}"

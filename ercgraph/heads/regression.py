@@ -45,7 +45,11 @@ class RegressionHead(Head):
     @classmethod
     def selectable(cls, targets: list[str] | None = None, **options: Any) -> tuple[str, ...]:
         names = list(targets or DIMENSIONS)
-        return cls.METRICS + tuple(f"{k}_{n}" for n in names for k in ("ccc", "pearson"))
+        return (
+            cls.METRICS
+            + ("mae",)
+            + tuple(f"{k}_{n}" for n in names for k in ("ccc", "pearson", "mae"))
+        )
 
     @classmethod
     def _columns(cls, corpus: Any, targets: list[str] | None, required: bool) -> list[str]:

@@ -85,7 +85,7 @@ class SentimentHead(Head):
 
         keep = target >= 0
         s = score(target[keep], pred[keep].argmax(1), self.labels)
-        return {f"sentiment_{k}": v for k, v in s.items() if k != "per_class"}
+        return {f"sentiment_{k}": v for k, v in s.items() if k not in ("per_class", "micro_f1")}
 
     def extra_repr(self) -> str:
         return f"column={self.column!r}, labels={self.labels}"
