@@ -19,6 +19,12 @@ one (so a file that already uses ``dialogue_id``, ``speaker``, ``label`` ... nee
   its row and dialogue instead of being silently dropped.
 * Any other source column is kept under its own name; a source column whose name is taken by a
   mapped Corpus column is kept as ``source_<name>``.
+* ``table_row`` (added by the reader): the 0-based position of the row in the source files, read
+  one after the other in ``data.paths`` order (``features.files`` aligns array rows with it, as
+  the Corpus itself is reordered by split, dialogue and turn). A source column already called
+  ``table_row`` is kept as ``source_table_row``. ``meta["table_rows"]`` is the number of rows of
+  all files, and ``meta["renamed_columns"]`` maps a source column renamed by ``data.columns`` to
+  its Corpus column when the values are carried over unchanged (ids, speakers, labels, text).
 
 Only empty cells count as missing (strings such as ``NA`` or ``None`` are kept as text). Errors
 name the file and the line (CSV/TSV/JSONL with one record per line) or the row (1 = first data
@@ -709,6 +715,15 @@ def read_table(data: DataConfig, root: Path | None) -> Corpus:
     label_col = mapping.get("label", "label")
     labels, label_source = _infer_labels(frames, str(label_col), data.labels)
     df = pd.concat([f for _, f in frames], ignore_index=True)
+    if "table_row" in df.columns:
+        if "source_table_row" in df.columns:
+            raise ErcgraphError(
+                f"{frames[0][0].path}: the table has both 'table_row' and 'source_table_row' "
+                "columns; rename one ('table_row' is the reader's own row number, and a source "
+                "column of that name is kept as 'source_table_row')"
+            )
+        df = df.rename(columns={"table_row": "source_table_row"})
+    df["table_row"] = np.arange(len(df), dtype=np.int64)
     source = ", ".join(str(src.path) for src, _ in frames)
     return Corpus(
         df,
@@ -719,5 +734,23 @@ def read_table(data: DataConfig, root: Path | None) -> Corpus:
             "reader": "table",
             "label_source": label_source,
             "media_root": media,
+            "table_rows": len(df),
+            "renamed_columns": _renamed_columns(mapping, opts),
         },
     )
+
+
+def _renamed_columns(mapping: Mapping[str, str | list[str]], opts: Mapping[str, Any]) -> dict:
+    """``{source column: Corpus column}`` for renames whose values the reader keeps as they are.
+
+    ``split`` is normalised (``valid`` becomes ``dev``), ``turn`` becomes an integer and a
+    prefixed dialogue id (``prefix_split``) gains its split, so those are left out.
+    """
+    kept = {"dialogue_id", "speaker", "label", "text"}
+    if opts.get("prefix_split"):
+        kept.discard("dialogue_id")
+    return {
+        value: key
+        for key, value in mapping.items()
+        if key in kept and isinstance(value, str) and value != key
+    }
