@@ -243,7 +243,8 @@ def linear_probe(
         max_iter: lbfgs iterations; ``converged`` in the result says whether it sufficed.
 
     Returns:
-        ``accuracy``, ``weighted_f1``, ``macro_f1`` (test, percent), ``per_class_f1``
+        ``accuracy``, ``weighted_f1``, ``macro_f1``, ``unweighted_accuracy`` (the macro recall
+        over the classes test holds; test, percent), ``per_class_f1``
         (``{label: test F1 percent}`` over the labels seen in train, dev or test), ``C`` (the
         chosen one), ``dev_weighted_f1`` (``{C: dev weighted F1}``) and ``converged``.
     """
@@ -252,7 +253,7 @@ def linear_probe(
     import numpy as np
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.linear_model import LogisticRegression
-    from sklearn.metrics import accuracy_score, f1_score
+    from sklearn.metrics import accuracy_score, f1_score, recall_score
     from sklearn.preprocessing import StandardScaler
 
     def arr(a: Any) -> np.ndarray:
@@ -284,6 +285,9 @@ def linear_probe(
         "accuracy": float(100 * accuracy_score(test_y, pred)),
         "weighted_f1": float(100 * f1_score(test_y, pred, average="weighted", zero_division=0)),
         "macro_f1": float(100 * f1_score(test_y, pred, average="macro", zero_division=0)),
+        "unweighted_accuracy": float(
+            100 * recall_score(test_y, pred, labels=np.unique(test_y), average="macro")
+        ),
         "per_class_f1": {
             (label_names[int(k)] if label_names is not None else str(k.item())): float(100 * f)
             for k, f in zip(labels, per_class)
