@@ -210,10 +210,10 @@ def main() -> None:
         work = Path(tmp)
         # 1. RAVDESS by actor folds
         gcn = run_config("ravdess.yaml", [seed_set], work, "ravdess_gcn", cv=True)
-        mlp = run_config("ravdess.yaml", [seed_set, "model.name=mlp"], work, "ravdess_mlp", True)
+        mlp = run_config("ravdess_mlp.yaml", [seed_set], work, "ravdess_mlp", cv=True)
         rav = [
             cv_row("hierarchical GCN (configs/ravdess.yaml)", gcn),
-            cv_row("context-free MLP (same config, model.name=mlp)", mlp),
+            cv_row("context-free MLP (configs/ravdess_mlp.yaml)", mlp),
             *ravdess_baselines(seeds),
         ]
         payload["ravdess"] = {

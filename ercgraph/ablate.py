@@ -132,6 +132,12 @@ def ablate(
     if mode not in MODES:
         raise ErcgraphError(f"ablate: unknown mode {mode!r}; choose one of {', '.join(MODES)}")
     check_config(cfg)
+    if cfg.protocol.name != "split":
+        raise ErcgraphError(
+            f"ablate runs on the split protocol (train/dev/test), this config uses protocol "
+            f"{cfg.protocol.name!r}; cross-validate each variant with 'ercgraph train' and "
+            "--set graph.edge_types=[...]"
+        )
     comp = compose(cfg.graph.builders, cfg.graph.edge_types)
     full = list(comp.edge_types)
     sets = parse_edge_type_sets(edge_type_sets, full)

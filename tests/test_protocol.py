@@ -213,6 +213,15 @@ def test_fold_out_of_range_and_fold_without_cv_are_refused(tmp_path):
     assert code == 2
 
 
+def test_ablate_refuses_cross_validation_configs(tmp_path, capsys):
+    root = tmp_path / "data"
+    _write_grouped_table(root)
+    args = _cv_args(root, tmp_path, "--out", str(tmp_path / "abl"))
+    assert cli("ablate", *args[1:]) == 2
+    assert "ablate runs on the split protocol" in capsys.readouterr().err
+    assert not (tmp_path / "abl").exists()
+
+
 def test_group_kfold_refuses_text_finetuning_and_split_refuses_group():
     with pytest.raises(ErcgraphError, match="finetune cannot be combined"):
         load_config(
