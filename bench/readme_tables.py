@@ -579,6 +579,112 @@ def emobank(data: Mapping[str, Any]) -> str:
     )
 
 
+@table("sweep_ravdess")
+def sweep_ravdess(data: Mapping[str, Any]) -> str:
+    out = [
+        [
+            r.get("setting", "?"),
+            f"`{r.get('config', '')}`",
+            num(r.get("dev_accuracy")),
+            num(r.get("dev_accuracy_std_over_folds")),
+            num(r.get("dev_unweighted_accuracy")),
+            num(r.get("epoch_s")),
+        ]
+        for r in data.get("rows") or []
+    ]
+    return md_table(
+        ["setting", "config", "dev accuracy", "std over folds", "dev UA", "epoch s"], out
+    ) + (
+        f"\n\nDev actors only (seeds {data.get('seeds', '')}); test is not read by this sweep. "
+        f"Best on dev: {data.get('best_on_dev', DASH)}."
+    )
+
+
+@table("protocols_ravdess", "protocols")
+def protocols_ravdess(data: Mapping[str, Any]) -> str:
+    rav = data.get("ravdess") or {}
+    out = [
+        [
+            r.get("model", "?"),
+            mean_std(r.get("test_accuracy")),
+            mean_std(r.get("test_unweighted_accuracy")),
+            mean_std(r.get("test_macro_f1")),
+            mean_std(r.get("dev_accuracy")),
+            num(r.get("epoch_s")),
+        ]
+        for r in rav.get("rows") or []
+    ]
+    cost = data.get("cv_cost") or {}
+    return md_table(
+        ["model", "test accuracy (WA)", "test UA", "test macro F1", "dev accuracy", "epoch s"],
+        out,
+    ) + (
+        f"\n\n{rav.get('protocol', '')}; seeds {data.get('seeds', '')}. Logistic regression: "
+        "standardised on each fold's training actors, C chosen on its dev actors. "
+        f"Cross-validation cost: features read once ({num(cost.get('features_s_once'))} s), "
+        f"{cost.get('folds', DASH)} folds in {num(cost.get('wall_s'), '.0f')} s for the GCN."
+    )
+
+
+@table("protocols")
+def protocols(data: Mapping[str, Any]) -> str:
+    lit = data.get("literature") or {}
+
+    def measured(row: Mapping[str, Any]) -> str:
+        got = row.get("measured")
+        if not got:
+            return "not measured here"
+        names = {
+            "accuracy": "acc",
+            "unweighted_accuracy": "UA",
+            "weighted_f1": "wF1",
+            "ccc_valence": "V",
+            "ccc_arousal": "A",
+            "ccc_dominance": "D",
+        }
+        parts = []
+        for key, value in got.items():
+            digits = 3 if key.startswith("ccc") else 2
+            parts.append(
+                f"{names.get(key, key)} {value['mean']:.{digits}f} ± {value['std']:.{digits}f}"
+            )
+        return ", ".join(parts)
+
+    out = []
+    for row in data.get("corpora") or []:
+        ref = lit.get(row.get("key"), {})
+        out.append(
+            [
+                row.get("corpus", "?"),
+                row.get("protocol", ""),
+                row.get("metric", ""),
+                measured(row),
+                f"`{row.get('preset', '')}`",
+                ref.get("figure", DASH),
+                ref.get("source", "") or DASH,
+                ref.get("selected", "") or DASH,
+                ref.get("differs", "") or DASH,
+            ]
+        )
+    return md_table(
+        [
+            "corpus",
+            "protocol",
+            "metric",
+            "ercgraph (test, this run)",
+            "preset",
+            "literature, as reported",
+            "source",
+            "how it was selected",
+            "not like for like",
+        ],
+        out,
+    ) + (
+        f"\n\nercgraph: seeds {data.get('seeds', '')}, epoch chosen on dev; mean ± std over "
+        "seeds (split protocols) or over folds (cross-validation)."
+    )
+
+
 # -- the README ---------------------------------------------------------------------------------
 def load(stem: str, results_dir: Path = RESULTS_DIR) -> dict[str, Any]:
     path = results_dir / f"{stem}.json"
