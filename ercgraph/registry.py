@@ -234,7 +234,7 @@ BUILDERS: Registry = Registry(
 MODELS: Registry = Registry(
     "model",
     "ercgraph.models",
-    ("ercgraph.models.hierarchical", "ercgraph.models.baselines"),
+    ("ercgraph.models",),  # every module of the package: a new body is one file
     base="torch.nn:Module",
 )
 FUSIONS: Registry = Registry(
