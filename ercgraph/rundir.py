@@ -242,6 +242,12 @@ def read_run(run_dir: Path) -> tuple[Config, dict[str, Any], list[Path]]:
 
     if not (run_dir / CONFIG).is_file():
         raise ErcgraphError(f"{str(run_dir)!r} is not a run directory (no config.yaml)")
+    if (run_dir / "folds.json").is_file():
+        folds = sorted(p.name for p in run_dir.glob("fold_*") if p.is_dir())
+        raise ErcgraphError(
+            f"{str(run_dir)!r} is a cross-validation folder; open one fold's run directory, "
+            f"e.g. {str(run_dir / (folds[0] if folds else 'fold_0'))!r}"
+        )
     if not (run_dir / MODEL).is_file():
         raise ErcgraphError(
             f"{str(run_dir)!r} has no model.json; it was not trained to the point of saving a model"

@@ -147,7 +147,7 @@ metrics: {headline: unweighted_accuracy}
     ]
 
 
-def test_cross_validation_runs_every_fold_and_aggregates_over_folds(tmp_path, monkeypatch):
+def test_cross_validation_runs_every_fold_and_aggregates_over_folds(tmp_path, monkeypatch, capsys):
     import ercgraph.data.feature_files as ff
 
     root = tmp_path / "data"
@@ -179,6 +179,8 @@ def test_cross_validation_runs_every_fold_and_aggregates_over_folds(tmp_path, mo
     # each fold is a run directory of its own, saved with its fold: evaluate re-splits alike
     saved = load_config(out / "fold_1" / "config.yaml")
     assert saved.protocol.fold == 1
+    assert cli("evaluate", str(out), "--data-root", str(root)) == 2  # the folder: names a fold
+    assert "cross-validation folder" in capsys.readouterr().err
     assert cli("evaluate", str(out / "fold_1"), "--data-root", str(root)) == 0
     rescored = json.loads((out / "fold_1" / "rescored.json").read_text())
     fold1 = json.loads((out / "fold_1" / "metrics.json").read_text())
