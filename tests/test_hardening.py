@@ -130,6 +130,8 @@ def test_ctrl_c_names_resume(tmp_path, meld_slice):
         stderr=subprocess.PIPE,
         text=True,
         env=env,
+        # a shell's background job inherits SIGINT ignored; the user's terminal delivers it
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     lines = []
     for line in proc.stderr:
