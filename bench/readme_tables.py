@@ -579,6 +579,75 @@ def emobank(data: Mapping[str, Any]) -> str:
     )
 
 
+@table("methods_planted", "methods")
+def methods_planted(data: Mapping[str, Any]) -> str:
+    planted = data.get("planted") or {}
+    out = [
+        [
+            r.get("method", "?"),
+            mean_std(r.get("test_accuracy")),
+            mean_std(r.get("dev_accuracy")),
+            num(r.get("epoch_s")),
+        ]
+        for r in planted.get("rows") or []
+    ]
+    return md_table(["method", "test accuracy", "dev accuracy", "epoch s"], out) + (
+        f"\n\nChance is {num(planted.get('chance'), '.0f')}; seeds "
+        f"{planted.get('seeds', '')}; mean ± std over seeds."
+    )
+
+
+@table("methods_ravdess", "methods")
+def methods_ravdess(data: Mapping[str, Any]) -> str:
+    rav = data.get("ravdess") or {}
+    out = [
+        [
+            r.get("method", "?"),
+            f"`{r.get('config', '')}`" + "".join(f" `{o}`" for o in r.get("overrides") or []),
+            mean_std(r.get("test_accuracy")),
+            mean_std(r.get("test_unweighted_accuracy")),
+            mean_std(r.get("test_macro_f1")),
+            mean_std(r.get("dev_accuracy")),
+            num(r.get("epoch_s")),
+            num(r.get("peak_rss_mb"), ".0f"),
+            r.get("paper", ""),
+        ]
+        for r in rav.get("rows") or []
+    ]
+    lr = rav.get("logistic_regression") or {}
+    if lr:
+        out.append(
+            [
+                lr.get("model", "logistic regression"),
+                DASH,
+                mean_std(lr.get("test_accuracy")),
+                mean_std(lr.get("test_unweighted_accuracy")),
+                mean_std(lr.get("test_macro_f1")),
+                DASH,
+                DASH,
+                DASH,
+                "same features, same folds, C chosen on dev",
+            ]
+        )
+    return md_table(
+        [
+            "method",
+            "config",
+            "test accuracy",
+            "test UA",
+            "test macro F1",
+            "dev accuracy",
+            "epoch s",
+            "peak RSS MB",
+            "the paper's setting",
+        ],
+        out,
+    ) + (
+        f"\n\n{rav.get('protocol', '')}; seeds {data.get('seeds', '')}; mean ± std over folds "
+        "of each fold's mean over seeds."
+    )
+
+
 @table("sweep_ravdess")
 def sweep_ravdess(data: Mapping[str, Any]) -> str:
     out = [
