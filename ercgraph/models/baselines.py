@@ -10,7 +10,7 @@ from torch_geometric.data import Batch
 from torch_geometric.nn import GraphConv, RGCNConv
 
 from ercgraph.errors import ErcgraphError
-from ercgraph.models.layers import InputHook, ModalityProjection, run_sequence
+from ercgraph.models.layers import InputHook, ModalityProjection, project_batch, run_sequence
 from ercgraph.models.outputs import ModelOutput
 from ercgraph.registry import FUSIONS, MODELS
 
@@ -52,12 +52,7 @@ class ContextFreeMLP(nn.Module):
         self.out_dim = self.fusion.out_dim
 
     def forward(self, batch: Batch, input_hook: InputHook | None = None) -> ModelOutput:
-        x = {m: batch[m].x for m in self.modalities}
-        present = {m: batch[m].present_mask for m in self.modalities}
-        h = self.project(x, batch.speaker)
-        masks = {}
-        if input_hook is not None:
-            h, masks = input_hook(h, present)
+        x, present, h, masks = project_batch(self.project, batch, self.modalities, input_hook)
         return ModelOutput(
             utterance=self.fusion(h, present), nodes=h, inputs=x, present=present, node_masks=masks
         )
@@ -128,12 +123,7 @@ class DialogueGCNStyle(nn.Module):
         self.out_dim = 2 * hidden
 
     def forward(self, batch: Batch, input_hook: InputHook | None = None) -> ModelOutput:
-        present = {m: batch[m].present_mask for m in self.modalities}
-        x = {m: batch[m].x for m in self.modalities}
-        nodes = self.project(x, batch.speaker)
-        masks = {}
-        if input_hook is not None:
-            nodes, masks = input_hook(nodes, present)
+        x, present, nodes, masks = project_batch(self.project, batch, self.modalities, input_hook)
         h = self.fusion(nodes, present)
         node_batch = batch[self.modalities[0]].batch
         seq = run_sequence(self.gru, h, node_batch)

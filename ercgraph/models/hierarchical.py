@@ -5,11 +5,17 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from torch import Tensor, nn
+from torch import nn
 from torch_geometric.data import Batch
 from torch_geometric.nn import HeteroConv
 
-from ercgraph.models.layers import InputHook, ModalityProjection, conv_resolver, run_sequence
+from ercgraph.models.layers import (
+    InputHook,
+    ModalityProjection,
+    conv_resolver,
+    project_batch,
+    run_sequence,
+)
 from ercgraph.models.outputs import ModelOutput
 from ercgraph.registry import FUSIONS, MODELS
 
@@ -111,12 +117,7 @@ class HierarchicalGCN(nn.Module):
         ``input_hook(h0, present)`` may replace the projected inputs before message passing
         (masking heads) and returns them with the node masks it applied.
         """
-        x_dict = {m: batch[m].x for m in self.modalities}
-        present = {m: batch[m].present_mask for m in self.modalities}
-        h0 = self.project(x_dict, batch.speaker)
-        masks: dict[str, Tensor] = {}
-        if input_hook is not None:
-            h0, masks = input_hook(h0, present)
+        x_dict, present, h0, masks = project_batch(self.project, batch, self.modalities, input_hook)
         h = h0
         if self.rnn is not None:
             h = {}

@@ -125,6 +125,27 @@ class ModalityProjection(nn.Module):
         return out
 
 
+def project_batch(
+    project: ModalityProjection,
+    batch: Any,
+    modalities: list[str],
+    input_hook: InputHook | None = None,
+) -> tuple[dict[str, Tensor], dict[str, Tensor], dict[str, Tensor], dict[str, Tensor]]:
+    """The prologue every body shares: raw inputs, presence masks, projected node inputs, and
+    the node masks ``input_hook`` applied to them (a masking head; none without one).
+
+    Returns:
+        ``(x, present, h, masks)``, each modality → tensor.
+    """
+    x = {m: batch[m].x for m in modalities}
+    present = {m: batch[m].present_mask for m in modalities}
+    h = project(x, batch.speaker)
+    masks: dict[str, Tensor] = {}
+    if input_hook is not None:
+        h, masks = input_hook(h, present)
+    return x, present, h, masks
+
+
 def run_sequence(rnn: nn.RNNBase, x: Tensor, batch: Tensor) -> Tensor:
     """Run a batch-first RNN over each dialogue's nodes, packed so padding is never read.
 

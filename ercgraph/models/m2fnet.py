@@ -11,7 +11,7 @@ from torch_geometric.data import Batch
 from torch_geometric.utils import to_dense_batch
 
 from ercgraph.errors import ErcgraphError
-from ercgraph.models.layers import InputHook, ModalityProjection
+from ercgraph.models.layers import InputHook, ModalityProjection, project_batch
 from ercgraph.models.outputs import ModelOutput
 from ercgraph.registry import FUSIONS, MODELS
 
@@ -136,12 +136,7 @@ class M2FNet(nn.Module):
         ``input_hook(h0, present)`` may replace the projected inputs before the encoders
         (masking heads) and returns them with the node masks it applied.
         """
-        x = {m: batch[m].x for m in self.modalities}
-        present = {m: batch[m].present_mask for m in self.modalities}
-        h = self.project(x, batch.speaker)
-        masks: dict[str, Tensor] = {}
-        if input_hook is not None:
-            h, masks = input_hook(h, present)
+        x, present, h, masks = project_batch(self.project, batch, self.modalities, input_hook)
         nodes = {}
         for m in self.modalities:
             state = self.encode(m, h[m], present[m], batch[m].batch) if self.layers else h[m]

@@ -13,7 +13,7 @@ from torch_geometric.nn.conv.gcn_conv import gcn_norm
 from torch_geometric.utils import coalesce
 
 from ercgraph.errors import ErcgraphError
-from ercgraph.models.layers import InputHook, ModalityProjection, run_sequence
+from ercgraph.models.layers import InputHook, ModalityProjection, project_batch, run_sequence
 from ercgraph.models.outputs import ModelOutput
 from ercgraph.registry import FUSIONS, MODELS
 
@@ -162,12 +162,7 @@ class MMGCN(nn.Module):
         return coalesce(edge_index, num_nodes=len(self.modalities) * n)
 
     def forward(self, batch: Batch, input_hook: InputHook | None = None) -> ModelOutput:
-        x = {m: batch[m].x for m in self.modalities}
-        present = {m: batch[m].present_mask for m in self.modalities}
-        h0 = self.project(x, batch.speaker)
-        masks: dict[str, Tensor] = {}
-        if input_hook is not None:
-            h0, masks = input_hook(h0, present)
+        x, present, h0, masks = project_batch(self.project, batch, self.modalities, input_hook)
         h_in = dict(h0)
         for m in self.context_modalities:
             keep = present[m]  # missing nodes never enter the sequence

@@ -11,7 +11,7 @@ from torch_geometric.data import Batch
 from torch_geometric.utils import to_dense_batch
 
 from ercgraph.errors import ErcgraphError
-from ercgraph.models.layers import InputHook, ModalityProjection
+from ercgraph.models.layers import InputHook, ModalityProjection, project_batch
 from ercgraph.models.outputs import ModelOutput
 from ercgraph.registry import FUSIONS, MODELS
 
@@ -128,12 +128,7 @@ class RCMABody(nn.Module):
         self.out_dim = self.fusion.out_dim
 
     def forward(self, batch: Batch, input_hook: InputHook | None = None) -> ModelOutput:
-        x = {m: batch[m].x for m in self.modalities}
-        present = {m: batch[m].present_mask for m in self.modalities}
-        h0 = self.project(x, batch.speaker)
-        masks: dict[str, Tensor] = {}
-        if input_hook is not None:
-            h0, masks = input_hook(h0, present)
+        x, present, h0, masks = project_batch(self.project, batch, self.modalities, input_hook)
         h = {}
         for m in self.modalities:
             seq = h0[m] * present[m].unsqueeze(-1).to(h0[m].dtype)
