@@ -179,7 +179,7 @@ def run_cv(
     """
     import dataclasses
 
-    from ercgraph.pipeline import check_config, load_features, prepare, read_corpus
+    from ercgraph.pipeline import check_config, fit_heads, load_features, prepare, read_corpus
     from ercgraph.rundir import check_out_dir, locked
     from ercgraph.train import run
 
@@ -200,12 +200,14 @@ def run_cv(
             bad = [k for k in only if not 0 <= k < len(folds)]
             if bad:
                 raise ErcgraphError(f"--fold {bad[0]}: the protocol has folds 0..{len(folds) - 1}")
-        _write_text(out / "config.yaml", dump_config(cfg))
-        _write_folds(out, cfg, folds, corpus, groups, pooled)
+        # bad head options and feature files fail here, before the folder holds anything
+        fit_heads(cfg, fold_corpus(corpus, groups, pooled, folds[0]))
         read_s = time.perf_counter() - t0
         t0 = time.perf_counter()
         store, _ = load_features(cfg, corpus, provided)
         features_s = time.perf_counter() - t0
+        _write_text(out / "config.yaml", dump_config(cfg))
+        _write_folds(out, cfg, folds, corpus, groups, pooled)
         shared = _fold_store(store)
         per_fold: dict[int, dict[str, Any]] = {}
         for fold in folds:

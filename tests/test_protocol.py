@@ -215,6 +215,15 @@ def test_fold_out_of_range_and_fold_without_cv_are_refused(tmp_path):
     assert code == 2
 
 
+def test_a_bad_feature_file_or_head_option_leaves_no_run_folder(tmp_path):
+    root = tmp_path / "data"
+    _write_grouped_table(root)
+    for i, bad in enumerate(["features.files.audio.path=toy/none.npy", "metrics.exclude_label=x"]):
+        out = tmp_path / f"bad{i}"
+        assert cli(*_cv_args(root, tmp_path, "--out", str(out), "--set", bad)) == 2
+        assert not out.exists()  # a corrected command starts afresh, no --resume needed
+
+
 def test_ablate_refuses_cross_validation_configs(tmp_path, capsys):
     root = tmp_path / "data"
     _write_grouped_table(root)
