@@ -192,6 +192,10 @@ def split_row(corpus: str, m: dict[str, Any], metrics: list[str]) -> dict[str, A
     for key in metrics:
         row[f"test_{key}"] = {"mean": m["test"][key]["mean"], "std": m["test"][key]["std"]}
         row[f"dev_{key}"] = {"mean": m["dev"][key]["mean"], "std": m["dev"][key]["std"]}
+    if "per_class" in m["test"]:  # every class, MELD's fear and disgust among them
+        row["test_per_class_f1"] = {
+            lab: {"mean": v["f1"], "std": v["f1_std"]} for lab, v in m["test"]["per_class"].items()
+        }
     row["wall_s"] = m["wall_s"]
     return row
 
@@ -261,7 +265,14 @@ def main() -> None:
                         "protocol": "published train/dev/test split",
                         "metric": "weighted F1",
                         "preset": f"configs/{config}",
-                        "measured": {"weighted_f1": r["test_weighted_f1"]},
+                        "measured": {
+                            "weighted_f1": r["test_weighted_f1"],
+                            **{
+                                f"{lab} F1": v
+                                for lab, v in r.get("test_per_class_f1", {}).items()
+                                if lab in ("fear", "disgust")
+                            },
+                        },
                     }
                 )
         if not args.skip_emobank:
