@@ -112,7 +112,7 @@ class VisualFeatureConfig:
     chunk_size: int = 32
 
 
-NORMALISERS = ("standard", "none")
+NORMALISERS = ("standard", "speaker", "none")
 
 
 @dataclass
@@ -139,10 +139,14 @@ class FeatureFileConfig:
 class FeaturesConfig:
     """Modalities and their encoders. ``normalise: standard`` standardises each modality's
     features with a mean and std fitted on the training split only (saved in the run directory);
-    ``none`` feeds them as extracted."""
+    ``speaker`` standardises every speaker with at least ``speaker_min`` utterances by their own
+    features' mean and std (label-free, transductive; see ``ercgraph.data.normalise``) and the
+    rest like ``standard``; ``none`` feeds them as extracted."""
 
     modalities: list[str] = field(default_factory=lambda: ["text"])
     normalise: str = "standard"
+    #: with ``normalise: speaker``, the fewest utterances that give a speaker their own statistics
+    speaker_min: int = 10
     #: modality → features read from a file (any modality name; taken before any encoder)
     files: dict[str, FeatureFileConfig] = field(default_factory=dict)
     text: TextFeatureConfig = field(default_factory=TextFeatureConfig)
@@ -428,6 +432,7 @@ _RANGES: dict[str, tuple[float, float | None, bool]] = {
     "train.grad_clip": (0.0, None, False),
     "multitask.mask_ratio": (0.0, 1.0, True),
     "multitask.weight": (0.0, None, False),
+    "features.speaker_min": (2, None, False),
 }
 
 

@@ -296,7 +296,10 @@ def prepare(
     if normaliser is None and fitted:
         normaliser = fit_normaliser(cfg, corpus, store)
     if normaliser is not None:
-        store = normaliser.apply(store)
+        speakers = None
+        if cfg.features.normalise == "speaker":
+            speakers = corpus.df["speaker"].astype(str).tolist()
+        store = normaliser.apply(store, speakers, cfg.features.speaker_min)
     t0 = time.perf_counter()
     graphs = build_graphs(
         corpus,

@@ -11,8 +11,14 @@ from ercgraph.registry import FUSIONS
 
 
 class AttentionBlock(nn.Module):
-    """Multi-head attention, residual and layer norm, then a feed-forward layer, residual and
-    layer norm (the post-norm transformer block).
+    """A pre-norm transformer block: ``q + attention(norm(q), norm(keys))``, then
+    ``q + feed_forward(norm(q))``. The stack that uses it applies one final layer norm.
+
+    Pre-norm (Xiong et al., "On Layer Normalization in the Transformer Architecture", ICML 2020)
+    keeps an identity path from the input to the output of every block. The post-norm form
+    trained stacked query-attention blocks badly here: two visual-queried blocks on top of
+    M2FNet's dialogue transformers stayed at chance on the planted XOR check (bench/methods.py)
+    while one block learnt it; with pre-norm both do.
 
     A query row whose keys are all missing gets a zero attention update (instead of the NaN a
     softmax over nothing gives), so it passes through the residual and feed-forward parts only.
@@ -30,8 +36,9 @@ class AttentionBlock(nn.Module):
     def __init__(self, dim: int, heads: int, dropout: float) -> None:
         super().__init__()
         self.attn = nn.MultiheadAttention(dim, heads, dropout=dropout, batch_first=True)
-        self.norm1 = nn.LayerNorm(dim)
-        self.norm2 = nn.LayerNorm(dim)
+        self.norm_query = nn.LayerNorm(dim)
+        self.norm_keys = nn.LayerNorm(dim)
+        self.norm_ff = nn.LayerNorm(dim)
         self.ff = nn.Sequential(
             nn.Linear(dim, 4 * dim), nn.GELU(), nn.Dropout(dropout), nn.Linear(4 * dim, dim)
         )
@@ -42,10 +49,13 @@ class AttentionBlock(nn.Module):
         # A row without any key attends to its (zeroed) keys and its update is dropped below:
         # a fully masked softmax would be NaN, and NaN times zero stays NaN.
         mask = key_missing & has_key[:, None]
-        update, _ = self.attn(query, keys, keys, key_padding_mask=mask, need_weights=False)
+        kv = self.norm_keys(keys)
+        update, _ = self.attn(
+            self.norm_query(query), kv, kv, key_padding_mask=mask, need_weights=False
+        )
         update = update * has_key[:, None, None].to(update.dtype)
-        query = self.norm1(query + self.dropout(update))
-        return self.norm2(query + self.dropout(self.ff(query)))
+        query = query + self.dropout(update)
+        return query + self.dropout(self.ff(self.norm_ff(query)))
 
 
 @FUSIONS.register("cross_attention")
@@ -53,8 +63,10 @@ class CrossAttentionFusion(Fusion):
     r"""Multi-head attention across the modality states of each utterance.
 
     The modality states of one utterance are its tokens (plus a learned per-modality embedding,
-    so attention can tell the modalities apart; our addition). ``layers`` stacked blocks each run
-    attention, residual, layer norm, feed-forward, residual, layer norm.
+    so attention can tell the modalities apart; our addition). ``layers`` stacked pre-norm blocks
+    each run layer norm, attention, residual, layer norm, feed-forward, residual; one layer norm
+    closes the stack (the papers do not state the norm placement; pre-norm is our choice, see
+    :class:`AttentionBlock`).
 
     * ``query`` set to a modality name: that modality's state is the only query and the other
       modalities are keys and values in every block (M2FNet's text-queried attention, Chudasama
@@ -117,6 +129,7 @@ class CrossAttentionFusion(Fusion):
         self.blocks = nn.ModuleList(
             AttentionBlock(dim, self.heads, dropout) for _ in range(self.layers)
         )
+        self.norm = nn.LayerNorm(dim)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -131,13 +144,14 @@ class CrossAttentionFusion(Fusion):
         if self.query is None:
             for block in self.blocks:
                 tokens = block(tokens, tokens, missing)
+            tokens = self.norm(tokens)
             return (tokens * mask).sum(1) / mask.sum(1).clamp(min=1.0)
         q = self.modalities.index(self.query)
         others = [i for i in range(len(self.modalities)) if i != q]
         out, keys = tokens[:, q : q + 1], tokens[:, others]
         for block in self.blocks:
             out = block(out, keys, missing[:, others])
-        return torch.where(missing[:, q, None], mean, out.squeeze(1))
+        return torch.where(missing[:, q, None], mean, self.norm(out).squeeze(1))
 
     def extra_repr(self) -> str:
         return (

@@ -53,7 +53,9 @@ class M2FNet(nn.Module):
     RoBERTa for text and the triplet-trained audio/visual networks) are replaced by the
     FeatureStore's features and a linear projection, trained jointly with the rest (the
     ``adaptive_triplet`` term trains the encoder states instead of a separate extractor); the
-    transformer is post-norm with a ``2 * hidden`` feed-forward width; positions are sine/cosine
+    transformer is pre-norm with a final layer norm and a ``2 * hidden`` feed-forward width
+    (the post-norm form, with the fusion's stacked blocks on top, stayed at chance on the
+    planted XOR check of bench/methods.py); positions are sine/cosine
     from the order inside the dialogue. On corpora whose dialogues are single clips (RAVDESS),
     the encoder sees sequences of length one and acts as a per-utterance block.
 
@@ -103,9 +105,15 @@ class M2FNet(nn.Module):
             {
                 m: nn.TransformerEncoder(
                     nn.TransformerEncoderLayer(
-                        hidden, heads, 2 * hidden, dropout, batch_first=True
+                        hidden,
+                        heads,
+                        2 * hidden,
+                        dropout,
+                        batch_first=True,
+                        norm_first=True,
                     ),
                     layers,
+                    norm=nn.LayerNorm(hidden),
                     enable_nested_tensor=False,
                 )
                 for m in self.modalities
