@@ -25,7 +25,10 @@ from common import data_root, print_table, write_result  # noqa: E402
 
 #: name → (shipped config, --set overrides)
 SETTINGS = {
-    "gcn (ravdess.yaml as first written: mean fusion, dropout 0.5)": ("ravdess.yaml", []),
+    "gcn (ravdess.yaml as first written: mean fusion, dropout 0.5)": (
+        "ravdess.yaml",
+        ["model.dropout=0.5"],
+    ),
     "gcn, gated fusion": ("ravdess.yaml", ["model.fusion={name: gated}"]),
     "gcn, dropout 0.3": ("ravdess.yaml", ["model.dropout=0.3"]),
     "gcn, gated fusion, dropout 0.3": (

@@ -20,6 +20,9 @@ class AttentionBlock(nn.Module):
     M2FNet's dialogue transformers stayed at chance on the planted XOR check (bench/methods.py)
     while one block learnt it; with pre-norm both do.
 
+    The feed-forward layer is ``2 * dim`` wide (as M2FNet's dialogue transformers here): at the
+    common ``4 * dim``, two blocks cost several times the whole hierarchical GCN step.
+
     A query row whose keys are all missing gets a zero attention update (instead of the NaN a
     softmax over nothing gives), so it passes through the residual and feed-forward parts only.
 
@@ -40,7 +43,7 @@ class AttentionBlock(nn.Module):
         self.norm_keys = nn.LayerNorm(dim)
         self.norm_ff = nn.LayerNorm(dim)
         self.ff = nn.Sequential(
-            nn.Linear(dim, 4 * dim), nn.GELU(), nn.Dropout(dropout), nn.Linear(4 * dim, dim)
+            nn.Linear(dim, 2 * dim), nn.GELU(), nn.Dropout(dropout), nn.Linear(2 * dim, dim)
         )
         self.dropout = nn.Dropout(dropout)
 
