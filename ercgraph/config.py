@@ -53,6 +53,10 @@ class FinetuneConfig:
     max_length: int = 128
     weight_decay: float = 0.01
     seed: int = 0
+    #: null: classify the emotion label (cross-entropy, dev weighted F1 picks the epoch); a list
+    #: of corpus columns (e.g. [valence, arousal, dominance]): regress them with the CCC loss
+    #: (dev mean CCC picks the epoch), for dimensional corpora without labels
+    targets: list[str] | None = None
 
 
 @dataclass

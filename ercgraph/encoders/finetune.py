@@ -4,6 +4,11 @@ The encoder (any transformers ``AutoModel``) gets a linear emotion classifier on
 output and is trained on the TRAIN split with cross-entropy, AdamW and a linear warm-up
 (10 % of the steps) then linear decay. After every epoch the weighted F1 on the DEV split is
 measured, and the encoder weights of the best dev epoch are kept; the test split is never read.
+
+With ``finetune.targets`` (dimensional corpora such as EmoBank), the head is a linear regressor
+onto those columns instead, standardised with the training rows' mean and std, trained with
+``1 - CCC`` averaged over the columns (the CCC loss of the regression head), and the epoch with
+the best mean dev CCC is kept.
 The encoder and its tokenizer are then saved with ``save_pretrained`` into the output folder
 (atomically: a temporary folder beside it, then a rename), together with ``finetune.json``
 (settings, per-epoch scores, best epoch) and the classifier head (``classifier_head.safetensors``).
@@ -37,6 +42,7 @@ from ercgraph.encoders.text import (
     resolve_model,
 )
 from ercgraph.errors import ErcgraphError
+from ercgraph.losses.regression import ccc_loss
 
 if TYPE_CHECKING:
     from ercgraph.data.corpus import Corpus
@@ -62,7 +68,7 @@ def finetune_settings(
         "base_model_fingerprint": encoder_fingerprint(model),
         "finetune": cfg,
         "max_length": int(max_length if max_length is not None else ft.max_length),
-        "corpus": _fit_fingerprint(corpus),
+        "corpus": _fit_fingerprint(corpus, ft.targets),
         "labels": list(corpus.labels),
         "warmup_fraction": WARMUP_FRACTION,
         "grad_clip": GRAD_CLIP,
@@ -70,8 +76,9 @@ def finetune_settings(
     }
 
 
-def _fit_fingerprint(corpus: Corpus) -> str:
-    """A hash of the rows fine-tuning reads: train and dev, with their labels.
+def _fit_fingerprint(corpus: Corpus, targets: list[str] | None = None) -> str:
+    """A hash of the rows fine-tuning reads: train and dev, with their labels (and the
+    regression ``targets`` columns).
 
     The test split is left out on purpose: fine-tuning never reads it, so the same fine-tuned
     encoder serves corpora that differ only in their test rows.
@@ -82,7 +89,8 @@ def _fit_fingerprint(corpus: Corpus) -> str:
 
     df = corpus.df[corpus.df["split"].isin(["train", "dev"])]
     h = hashlib.sha256()
-    for col in ("split", "dialogue_id", "turn", "speaker", "text", "label"):
+    extra = [c for c in targets or [] if c in df.columns]
+    for col in ("split", "dialogue_id", "turn", "speaker", "text", "label", *extra):
         if col in df.columns:
             h.update(col.encode())
             h.update(
@@ -169,14 +177,22 @@ def finetune_text_encoder(
         )
         return out_dir
 
-    labels = corpus.label_ids()
     split = corpus.df["split"].to_numpy()
-    train_rows = np.flatnonzero((split == "train") & (labels >= 0))
-    dev_rows = np.flatnonzero((split == "dev") & (labels >= 0))
+    regress = ft.targets is not None
+    if regress:
+        y_all, mean, std = _regression_targets(corpus, list(ft.targets))
+        labelled = ~np.isnan(y_all).all(1)
+        labels = None
+    else:
+        labels = corpus.label_ids()
+        labelled = labels >= 0
+    train_rows = np.flatnonzero((split == "train") & labelled)
+    dev_rows = np.flatnonzero((split == "dev") & labelled)
     if len(train_rows) == 0:
+        what = f"values in {list(ft.targets)}" if regress else "labelled rows"
         raise ErcgraphError(
-            f"{corpus.source or corpus.name}: fine-tuning needs labelled rows in "
-            "the 'train' split; found none"
+            f"{corpus.source or corpus.name}: fine-tuning needs {what} in the 'train' split; "
+            "found none"
         )
 
     t0 = time.perf_counter()
@@ -199,7 +215,8 @@ def finetune_text_encoder(
     texts = build_inputs(corpus, ft.context_turns, sep=enc.sep)
     ids = enc.tokenize(texts)
     lengths = np.array([len(x) for x in ids])
-    head = torch.nn.Linear(enc.dim, corpus.num_classes).to(enc.device)
+    out_dim = len(ft.targets) if regress else corpus.num_classes
+    head = torch.nn.Linear(enc.dim, out_dim).to(enc.device)
     params = list(enc.model.parameters()) + list(head.parameters())
     no_decay = [p for p in params if p.dim() < 2]
     decay = [p for p in params if p.dim() >= 2]
@@ -213,11 +230,14 @@ def finetune_text_encoder(
     steps_per_epoch = -(-len(train_rows) // ft.batch_size)
     total = steps_per_epoch * ft.epochs
     sched = get_linear_schedule_with_warmup(opt, int(WARMUP_FRACTION * total), total)
-    y = torch.as_tensor(labels)
+    if regress:
+        y = torch.as_tensor((y_all - mean) / std, dtype=torch.float32)
+    else:
+        y = torch.as_tensor(labels)
     dev_texts = [texts[i] for i in dev_rows]
 
     history: list[dict[str, Any]] = []
-    best_f1, best_epoch, best_state = -1.0, None, None
+    best_score, best_epoch, best_state = -1.0, None, None
     with Progress(total, "fine-tuning text encoder", unit="step", enabled=progress) as bar:
         for epoch in range(1, ft.epochs + 1):
             enc.model.train()
@@ -227,7 +247,10 @@ def finetune_text_encoder(
                 rows = train_rows[pos]
                 batch = enc.collate([ids[i] for i in rows])
                 logits = head(enc.forward_batch(batch))
-                loss = torch.nn.functional.cross_entropy(logits, y[rows].to(enc.device))
+                if regress:
+                    loss = ccc_loss(logits, y[rows].to(enc.device))
+                else:
+                    loss = torch.nn.functional.cross_entropy(logits, y[rows].to(enc.device))
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(params, GRAD_CLIP)
@@ -241,11 +264,17 @@ def finetune_text_encoder(
                 head.eval()
                 emb = enc.encode(dev_texts, desc=f"dev epoch {epoch}")
                 with torch.no_grad():
-                    pred = head(emb.to(enc.device)).argmax(-1).cpu().numpy()
-                f1 = float(f1_score(labels[dev_rows], pred, average="weighted"))
-                record["dev_weighted_f1"] = f1
-                if f1 > best_f1:
-                    best_f1, best_epoch = f1, epoch
+                    out = head(emb.to(enc.device)).cpu()
+                if regress:
+                    score = _mean_ccc(out.numpy(), y[dev_rows].numpy())
+                    record["dev_ccc"] = score
+                else:
+                    score = float(
+                        f1_score(labels[dev_rows], out.argmax(-1).numpy(), average="weighted")
+                    )
+                    record["dev_weighted_f1"] = score
+                if score > best_score:
+                    best_score, best_epoch = score, epoch
                     best_state = _snapshot(enc.model, head)
             log.info("fine-tuning epoch %d: %s", epoch, record)
             history.append(record)
@@ -259,8 +288,12 @@ def finetune_text_encoder(
         "settings": settings,
         "epochs": history,
         "best_epoch": best_epoch,
-        "best_dev_weighted_f1": best_f1 if len(dev_rows) else None,
-        "selection": "dev weighted F1" if len(dev_rows) else "last epoch (no dev split)",
+        f"best_dev_{'ccc' if regress else 'weighted_f1'}": best_score if len(dev_rows) else None,
+        "selection": (
+            f"dev {'mean CCC' if regress else 'weighted F1'}"
+            if len(dev_rows)
+            else "last epoch (no dev split)"
+        ),
         "train_utterances": int(len(train_rows)),
         "dev_utterances": int(len(dev_rows)),
         "seconds": round(time.perf_counter() - t0, 2),
@@ -268,6 +301,30 @@ def finetune_text_encoder(
     _save_atomically(out_dir, enc, head, report)
     log.info("fine-tuned text encoder saved to %s (best dev epoch %s)", out_dir, best_epoch)
     return out_dir
+
+
+def _regression_targets(corpus: Corpus, names: list[str]) -> tuple[np.ndarray, ...]:
+    """The ``[N, D]`` target columns (NaN where missing) and their training mean and std."""
+    missing = [n for n in names if n not in corpus.df.columns]
+    if not names or missing:
+        raise ErcgraphError(
+            f"features.text.finetune.targets: {corpus.source or corpus.name} has no column(s) "
+            f"{missing or names}; found {sorted(corpus.df.columns)} (map them with data.columns)"
+        )
+    import pandas as pd
+
+    y = corpus.df[names].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=float)
+    train = y[(corpus.df["split"] == "train").to_numpy()]
+    mean, std = np.nanmean(train, 0), np.nanstd(train, 0)
+    return y, mean, np.where(std > 0, std, 1.0)
+
+
+def _mean_ccc(pred: np.ndarray, target: np.ndarray) -> float:
+    from ercgraph.metrics import ccc
+
+    cols = [j for j in range(target.shape[1]) if (~np.isnan(target[:, j])).sum() >= 2]
+    keep = [~np.isnan(target[:, j]) for j in cols]
+    return float(np.mean([ccc(pred[k, j], target[k, j]) for j, k in zip(cols, keep)]))
 
 
 def _snapshot(model: torch.nn.Module, head: torch.nn.Module) -> tuple[dict, dict]:

@@ -168,3 +168,55 @@ def test_extract_with_finetuning(
     again, info2 = extract_text_features(corpus, cfg, tmp_path, progress=False)
     assert info2["reused"] is True and info2["finetuned_path"] == str(path)
     assert torch.equal(again.features["text"], store.features["text"])
+
+
+def test_regression_finetuning_learns_the_dimensions_and_selects_on_dev_ccc(
+    tiny_bert: Path, tmp_path: Path
+) -> None:
+    """``finetune.targets``: an unlabelled dimensional corpus (EmoBank-like) fine-tunes with the
+    CCC loss; the valence the words carry is learnt, and dev mean CCC picks the epoch."""
+    from safetensors.torch import load_file
+
+    from ercgraph.data.corpus import Corpus
+    from ercgraph.encoders.text import build_inputs
+    from ercgraph.metrics import ccc
+
+    corpus = sentiment_corpus()
+    df = corpus.df.copy()
+    df["valence"] = np.where(df["label"] == "pos", 4.0, 2.0) + 0.1 * (df["turn"] % 2)
+    df["arousal"] = np.nan  # an all-missing column is skipped, not NaN
+    df.loc[df["split"] == "train", "arousal"] = 3.0 + 0.5 * (df["turn"] % 3)
+    df["label"] = None
+    unlabelled = Corpus(df, "toy", ())  # no emotion vocabulary, as EmoBank
+    ft = dataclasses.replace(FT, epochs=8, targets=["valence", "arousal"])
+    out = finetune_text_encoder(unlabelled, str(tiny_bert), ft, tmp_path / "m", progress=False)
+    report = json.loads((out / "finetune.json").read_text())
+    scores = [e["dev_ccc"] for e in report["epochs"]]
+    assert report["selection"] == "dev mean CCC"
+    assert (
+        report["best_dev_ccc"] == max(scores)
+        and report["best_epoch"] == scores.index(max(scores)) + 1
+    )
+    assert max(scores) > 0.8
+    # the saved head regresses the standardised columns: its valence tracks the truth on train
+    enc = TextEncoder(str(out), max_length=ft.max_length, truncation_side="left", progress=False)
+    head = torch.nn.Linear(enc.dim, 2)
+    head.load_state_dict(load_file(str(out / "classifier_head.safetensors")))
+    rows = np.flatnonzero(df["split"].to_numpy() == "train")
+    texts = build_inputs(unlabelled, ft.context_turns, sep=enc.sep)
+    with torch.no_grad():
+        pred = head(enc.encode([texts[i] for i in rows])).numpy()
+    truth = df["valence"].to_numpy()[rows]
+    assert np.corrcoef(pred[:, 0], truth)[0, 1] > 0.8
+    assert ccc(pred[:, 0], (truth - truth.mean()) / truth.std()) > 0.7
+    with pytest.raises(ErcgraphError, match=r"no column\(s\) \['dominance'\]"):
+        finetune_text_encoder(
+            unlabelled,
+            str(tiny_bert),
+            dataclasses.replace(FT, targets=["valence", "dominance"]),
+            tmp_path / "x",
+            progress=False,
+        )
+    # the labelled path refuses the same unlabelled corpus, naming what it needs
+    with pytest.raises(ErcgraphError, match="labelled rows in the 'train' split"):
+        finetune_text_encoder(unlabelled, str(tiny_bert), FT, tmp_path / "y", progress=False)
