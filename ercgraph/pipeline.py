@@ -299,6 +299,18 @@ def prepare(
         speakers = None
         if cfg.features.normalise == "speaker":
             speakers = corpus.df["speaker"].astype(str).tolist()
+            counts = corpus.df["speaker"].astype(str).value_counts()
+            rare = counts[counts < cfg.features.speaker_min]
+            if len(rare):
+                log.warning(
+                    "speaker normalisation: %d utterance(s) of %d speaker(s) with fewer than "
+                    "features.speaker_min=%d utterances use the training statistics instead of "
+                    "their own (e.g. %s)",
+                    int(rare.sum()),
+                    len(rare),
+                    cfg.features.speaker_min,
+                    ", ".join(map(repr, rare.index[:3])),
+                )
         store = normaliser.apply(store, speakers, cfg.features.speaker_min)
     t0 = time.perf_counter()
     graphs = build_graphs(

@@ -80,7 +80,7 @@ def test_speaker_normalisation_standardises_each_frequent_speaker_by_their_own_r
         norm.apply(st, speakers[:12])
 
 
-def test_speaker_normalisation_from_the_config(tmp_path):
+def test_speaker_normalisation_from_the_config(tmp_path, caplog):
     """``features.normalise: speaker`` reaches the graphs: each speaker's node features are
     centred on that speaker, where ``standard`` leaves the speaker offsets in."""
     import numpy as np
@@ -113,5 +113,12 @@ def test_speaker_normalisation_from_the_config(tmp_path):
         means[how] = [float(feats[torch.from_numpy(who == s)].mean()) for s in ("s1", "s2")]
     assert means["standard"][0] > 0.9 and means["standard"][1] < -0.9
     assert abs(means["speaker"][0]) < 1e-5 and abs(means["speaker"][1]) < 1e-5
+    # speakers below the threshold fall back to the training statistics, and the log says so
+    cfg = load_config(None, [*sets, "features.normalise=speaker", "features.speaker_min=25"])
+    with caplog.at_level("WARNING", logger="ercgraph.pipeline"):
+        prep = prepare(cfg)
+    feats, who = prep.store.features["audio"], prep.corpus.df["speaker"].to_numpy()
+    assert "40 utterance(s) of 2 speaker(s) with fewer than features.speaker_min=25" in caplog.text
+    assert float(feats[torch.from_numpy(who == "s1")].mean()) > 0.9  # offsets kept, as standard
     with pytest.raises(ErcgraphError, match="features.speaker_min must be >= 2"):
         load_config(None, [*sets, "features.speaker_min=1"])
