@@ -113,6 +113,10 @@ def main() -> None:
         finetuned["wall_s"] = time.perf_counter() - t1
         meta = json.loads((work / "run_ft" / "features.json").read_text())
         finetuned["features"] = meta.get("text", meta)
+        folder = Path(finetuned["features"]["finetuned_path"])
+        report = json.loads((folder / "finetune.json").read_text())
+        # the fine-tuning itself (a reused encoder took its seconds in an earlier process)
+        finetuned["finetune"] = {k: report[k] for k in ("epochs", "best_epoch", "seconds")}
         ridge_ft = ridge_baseline(cfg_ft)
         finetuned["ridge"] = ridge_ft
         rows += [

@@ -139,6 +139,8 @@ def ravdess_baselines(seeds: list[int], normalise: str = "standard") -> list[dic
     if normalise == "speaker":  # every actor has 60 clips: no fold's training rows are needed
         speakers = corpus.df["speaker"].astype(str).tolist()
         everyone = torch.ones(corpus.num_utterances, dtype=torch.bool)
+        counts = corpus.df["speaker"].value_counts()
+        assert counts.min() >= cfg.features.speaker_min, "a speaker would use pooled statistics"
         store = Standardiser.fit(store, everyone).apply(store, speakers, cfg.features.speaker_min)
     groups, pooled = group_values(corpus, cfg.protocol.group)
     folds = make_folds(list(groups[pooled]), cfg.protocol.folds, None, cfg.protocol.group)

@@ -582,8 +582,7 @@ def emobank(data: Mapping[str, Any]) -> str:
 
 def finetune_note(ft: Mapping[str, Any]) -> str:
     """How the fine-tuned encoder of the EmoBank table was made, from its feature record."""
-    info = ft.get("features") or {}
-    seconds = info.get("finetune_seconds")
+    seconds = (ft.get("finetune") or {}).get("seconds")
     if not ft:
         return ""
     return (

@@ -19,7 +19,7 @@ import torch
 from ercgraph.config import Config, cache_dir, effective_heads, effective_loss
 from ercgraph.data.corpus import Corpus
 from ercgraph.data.features import FeatureStore
-from ercgraph.data.normalise import Standardiser
+from ercgraph.data.normalise import Standardiser, positional_speakers
 from ercgraph.errors import ErcgraphError
 
 log = logging.getLogger(__name__)
@@ -299,17 +299,12 @@ def prepare(
         speakers = None
         if cfg.features.normalise == "speaker":
             speakers = corpus.df["speaker"].astype(str).tolist()
-            counts = corpus.df["speaker"].astype(str).value_counts()
-            rare = counts[counts < cfg.features.speaker_min]
-            if len(rare):
+            looks = positional_speakers(corpus.df["dialogue_id"].astype(str).tolist(), speakers)
+            if looks:
                 log.warning(
-                    "speaker normalisation: %d utterance(s) of %d speaker(s) with fewer than "
-                    "features.speaker_min=%d utterances use the training statistics instead of "
-                    "their own (e.g. %s)",
-                    int(rare.sum()),
-                    len(rare),
-                    cfg.features.speaker_min,
-                    ", ".join(map(repr, rare.index[:3])),
+                    "speaker normalisation: speaker names look positional, not personal (%s); "
+                    "everyone behind one name is standardised together",
+                    looks,
                 )
         store = normaliser.apply(store, speakers, cfg.features.speaker_min)
     t0 = time.perf_counter()

@@ -14,11 +14,15 @@ std of **their own** utterances in the data being processed; rarer speakers get 
 statistics. It uses features only, never labels, but it is transductive: a held-out speaker's
 statistics come from that speaker's own (unlabelled) test utterances, as in the cited work. It
 helps most where every speaker covers the emotions alike (acted corpora such as RAVDESS); with
-few utterances per speaker (new conversations at ``predict``) it falls back to ``standard``.
+few utterances per speaker (new conversations at ``predict``) it falls back to ``standard``, and
+says so in the log. Speaker names must name people: names that are positions (``spk0``/``spk1``,
+or ``M``/``F`` as some feature pickles give them) would pool everyone in that position, and a
+warning says so when one name speaks in more than half of the dialogues.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +33,8 @@ from torch import Tensor
 
 from ercgraph.data.features import FeatureStore, atomic_write_bytes
 from ercgraph.errors import ErcgraphError
+
+log = logging.getLogger(__name__)
 
 STD_FLOOR = 1e-5
 
@@ -92,7 +98,7 @@ class Standardiser:
                 )
             z = (x - self.mean[m]) / self.std[m]
             if speakers is not None:
-                z = _per_speaker(x, z, store.present[m].bool(), speakers, speaker_min)
+                z = _per_speaker(x, z, store.present[m].bool(), speakers, speaker_min, m)
             feats[m] = torch.where(store.present[m].bool()[:, None], z, torch.zeros_like(z))
         return FeatureStore(feats, dict(store.present), dict(store.manifest))
 
@@ -119,17 +125,55 @@ class Standardiser:
 
 
 def _per_speaker(
-    x: Tensor, z: Tensor, present: Tensor, speakers: Sequence[str], speaker_min: int
+    x: Tensor,
+    z: Tensor,
+    present: Tensor,
+    speakers: Sequence[str],
+    speaker_min: int,
+    modality: str,
 ) -> Tensor:
     """``z`` with the rows of every speaker who has ``speaker_min`` present rows replaced by
-    their own standardisation (std floored like the training statistics)."""
+    their own standardisation (std floored like the training statistics). Rows that keep the
+    training statistics are logged, per modality."""
     _, codes = np.unique(np.asarray(speakers, dtype=str), return_inverse=True)
     out = z.clone()
+    fallback_rows, fallback_speakers = 0, []
     for code in np.unique(codes):
         rows = torch.from_numpy(codes == code) & present
-        if int(rows.sum()) < max(speaker_min, 2):
+        n = int(rows.sum())
+        if n < max(speaker_min, 2):
+            if n:
+                fallback_rows += n
+                fallback_speakers.append(speakers[int(np.flatnonzero(codes == code)[0])])
             continue
         xs = x[rows].double()
         mean, std = xs.mean(0), xs.std(0, unbiased=False).clamp(min=STD_FLOOR)
         out[rows] = ((xs - mean) / std).float()
+    if fallback_rows:
+        log.warning(
+            "speaker normalisation (%s): %d utterance(s) of %d speaker(s) with fewer than "
+            "features.speaker_min=%d utterances of it use the training statistics instead of "
+            "their own (e.g. %s)",
+            modality,
+            fallback_rows,
+            len(fallback_speakers),
+            speaker_min,
+            ", ".join(map(repr, fallback_speakers[:3])),
+        )
     return out
+
+
+def positional_speakers(dialogues: Sequence[str], speakers: Sequence[str]) -> str | None:
+    """A speaker name that looks positional rather than personal (``spk0``, ``M``/``F`` in
+    feature pickles): one that speaks in more than half of at least 20 dialogues. Speaker
+    normalisation would pool everyone behind such a name; the caller warns. None otherwise."""
+    import pandas as pd
+
+    pairs = pd.DataFrame({"d": list(dialogues), "s": list(speakers)}).drop_duplicates()
+    n = pairs["d"].nunique()
+    if n < 20:
+        return None
+    share = pairs["s"].value_counts() / n
+    if share.iloc[0] > 0.5:
+        return f"{share.index[0]!r} speaks in {100 * share.iloc[0]:.0f}% of {n} dialogues"
+    return None

@@ -136,10 +136,12 @@ def finetune_text_encoder(
     """Fine-tune a text encoder on the corpus's train split and save it (or reuse a saved one).
 
     Args:
-        corpus: Needs ``text`` and labels on the train split; the dev split (if any) selects
-            the best epoch by weighted F1.
+        corpus: Needs ``text`` and labels on the train split (or, with ``ft.targets``, values
+            in those columns); the dev split (if any) selects the best epoch by weighted F1 (or
+            by mean CCC over the target columns).
         model_name_or_path: Base encoder (``default``, a local folder or a hub id).
-        ft: Epochs, learning rate, batch size, context turns, weight decay and seed.
+        ft: Epochs, learning rate, batch size, context turns, weight decay, seed and the
+            regression targets (None: classify the label).
         out_dir: Folder to write (``save_pretrained`` layout plus ``finetune.json``).
         max_length: Token limit per input; ``None`` uses ``ft.max_length``.
         device: ``cpu``, ``cuda``, ...; ``None`` picks CUDA when available.
@@ -149,7 +151,8 @@ def finetune_text_encoder(
         ``out_dir``, loadable with ``AutoModel.from_pretrained``.
 
     Raises:
-        ErcgraphError: on a bad config, no labelled training rows, or a model that cannot load.
+        ErcgraphError: on a bad config, no labelled training rows (no training values of a
+            target column, a target that is not a number), or a model that cannot load.
     """
     from sklearn.metrics import f1_score
     from transformers import get_linear_schedule_with_warmup
@@ -188,11 +191,19 @@ def finetune_text_encoder(
         labelled = labels >= 0
     train_rows = np.flatnonzero((split == "train") & labelled)
     dev_rows = np.flatnonzero((split == "dev") & labelled)
+    if regress:
+        dev_rows = _scorable_dev(y_all, dev_rows)
     if len(train_rows) == 0:
         what = f"values in {list(ft.targets)}" if regress else "labelled rows"
+        hint = (
+            ""
+            if regress
+            else " (a corpus without labels can regress its columns instead: set "
+            "features.text.finetune.targets)"
+        )
         raise ErcgraphError(
             f"{corpus.source or corpus.name}: fine-tuning needs {what} in the 'train' split; "
-            "found none"
+            f"found none{hint}"
         )
 
     t0 = time.perf_counter()
@@ -295,6 +306,11 @@ def finetune_text_encoder(
             else "last epoch (no dev split)"
         ),
         "train_utterances": int(len(train_rows)),
+        **(
+            {"targets": list(ft.targets), "target_mean": mean.tolist(), "target_std": std.tolist()}
+            if regress
+            else {}
+        ),
         "dev_utterances": int(len(dev_rows)),
         "seconds": round(time.perf_counter() - t0, 2),
     }
@@ -304,18 +320,40 @@ def finetune_text_encoder(
 
 
 def _regression_targets(corpus: Corpus, names: list[str]) -> tuple[np.ndarray, ...]:
-    """The ``[N, D]`` target columns (NaN where missing) and their training mean and std."""
+    """The ``[N, D]`` target columns (NaN where missing) and their training mean and std.
+
+    Raises:
+        ErcgraphError: a column that is absent, holds a value that is not a number (named by
+            row), or has fewer than 2 values on the training split.
+    """
+    import pandas as pd
+
+    where = corpus.source or corpus.name
     missing = [n for n in names if n not in corpus.df.columns]
     if not names or missing:
         raise ErcgraphError(
-            f"features.text.finetune.targets: {corpus.source or corpus.name} has no column(s) "
-            f"{missing or names}; found {sorted(corpus.df.columns)} (map them with data.columns)"
+            f"features.text.finetune.targets: {where} has no column(s) {missing or names}; "
+            f"found {sorted(corpus.df.columns)} (map them with data.columns)"
         )
-    import pandas as pd
-
-    y = corpus.df[names].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=float)
-    train = y[(corpus.df["split"] == "train").to_numpy()]
-    mean, std = np.nanmean(train, 0), np.nanstd(train, 0)
+    train = (corpus.df["split"] == "train").to_numpy()
+    cols = []
+    for name in names:
+        raw = corpus.df[name]
+        col = pd.to_numeric(raw, errors="coerce")
+        bad = np.flatnonzero((col.isna() & raw.notna()).to_numpy())
+        if len(bad):
+            raise ErcgraphError(
+                f"{where}: row {int(bad[0])}, column {name!r}: expected a number for "
+                f"fine-tuning, got {raw.iloc[bad[0]]!r}"
+            )
+        if int(col[train].notna().sum()) < 2:
+            raise ErcgraphError(
+                f"{where}: column {name!r} has fewer than 2 values on the 'train' split; "
+                "fine-tuning cannot learn it (drop it from features.text.finetune.targets)"
+            )
+        cols.append(col.to_numpy(dtype=float))
+    y = np.stack(cols, 1)
+    mean, std = np.nanmean(y[train], 0), np.nanstd(y[train], 0)
     return y, mean, np.where(std > 0, std, 1.0)
 
 
@@ -325,6 +363,12 @@ def _mean_ccc(pred: np.ndarray, target: np.ndarray) -> float:
     cols = [j for j in range(target.shape[1]) if (~np.isnan(target[:, j])).sum() >= 2]
     keep = [~np.isnan(target[:, j]) for j in cols]
     return float(np.mean([ccc(pred[k, j], target[k, j]) for j, k in zip(cols, keep)]))
+
+
+def _scorable_dev(y: np.ndarray, dev_rows: np.ndarray) -> np.ndarray:
+    """The dev rows, or none when no target column has 2 dev values (nothing to select on)."""
+    ok = (~np.isnan(y[dev_rows])).sum(0) >= 2
+    return dev_rows if ok.any() else dev_rows[:0]
 
 
 def _snapshot(model: torch.nn.Module, head: torch.nn.Module) -> tuple[dict, dict]:

@@ -29,7 +29,8 @@ class AttentionBlock(nn.Module):
     Args:
         dim: the token size.
         heads: attention heads (``dim`` must be divisible by it).
-        dropout: dropout probability on the attention weights and on both residual branches.
+        dropout: dropout probability on the attention weights, inside the feed-forward layer
+            and on both residual branches.
 
     Shapes:
         query: ``[N, Q, dim]``; keys: ``[N, K, dim]``; ``key_missing``: bool ``[N, K]``, True
@@ -74,12 +75,13 @@ class CrossAttentionFusion(Fusion):
     * ``query`` set to a modality name: that modality's state is the only query and the other
       modalities are keys and values in every block (M2FNet's text-queried attention, Chudasama
       et al. 2022; the cross-attention fusion of Foal-Net, Li et al. 2024). The output is the
-      query token after the last block. An utterance whose query modality is missing falls
-      back to the mean of its present modality states (unattended); one whose query is present
-      but no other modality is gets a zero attention update (residual and feed-forward only).
+      query token after the last block and the final layer norm. An utterance whose query
+      modality is missing falls back to the mean of its present modality states (unattended);
+      one whose query is present but no other modality is gets a zero attention update
+      (residual and feed-forward only).
     * ``query`` null: every modality queries all modalities (itself included; self-attention
       over the modality tokens), and the output is the mean of the present modalities' tokens
-      after the last block.
+      after the last block and the final layer norm.
 
     A missing modality (``present`` False) is zeroed, masked out of the keys and left out of
     every mean, so its values never reach the output. An utterance with no modality present gets

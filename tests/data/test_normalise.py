@@ -115,10 +115,27 @@ def test_speaker_normalisation_from_the_config(tmp_path, caplog):
     assert abs(means["speaker"][0]) < 1e-5 and abs(means["speaker"][1]) < 1e-5
     # speakers below the threshold fall back to the training statistics, and the log says so
     cfg = load_config(None, [*sets, "features.normalise=speaker", "features.speaker_min=25"])
-    with caplog.at_level("WARNING", logger="ercgraph.pipeline"):
+    with caplog.at_level("WARNING", logger="ercgraph.data.normalise"):
         prep = prepare(cfg)
     feats, who = prep.store.features["audio"], prep.corpus.df["speaker"].to_numpy()
-    assert "40 utterance(s) of 2 speaker(s) with fewer than features.speaker_min=25" in caplog.text
+    assert (
+        "speaker normalisation (audio): 40 utterance(s) of 2 speaker(s) with fewer than "
+        "features.speaker_min=25" in caplog.text
+    )
     assert float(feats[torch.from_numpy(who == "s1")].mean()) > 0.9  # offsets kept, as standard
     with pytest.raises(ErcgraphError, match="features.speaker_min must be >= 2"):
         load_config(None, [*sets, "features.speaker_min=1"])
+
+
+def test_positional_speaker_names_are_recognised():
+    from ercgraph.data.normalise import positional_speakers
+
+    dialogues = [f"d{i}" for i in range(30) for _ in range(2)]
+    # feature pickles: the same two positions in every dialogue
+    assert "'spk0' speaks in 100% of 30 dialogues" in positional_speakers(
+        dialogues, ["spk0", "spk1"] * 30
+    )
+    # people: each speaks in a few dialogues
+    people = [f"p{i % 10}{j}" for i in range(30) for j in range(2)]
+    assert positional_speakers(dialogues, people) is None
+    assert positional_speakers(dialogues[:10], ["spk0", "spk1"] * 5) is None  # too few to tell

@@ -193,6 +193,9 @@ def test_regression_finetuning_learns_the_dimensions_and_selects_on_dev_ccc(
     report = json.loads((out / "finetune.json").read_text())
     scores = [e["dev_ccc"] for e in report["epochs"]]
     assert report["selection"] == "dev mean CCC"
+    assert report["targets"] == ["valence", "arousal"]
+    train = df["split"] == "train"
+    assert report["target_mean"][0] == pytest.approx(df.loc[train, "valence"].mean())
     assert (
         report["best_dev_ccc"] == max(scores)
         and report["best_epoch"] == scores.index(max(scores)) + 1
@@ -218,5 +221,21 @@ def test_regression_finetuning_learns_the_dimensions_and_selects_on_dev_ccc(
             progress=False,
         )
     # the labelled path refuses the same unlabelled corpus, naming what it needs
-    with pytest.raises(ErcgraphError, match="labelled rows in the 'train' split"):
+    with pytest.raises(ErcgraphError, match="labelled rows in .* set features.text.finetune.t"):
         finetune_text_encoder(unlabelled, str(tiny_bert), FT, tmp_path / "y", progress=False)
+    # a column with no training values, or a value that is not a number, is refused by name
+    empty = df.assign(dominance=np.nan)
+    with pytest.raises(ErcgraphError, match="'dominance' has fewer than 2 values on the 'train'"):
+        finetune_text_encoder(
+            Corpus(empty, "toy", ()),
+            str(tiny_bert),
+            dataclasses.replace(FT, targets=["valence", "dominance"]),
+            tmp_path / "z",
+            progress=False,
+        )
+    text = df.astype({"valence": object})
+    text.loc[3, "valence"] = "3,5"
+    with pytest.raises(ErcgraphError, match=r"row 3, column 'valence': expected a number.*'3,5'"):
+        finetune_text_encoder(
+            Corpus(text, "toy", ()), str(tiny_bert), ft, tmp_path / "w", progress=False
+        )
