@@ -15,10 +15,10 @@ class AttentionBlock(nn.Module):
     ``q + feed_forward(norm(q))``. The stack that uses it applies one final layer norm.
 
     Pre-norm (Xiong et al., "On Layer Normalization in the Transformer Architecture", ICML 2020)
-    keeps an identity path from the input to the output of every block. The post-norm form
-    trained stacked query-attention blocks badly here: two visual-queried blocks on top of
-    M2FNet's dialogue transformers stayed at chance on the planted XOR check (bench/methods.py)
-    while one block learnt it; with pre-norm both do.
+    keeps an identity path from the input to the output of every block. With post-norm blocks,
+    M2FNet's stack (a dialogue transformer, then two visual-queried blocks) trained with the
+    emotion loss alone stayed at chance on the planted XOR check of bench/methods.py (seed 0);
+    pre-norm learns it (99.8, seeds 0-2).
 
     The feed-forward layer is ``2 * dim`` wide (as M2FNet's dialogue transformers here): at the
     common ``4 * dim``, two blocks cost several times the whole hierarchical GCN step.

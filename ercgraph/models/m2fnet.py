@@ -42,7 +42,11 @@ class M2FNet(nn.Module):
     per dialogue); (3) the configured fusion of an utterance's modality states (M2FNet's
     multi-head attention fusion is ``{name: cross_attention, query: text, layers: N}``, the
     default is the masked mean). The heads read the fused vector; the encoder outputs are the
-    node states (``out.nodes``) that the ``adaptive_triplet`` loss term shapes.
+    node states (``out.nodes``) that the ``adaptive_triplet`` loss term shapes. That term pulls
+    each modality's states together by emotion on their own, so it assumes every modality
+    carries the emotion alone: where only the combination does (the planted XOR check of
+    bench/methods.py), it keeps the model at chance even at weight 0.01, and the model without
+    it learns the combination.
 
     It is a sequence model: **graph edges are ignored**; only the per-dialogue grouping of the
     batch (``batch[m].batch``) and the node order inside a dialogue are read. A missing modality
@@ -55,9 +59,9 @@ class M2FNet(nn.Module):
     ``adaptive_triplet`` term trains the encoder states instead of a separate extractor); the
     transformer is pre-norm with a final layer norm and a ``2 * hidden`` feed-forward width
     (the post-norm form, with the fusion's stacked blocks on top, stayed at chance on the
-    planted XOR check of bench/methods.py); positions are sine/cosine
-    from the order inside the dialogue. On corpora whose dialogues are single clips (RAVDESS),
-    the encoder sees sequences of length one and acts as a per-utterance block.
+    planted XOR check of bench/methods.py with the emotion loss alone); positions are
+    sine/cosine from the order inside the dialogue. On corpora whose dialogues are single clips
+    (RAVDESS), the encoder sees sequences of length one and acts as a per-utterance block.
 
     Args:
         in_dims: modality → input feature dimension.
