@@ -15,7 +15,10 @@ Two tables:
    same run, Foal-Net with and without alignment, and each paper's published figure beside it
    with the protocol difference.
 
-Usage: python bench/methods.py [--seeds 0,1,2,3,4] [--skip-planted] [--only NAME,...]
+Usage: python bench/methods.py [--seeds 0,1,2,3,4] [--skip-planted] [--only NAME,...] [--jobs 2]
+
+With ``--jobs 2`` two runs go at once, each a one-thread subprocess (``train.threads`` is 1)
+on its own core; every epoch time of a table is then measured under the same condition.
 Writes bench/results/methods.json.
 """
 
@@ -37,6 +40,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "bench"))
 
 from common import data_root, print_table, write_result  # noqa: E402
+
+#: ablation rows measured on the planted check only (on RAVDESS they would double the run)
+PLANTED_ONLY = ("Foal-Net without alignment or matching", "M2FNet without the triplet term")
 
 #: row name → (shipped config, --set overrides, the paper's figure and protocol difference)
 METHODS: dict[str, tuple[str, list[str], str]] = {
@@ -99,6 +105,14 @@ def run_cli(args: list[str], log: Path) -> tuple[int, float, float]:
         _, status, usage = os.wait4(proc.pid, 0)
     code = os.waitstatus_to_exitcode(status)
     return code, time.perf_counter() - t0, usage.ru_maxrss / 1024.0
+
+
+def fan_out(fn: Any, calls: list[tuple], jobs: int) -> list[Any]:
+    """``fn(*args)`` for every tuple in ``calls``, ``jobs`` at a time; results in call order."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        return list(pool.map(lambda a: fn(*a), calls))
 
 
 def planted(root: Path, seed: int = 0, n: int = 1800) -> None:
@@ -167,6 +181,12 @@ def main() -> None:
     ap.add_argument("--seeds", default="0,1,2,3,4")
     ap.add_argument("--skip-planted", action="store_true")
     ap.add_argument("--only", default="", help="comma-separated method names (a subset run)")
+    ap.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        help="runs at once, each a one-thread subprocess (train.threads is 1) on its own core",
+    )
     args = ap.parse_args()
     root = data_root()
     env_seeds = f"train.seeds=[{args.seeds}]"
@@ -188,13 +208,21 @@ def main() -> None:
                     ["features.modalities=[visual]"],
                 ),
             ]
-            for i, (name, config, sets) in enumerate(variants):
+
+            def planted_run(i: int, config: str, sets: list[str]) -> tuple[int, float, float]:
                 out = work / f"planted_{i}"
                 cli = ["train", "-c", str(REPO / "configs" / config), "--data-root", str(proot)]
-                cli += ["--cache-dir", str(cache), "--out", str(out)]
+                cli += ["--cache-dir", str(cache / f"planted_{i}"), "--out", str(out)]
                 for s in [*PLANTED_DATA, *sets, "train.seeds=[0,1,2]"]:
                     cli += ["--set", s]
-                code, wall, rss = run_cli(cli, work / f"planted_{i}.log")
+                return run_cli(cli, work / f"planted_{i}.log")
+
+            done = fan_out(
+                planted_run, [(i, c, st) for i, (_, c, st) in enumerate(variants)], args.jobs
+            )
+            for i, (name, _, _) in enumerate(variants):
+                out = work / f"planted_{i}"
+                code, wall, rss = done[i]
                 if code != 0:
                     raise SystemExit(
                         f"{name}: exit {code}\n{(work / f'planted_{i}.log').read_text()[-3000:]}"
@@ -205,14 +233,22 @@ def main() -> None:
                 )
             payload["planted"] = {"chance": 50.0, "seeds": [0, 1, 2], "rows": rows}
         rows = []
-        for i, name in enumerate(names):
-            config, sets, paper = METHODS[name]
+        rav_names = [n for n in names if n not in PLANTED_ONLY]
+
+        def ravdess_run(i: int, name: str) -> tuple[int, float, float]:
+            config, sets, _ = METHODS[name]
             out = work / f"ravdess_{i}"
             cli = ["train", "-c", str(REPO / "configs" / config), "--data-root", str(root)]
-            cli += ["--cache-dir", str(cache), "--out", str(out)]
+            cli += ["--cache-dir", str(cache / f"ravdess_{i}"), "--out", str(out)]
             for s in [*sets, env_seeds]:
                 cli += ["--set", s]
-            code, wall, rss = run_cli(cli, work / f"ravdess_{i}.log")
+            return run_cli(cli, work / f"ravdess_{i}.log")
+
+        done = fan_out(ravdess_run, list(enumerate(rav_names)), args.jobs)
+        for i, name in enumerate(rav_names):
+            config, sets, paper = METHODS[name]
+            out = work / f"ravdess_{i}"
+            code, wall, rss = done[i]
             if code != 0:
                 raise SystemExit(
                     f"{name}: exit {code}\n{(work / f'ravdess_{i}.log').read_text()[-3000:]}"
@@ -230,6 +266,7 @@ def main() -> None:
             )
             print(f"ravdess {name}: test acc {rows[-1]['test_accuracy']['mean']:.2f}", flush=True)
         lr = ravdess_lr()
+        payload["jobs"] = args.jobs
         payload["ravdess"] = {
             "protocol": "6 folds of 4 held-out actors; dev = the next fold's actors",
             "rows": rows,
