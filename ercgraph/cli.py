@@ -128,7 +128,15 @@ def cli(verbose: bool, quiet: bool) -> None:
     help="Cross-validation (protocol group_kfold): run only this fold (repeatable); with "
     "--resume, into an existing cross-validation folder.",
 )
-def train(config, overrides, data_root, cache_dir, imports, seeds, out, resume, folds) -> None:
+@click.option(
+    "--jobs",
+    type=click.IntRange(min=1),
+    help="Seeds trained at once, each in its own process (sets train.jobs; the results do not "
+    "depend on it).",
+)
+def train(
+    config, overrides, data_root, cache_dir, imports, seeds, out, resume, folds, jobs
+) -> None:
     """Train and evaluate (dev-selected, per seed) and write a run directory.
 
     With ``protocol.name: group_kfold`` every fold is such a run (``--out/fold_<k>``), and the
@@ -139,6 +147,8 @@ def train(config, overrides, data_root, cache_dir, imports, seeds, out, resume, 
         raise ErcgraphError("--resume needs --out RUN_DIR (the run to continue)")
     if config is None and resume and (Path(out) / "config.yaml").exists():
         config = str(Path(out) / "config.yaml")
+    if jobs:
+        overrides = (*overrides, f"train.jobs={jobs}")
     cfg = _load(config, overrides, data_root, seeds, cache_dir, imports)
     if out is None:
         stem = Path(config).stem if config else "run"
@@ -247,12 +257,20 @@ def _print_split_metrics(metrics: dict) -> None:
     "information); relations: only the relation name is dropped (measures edge typing).",
 )
 @click.option("--resume", is_flag=True, help="Continue an interrupted ablation in --out.")
+@click.option(
+    "--jobs",
+    type=click.IntRange(min=1),
+    help="Seeds trained at once, each in its own process (sets train.jobs; the results do not "
+    "depend on it).",
+)
 def ablate(
-    config, overrides, data_root, cache_dir, imports, seeds, edge_types, out, mode, resume
+    config, overrides, data_root, cache_dir, imports, seeds, edge_types, out, mode, resume, jobs
 ) -> None:
     """Ablate edge types: one table (markdown, CSV) and a bar chart."""
     from ercgraph.ablate import ablate as run_ablation
 
+    if jobs:
+        overrides = (*overrides, f"train.jobs={jobs}")
     cfg = _load(config, overrides, data_root, seeds, cache_dir, imports)
     if resume and not out:
         raise ErcgraphError("--resume needs --out (the ablation folder to continue)")

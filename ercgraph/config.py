@@ -236,6 +236,9 @@ class TrainConfig:
     # Dialogue-graph batches are small: on CPU one thread is fastest and immune to
     # oversubscription; feature extraction keeps torch's default thread count.
     threads: int | None = 1
+    #: seeds trained at once, each in its own process with ``threads`` threads (1 = one after
+    #: another); a run's results do not depend on it
+    jobs: int = 1
 
 
 PROTOCOLS = ("split", "group_kfold")
@@ -434,6 +437,7 @@ _RANGES: dict[str, tuple[float, float | None, bool]] = {
     "train.weight_decay": (0.0, None, False),
     "train.patience": (1, None, False),
     "train.grad_clip": (0.0, None, False),
+    "train.jobs": (1, None, False),
     "multitask.mask_ratio": (0.0, 1.0, True),
     "multitask.weight": (0.0, None, False),
     "features.speaker_min": (2, None, False),

@@ -99,7 +99,8 @@ def environment() -> dict[str, Any]:
 def check_out_dir(out: Path, cfg: Config, resume: bool) -> None:
     """Never overwrite a run unless resuming it, and only resume it with the same config.
 
-    A resumed run may change ``train.epochs`` (to train longer) and ``train.seeds`` (to add seeds),
+    A resumed run may change ``train.epochs`` (to train longer), ``train.seeds`` (to add seeds)
+    and ``train.jobs`` (how many seeds train at once),
     and may find its data, cache and plug-in files elsewhere (``data_root``, ``cache_dir``,
     ``imports``); anything else must match the saved ``config.yaml``.
     """
@@ -131,6 +132,7 @@ def check_out_dir(out: Path, cfg: Config, resume: bool) -> None:
             if isinstance(d, dict) and isinstance(d.get("train"), dict):
                 d["train"].pop("epochs", None)
                 d["train"].pop("seeds", None)
+                d["train"].pop("jobs", None)  # how many at once, not what is trained
             if isinstance(d, dict):  # where things are, not what the run is
                 for key in ("data_root", "cache_dir", "out", "imports"):
                     d.pop(key, None)

@@ -343,9 +343,12 @@ def run(
         try:
             if cfg.train.threads:
                 torch.set_num_threads(cfg.train.threads)
-            results = {
-                s: fit_seed(cfg, prep, s, out / f"seed_{s}", resume) for s in cfg.train.seeds
-            }
+            if cfg.train.jobs > 1 and len(cfg.train.seeds) > 1:
+                results = fit_seeds_in_parallel(cfg, prep, out, resume)
+            else:
+                results = {
+                    s: fit_seed(cfg, prep, s, out / f"seed_{s}", resume) for s in cfg.train.seeds
+                }
         finally:
             torch.set_num_threads(threads)
         train_s = time.perf_counter() - t_train
@@ -353,6 +356,50 @@ def run(
         metrics["timings"] = {**prep.timings, "train_s": train_s}
         write_json(out / "metrics.json", metrics)
     return metrics
+
+
+#: what a seed worker process trains (set once per worker by :func:`_seed_worker_init`)
+_SEED_JOB: tuple[Config, Prepared, Path, bool] | None = None
+
+
+def _seed_worker_init(cfg: Config, prep: Prepared, out: Path, resume: bool) -> None:
+    global _SEED_JOB
+    _SEED_JOB = (cfg, prep, out, resume)
+    torch.set_num_threads(cfg.train.threads or 1)
+
+
+def _fit_seed_job(seed: int) -> dict[str, Any]:
+    assert _SEED_JOB is not None, "a seed worker runs only after its initializer"
+    cfg, prep, out, resume = _SEED_JOB
+    return fit_seed(cfg, prep, seed, out / f"seed_{seed}", resume)
+
+
+def fit_seeds_in_parallel(
+    cfg: Config, prep: Prepared, out: Path, resume: bool
+) -> dict[int, dict[str, Any]]:
+    """Every seed of ``cfg.train.seeds`` in its own worker process, ``train.jobs`` at a time.
+
+    Seeds are independent: each seeds its own generators, writes only its ``seed_<s>/`` folder
+    and returns its result dict, so the results equal a serial run's (same thread count per
+    seed). Workers are forked where the platform allows it (the prepared graphs are inherited,
+    not copied); elsewhere they are spawned and receive the config and graphs pickled. The
+    parent then writes everything shared (metrics, plots), as in a serial run.
+    """
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
+    seeds = list(cfg.train.seeds)
+    workers = min(cfg.train.jobs, len(seeds))
+    log.info("training %d seeds, %d at once (%s workers)", len(seeds), workers, method)
+    with ProcessPoolExecutor(
+        max_workers=workers,
+        mp_context=mp.get_context(method),
+        initializer=_seed_worker_init,
+        initargs=(cfg, prep, out, resume),
+    ) as pool:
+        futures = {s: pool.submit(_fit_seed_job, s) for s in seeds}
+        return {s: futures[s].result() for s in seeds}
 
 
 def ensemble(
