@@ -127,7 +127,6 @@ def ablate(
     """
     from ercgraph.graphs.build import compose
     from ercgraph.pipeline import check_config, prepare
-    from ercgraph.train import run
 
     if mode not in MODES:
         raise ErcgraphError(f"ablate: unknown mode {mode!r}; choose one of {', '.join(MODES)}")
@@ -152,7 +151,7 @@ def ablate(
     write_json(out / SETUP, {"mode": mode, "variants": dict(zip(names, sets, strict=True))})
     rules = comp.pair_rules
     full_pairs = connected_pairs(g for gs in prep.graphs.values() for g in gs)
-    rows = []
+    specs = []
     for k, (name, kept) in enumerate(zip(names, sets, strict=True), start=1):
         keep_rel = set(kept)
         graphs = {
@@ -180,12 +179,27 @@ def ablate(
                 name,
                 "+".join(kept),
             )
+        done = None
         if resume and _finished(vout, vcfg):
             log.info("ablation variant %s: finished, reusing %s", name, vout / "metrics.json")
-            m = json.loads((vout / "metrics.json").read_text())
-        else:
-            with _variant_logs(name):
-                m = run(vcfg, vout, resume=resume, prep=vprep)
+            done = json.loads((vout / "metrics.json").read_text())
+        specs.append((name, kept, pairs, vcfg, vout, vprep, done))
+    todo = [
+        (name, vcfg, vout, vprep, resume) for name, _, _, vcfg, vout, vprep, d in specs if d is None
+    ]
+    if cfg.train.jobs > 1 and len(todo) > 1:
+        from ercgraph.parallel import fork_map
+
+        # the variants go at once; each trains its seeds one after another (no nested pools)
+        todo = [(n, _serial(c), o, p, r) for n, c, o, p, r in todo]
+        log.info("ablation: %d variants, %d at once", len(todo), min(cfg.train.jobs, len(todo)))
+        ran = fork_map(_run_variant, todo, len(todo), cfg.train.jobs, cfg.train.threads or 1)
+    else:
+        ran = [_run_variant(todo, i) for i in range(len(todo))]
+    finished = dict(zip([t[0] for t in todo], ran, strict=True))
+    rows = []
+    for name, kept, pairs, _, _, _, done in specs:
+        m = done if done is not None else finished[name]
         rows.append(
             {
                 "variant": name,
@@ -202,6 +216,19 @@ def ablate(
         )
     write_ablation(rows, out, len(cfg.train.seeds))
     return rows
+
+
+def _serial(cfg: Config) -> Config:
+    return dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, jobs=1))
+
+
+def _run_variant(todo: list[tuple], i: int) -> dict[str, Any]:
+    """Train variant ``i`` of ``todo`` (name, config, folder, prepared graphs, resume)."""
+    from ercgraph.train import run
+
+    name, vcfg, vout, vprep, resume = todo[i]
+    with _variant_logs(name):
+        return run(vcfg, vout, resume=resume, prep=vprep)
 
 
 def _check_folder(out: Path, cfg: Config, mode: str, resume: bool) -> None:

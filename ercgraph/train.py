@@ -358,48 +358,36 @@ def run(
     return metrics
 
 
-#: what a seed worker process trains (set once per worker by :func:`_seed_worker_init`)
-_SEED_JOB: tuple[Config, Prepared, Path, bool] | None = None
-
-
-def _seed_worker_init(cfg: Config, prep: Prepared, out: Path, resume: bool) -> None:
-    global _SEED_JOB
-    _SEED_JOB = (cfg, prep, out, resume)
-    torch.set_num_threads(cfg.train.threads or 1)
-
-
-def _fit_seed_job(seed: int) -> dict[str, Any]:
-    assert _SEED_JOB is not None, "a seed worker runs only after its initializer"
-    cfg, prep, out, resume = _SEED_JOB
+def _fit_seed_job(shared: tuple[Config, Prepared, Path, bool], i: int) -> dict[str, Any]:
+    cfg, prep, out, resume = shared
+    seed = cfg.train.seeds[i]
     return fit_seed(cfg, prep, seed, out / f"seed_{seed}", resume)
 
 
 def fit_seeds_in_parallel(
     cfg: Config, prep: Prepared, out: Path, resume: bool
 ) -> dict[int, dict[str, Any]]:
-    """Every seed of ``cfg.train.seeds`` in its own worker process, ``train.jobs`` at a time.
+    """Every seed of ``cfg.train.seeds`` in its own worker process, ``train.jobs`` at a time
+    (:func:`ercgraph.parallel.fork_map`).
 
     Seeds are independent: each seeds its own generators, writes only its ``seed_<s>/`` folder
-    and returns its result dict, so the results equal a serial run's (same thread count per
-    seed). Workers are forked where the platform allows it (the prepared graphs are inherited,
-    not copied); elsewhere they are spawned and receive the config and graphs pickled. The
-    parent then writes everything shared (metrics, plots), as in a serial run.
+    and returns its result dict, so the results equal a serial run's (each worker uses
+    ``train.threads`` threads, as a serial run does). The parent then writes everything shared
+    (metrics, plots), as in a serial run.
     """
-    import multiprocessing as mp
-    from concurrent.futures import ProcessPoolExecutor
+    from ercgraph.parallel import fork_map, start_method
 
-    method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
     seeds = list(cfg.train.seeds)
-    workers = min(cfg.train.jobs, len(seeds))
-    log.info("training %d seeds, %d at once (%s workers)", len(seeds), workers, method)
-    with ProcessPoolExecutor(
-        max_workers=workers,
-        mp_context=mp.get_context(method),
-        initializer=_seed_worker_init,
-        initargs=(cfg, prep, out, resume),
-    ) as pool:
-        futures = {s: pool.submit(_fit_seed_job, s) for s in seeds}
-        return {s: futures[s].result() for s in seeds}
+    log.info(
+        "training %d seeds, %d at once (%s workers)",
+        len(seeds),
+        min(cfg.train.jobs, len(seeds)),
+        start_method(),
+    )
+    results = fork_map(
+        _fit_seed_job, (cfg, prep, out, resume), len(seeds), cfg.train.jobs, cfg.train.threads or 1
+    )
+    return dict(zip(seeds, results, strict=True))
 
 
 def ensemble(

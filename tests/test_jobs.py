@@ -54,3 +54,52 @@ def test_parallel_seeds_match_a_serial_run_and_resume_either_way(data_root, cach
 def test_jobs_must_be_positive():
     with pytest.raises(ErcgraphError, match="train.jobs must be >= 1"):
         load_config(None, ["train.jobs=0"])
+
+
+def _toy(root: Path) -> list[str]:
+    """Twelve 4-turn dialogues, two speakers, features that carry the label, and its config."""
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(0)
+    rows, feats = [], []
+    for d in range(12):
+        split = "train" if d < 8 else "dev" if d < 10 else "test"
+        for t in range(4):
+            label = int(rng.integers(0, 2))
+            rows.append(
+                {
+                    "dialogue": f"d{d}",
+                    "turn": t,
+                    "speaker": "ab"[t % 2],
+                    "label": "xy"[label],
+                    "split": split,
+                }
+            )
+            feats.append(rng.normal(size=8) + 2.0 * label)
+    pd.DataFrame(rows).to_csv(root / "toy.csv", index=False)
+    np.save(root / "toy.npy", np.asarray(feats, dtype=np.float32))
+    return [
+        "data={reader: table, name: toy, path: toy.csv, columns: {dialogue_id: dialogue}}",
+        "features={modalities: [audio], files: {audio: {path: toy.npy}}}",
+        "graph.builders=[{name: temporal, w_past: 2, w_future: 2},"
+        " {name: speaker, w_past: 2, w_future: 2}]",
+        "model={name: hierarchical_gcn, hidden: 16, intra_layers: 1, cross_layers: 0}",
+        "train.epochs=2",
+        "train.seeds=[0, 1]",
+        f"data_root={root}",
+        f"cache_dir={root / 'cache'}",
+    ]
+
+
+def test_ablation_variants_at_once_match_a_serial_ablation(tmp_path):
+    from ercgraph.ablate import ablate
+
+    sets = _toy(tmp_path)
+    serial = ablate(load_config(None, sets), tmp_path / "serial")
+    parallel = ablate(load_config(None, [*sets, "train.jobs=3"]), tmp_path / "parallel")
+    assert [r["variant"] for r in parallel] == [r["variant"] for r in serial]
+    assert len(serial) == 5  # the full graph and a leave-one-out variant per relation
+    for a, b in zip(serial, parallel, strict=True):
+        assert a == b
+    assert (tmp_path / "parallel" / serial[1]["variant"] / "metrics.json").exists()
