@@ -105,6 +105,15 @@ def config_options(fn=None, *, seeds: bool = True):
     return deco(fn) if fn is not None else deco
 
 
+#: ``--jobs N`` of ``train`` and ``ablate`` (sets ``train.jobs``)
+JOBS_OPTION = click.option(
+    "--jobs",
+    type=click.IntRange(min=1),
+    help="Runs at once, each in its own process: a run's seeds (train), an ablation's variants "
+    "(ablate). Sets train.jobs; the results do not depend on it.",
+)
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("-v", "--verbose", is_flag=True, help="Debug log output.")
 @click.option("-q", "--quiet", is_flag=True, help="Only warnings and errors.")
@@ -128,12 +137,7 @@ def cli(verbose: bool, quiet: bool) -> None:
     help="Cross-validation (protocol group_kfold): run only this fold (repeatable); with "
     "--resume, into an existing cross-validation folder.",
 )
-@click.option(
-    "--jobs",
-    type=click.IntRange(min=1),
-    help="Seeds trained at once, each in its own process (sets train.jobs; the results do not "
-    "depend on it).",
-)
+@JOBS_OPTION
 def train(
     config, overrides, data_root, cache_dir, imports, seeds, out, resume, folds, jobs
 ) -> None:
@@ -257,12 +261,7 @@ def _print_split_metrics(metrics: dict) -> None:
     "information); relations: only the relation name is dropped (measures edge typing).",
 )
 @click.option("--resume", is_flag=True, help="Continue an interrupted ablation in --out.")
-@click.option(
-    "--jobs",
-    type=click.IntRange(min=1),
-    help="Seeds trained at once, each in its own process (sets train.jobs; the results do not "
-    "depend on it).",
-)
+@JOBS_OPTION
 def ablate(
     config, overrides, data_root, cache_dir, imports, seeds, edge_types, out, mode, resume, jobs
 ) -> None:

@@ -103,3 +103,26 @@ def test_ablation_variants_at_once_match_a_serial_ablation(tmp_path):
     for a, b in zip(serial, parallel, strict=True):
         assert a == b
     assert (tmp_path / "parallel" / serial[1]["variant"] / "metrics.json").exists()
+
+
+def test_the_cli_sets_train_jobs(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    import ercgraph.train as train_mod
+    from ercgraph.cli import cli
+
+    seen = {}
+
+    def fake_run(cfg, out, resume=False, prep=None):
+        seen["jobs"] = cfg.train.jobs
+        raise SystemExit(0)
+
+    monkeypatch.setattr(train_mod, "run", fake_run)
+    sets = _toy(tmp_path)
+    args = ["train", "--out", str(tmp_path / "run"), "--jobs", "2"]
+    for s in sets:
+        args += ["--set", s]
+    CliRunner().invoke(cli, args)
+    assert seen == {"jobs": 2}
+    bad = CliRunner().invoke(cli, ["train", "--jobs", "0"])
+    assert bad.exit_code == 2 and "--jobs" in bad.output
