@@ -21,7 +21,7 @@ from ercgraph.losses import build_objective
 from ercgraph.losses.alignment import EmotionAlignmentLoss, supervised_alignment
 from ercgraph.models.outputs import ModelOutput
 from ercgraph.registry import FUSIONS, HEADS, LOSSES
-from tests.cli_helpers import cli
+from tests.cli_helpers import train_quick_cv
 from tests.components import fit, toy_setup
 
 REPO = Path(__file__).resolve().parents[2]
@@ -346,12 +346,7 @@ def header_override(label: str) -> list[str]:
 
 
 def train(tmp: Path, data_root: Path, *extra: str) -> tuple[dict, dict]:
-    out = tmp / "run"
-    args = ["train", "-c", str(CONFIG), "--data-root", str(data_root)]
-    args += ["--cache-dir", str(tmp / "cache"), "--out", str(out)]
-    for s in ("train.epochs=1", "model.hidden=16", "protocol.folds=2", "protocol.dev_groups=4"):
-        args += ["--set", s]
-    assert cli(*args, *extra) == 0
+    out = train_quick_cv(CONFIG, data_root, tmp, *extra)
     metrics = json.loads((out / "metrics.json").read_text())
     result = json.loads((out / "fold_0" / "seed_0" / "result.json").read_text())
     return metrics, result

@@ -16,7 +16,7 @@ import torch
 from ercgraph.errors import ErcgraphError
 from ercgraph.losses import build_objective
 from ercgraph.registry import LOSSES, MODELS
-from tests.cli_helpers import cli
+from tests.cli_helpers import train_quick_cv
 from tests.components import fit, toy_setup
 
 REPO = Path(__file__).resolve().parents[2]
@@ -252,12 +252,7 @@ def test_triplet_term_trains_the_m2fnet_states():
 
 # -- the RAVDESS config from the CLI ------------------------------------------------------------
 def test_ravdess_m2fnet_config_runs_from_the_cli(tmp_path, data_root):
-    out = tmp_path / "run"
-    args = ["train", "-c", str(REPO / "configs" / "ravdess_m2fnet.yaml"), "--data-root"]
-    args += [str(data_root), "--cache-dir", str(tmp_path / "cache"), "--out", str(out)]
-    for s in ("train.epochs=1", "model.hidden=16", "protocol.folds=2", "protocol.dev_groups=4"):
-        args += ["--set", s]
-    assert cli(*args) == 0
+    out = train_quick_cv(REPO / "configs" / "ravdess_m2fnet.yaml", data_root, tmp_path)
     m = json.loads((out / "metrics.json").read_text())
     assert m["folds"] == 2 and m["folds_done"] == [0, 1]
     model = json.loads((out / "fold_0" / "model.json").read_text())

@@ -17,7 +17,7 @@ from ercgraph.config import load_config
 from ercgraph.errors import ErcgraphError
 from ercgraph.losses import build_objective
 from ercgraph.pipeline import check_config
-from tests.cli_helpers import cli
+from tests.cli_helpers import train_quick_cv
 from tests.components import fit, toy_setup
 
 REPO = Path(__file__).resolve().parents[2]
@@ -179,12 +179,7 @@ def test_each_fusion_strategy_is_a_one_line_override(strategy, tmp_path, monkeyp
 
 
 def test_ravdess_perspective_config_runs_from_the_cli(tmp_path, data_root):
-    out = tmp_path / "run"
-    args = ["train", "-c", str(CONFIG), "--data-root", str(data_root)]
-    args += ["--cache-dir", str(tmp_path / "cache"), "--out", str(out)]
-    for s in ("train.epochs=1", "model.hidden=16", "protocol.folds=2", "protocol.dev_groups=4"):
-        args += ["--set", s]
-    assert cli(*args) == 0
+    out = train_quick_cv(CONFIG, data_root, tmp_path)
     m = json.loads((out / "metrics.json").read_text())
     assert m["folds"] == 2 and m["folds_done"] == [0, 1]
     history = json.loads((out / "fold_0" / "seed_0" / "result.json").read_text())["history"]

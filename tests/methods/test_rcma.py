@@ -16,7 +16,7 @@ from ercgraph.graphs.build import build_graphs
 from ercgraph.losses import build_objective
 from ercgraph.models import build_model
 from ercgraph.registry import FUSIONS, MODELS
-from tests.cli_helpers import cli
+from tests.cli_helpers import train_quick_cv
 from tests.components import fit, toy_corpus, toy_setup, toy_store
 
 REPO = Path(__file__).resolve().parents[2]
@@ -206,12 +206,7 @@ def test_rcma_body_with_the_regression_head_learns_under_ccc():
 
 
 def test_ravdess_rcma_preset_trains_on_the_real_features(tmp_path, data_root):
-    out = tmp_path / "run"
-    args = ["train", "-c", str(REPO / "configs/ravdess_rcma.yaml"), "--data-root", str(data_root)]
-    args += ["--cache-dir", str(tmp_path / "cache"), "--out", str(out)]
-    for s in ("train.epochs=1", "model.hidden=16", "protocol.folds=2", "protocol.dev_groups=4"):
-        args += ["--set", s]
-    assert cli(*args) == 0
+    out = train_quick_cv(REPO / "configs/ravdess_rcma.yaml", data_root, tmp_path)
     m = json.loads((out / "metrics.json").read_text())
     assert m["folds"] == 2 and m["folds_done"] == [0, 1]
     assert 0.0 <= m["dev"]["accuracy"]["mean"] <= 100.0
