@@ -110,6 +110,22 @@ def _read_report(out_dir: Path) -> dict[str, Any] | None:
         return None
 
 
+def _weights_readable(out_dir: Path) -> bool:
+    """Whether every safetensors file of a saved fine-tuned encoder (at least one) opens; a
+    truncated or overwritten file is logged and the encoder is fine-tuned again."""
+    from safetensors import safe_open
+
+    files = sorted(out_dir.glob("*.safetensors"))
+    for path in files:
+        try:
+            with safe_open(str(path), framework="pt") as fh:
+                fh.keys()
+        except Exception as exc:  # safetensors raises its own error types
+            log.warning("fine-tuned encoder %s is corrupt (%s); fine-tuning it again", path, exc)
+            return False
+    return bool(files)
+
+
 def _batches(lengths: np.ndarray, batch_size: int, gen: torch.Generator) -> list[np.ndarray]:
     """Shuffled, length-bucketed batches of row positions."""
     perm = torch.randperm(len(lengths), generator=gen).numpy()
@@ -172,6 +188,7 @@ def finetune_text_encoder(
         report is not None
         and report.get("settings") == settings
         and (out_dir / "config.json").is_file()
+        and _weights_readable(out_dir)
     ):
         log.info(
             "reusing fine-tuned text encoder %s (best dev epoch %s)",

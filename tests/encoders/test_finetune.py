@@ -101,6 +101,15 @@ def test_finetuning_is_reused(
     assert out == finetuned
     assert (finetuned / "finetune.json").stat().st_mtime_ns == before
     assert "reusing fine-tuned text encoder" in caplog.text
+    # a corrupt weights file is not reused: it is fine-tuned again (atomically, in place)
+    monkeypatch.setattr(finetune_mod, "TextEncoder", TextEncoder)
+    (finetuned / "model.safetensors").write_bytes(b"garbage")
+    with caplog.at_level("WARNING", logger="ercgraph.encoders.finetune"):
+        finetune_text_encoder(sentiment_corpus(), str(tiny_bert), FT, finetuned, progress=False)
+    assert "is corrupt" in caplog.text and "fine-tuning it again" in caplog.text
+    from transformers import AutoModel
+
+    AutoModel.from_pretrained(str(finetuned))  # whole again
     # a different setting is a different encoder: retrained in place, atomically
     monkeypatch.setattr(finetune_mod, "TextEncoder", TextEncoder)
     ft2 = dataclasses.replace(FT, epochs=1)
