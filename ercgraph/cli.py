@@ -6,6 +6,7 @@ User errors (:class:`~ercgraph.errors.ErcgraphError`) print one line and exit wi
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import sys
 import time
@@ -160,13 +161,24 @@ def train(
     cv = cfg.protocol.name == "group_kfold"
     if folds and not cv:
         raise ErcgraphError("--fold needs protocol.name: group_kfold (cross-validation)")
+    from ercgraph.distributed import session, world_from_env
+
+    if cv and world_from_env() > 1:
+        raise ErcgraphError(
+            "torchrun trains one model on the split protocol; the folds of a cross-validation "
+            "are independent runs: start one process per fold (--fold K, --resume into the same "
+            "--out) and use --jobs N for each fold's seeds"
+        )
     try:
         if cv:
             from ercgraph.protocol import run_cv
 
             metrics = run_cv(cfg, Path(out), resume=resume, only=list(folds) or None)
         else:
-            metrics = run(cfg, Path(out), resume=resume)
+            with session(cfg.train.device) as sess:
+                metrics = run(cfg, Path(out), resume=resume, sess=sess)
+                if not sess.is_main:
+                    return
     except KeyboardInterrupt:
         _interrupted(Path(out))
     if cv:
@@ -359,6 +371,10 @@ def extract(config, overrides, data_root, cache_dir, imports, modality, encoder,
     logs every media file that fails (its path and why) without losing the rest; failed files
     are tried again on the next run. The cache follows the media files (path, size, time stamp):
     a file replaced in place is encoded again.
+
+    Under ``torchrun --nproc-per-node N -m ercgraph extract ...`` the chunks are shared out over
+    the N ranks (on one machine or several) and the features equal a one-process extraction's;
+    a rerun after a rank died redoes only the chunks that were not saved.
     """
     from ercgraph.config import cache_dir as resolve_cache
     from ercgraph.data.load import load_corpus
@@ -366,25 +382,42 @@ def extract(config, overrides, data_root, cache_dir, imports, modality, encoder,
     if encoder:
         overrides = (*overrides, f"features.{modality}.encoder={encoder}")
     cfg = _load(config, overrides, data_root, None, cache_dir, imports)
-    corpus = load_corpus(cfg)
-    n = corpus.num_utterances
-    if modality == "text":
-        from ercgraph.encoders.extract import extract_text_features
+    from ercgraph.distributed import session
 
-        store, info = extract_text_features(
-            corpus, cfg.features.text, resolve_cache(cfg), force=force
-        )
-        reused = n if info["reused"] else 0
-        done, failed = n - reused, 0
-    else:
-        from ercgraph.encoders.media_extract import extract_media_features
+    with session("cpu") as sess:
+        sess.check_same([dataclasses.asdict(cfg), modality, force], "configs")
+        corpus = load_corpus(cfg)
+        n = corpus.num_utterances
+        if modality == "text":
+            from ercgraph.encoders.extract import extract_text_features
 
-        store, info = extract_media_features(
-            corpus, modality, getattr(cfg.features, modality), resolve_cache(cfg), force=force
-        )
-        done, failed, reused = info["done"], info["failed"], info["reused"]
-        for row, path, reason in info["errors"][:20]:
-            click.echo(f"failed: row {row}: {path}: {reason}", err=True)
+            # one cached file: rank 0 encodes, the other ranks wait (text is cheap)
+            got = sess.on_main(
+                lambda: extract_text_features(
+                    corpus, cfg.features.text, resolve_cache(cfg), force=force
+                )
+            )
+            if not sess.is_main:
+                return
+            store, info = got
+            reused = n if info["reused"] else 0
+            done, failed = n - reused, 0
+        else:
+            from ercgraph.encoders.media_extract import extract_media_features
+
+            store, info = extract_media_features(
+                corpus,
+                modality,
+                getattr(cfg.features, modality),
+                resolve_cache(cfg),
+                force=force,
+                sess=sess,
+            )
+            if not sess.is_main:
+                return
+            done, failed, reused = info["done"], info["failed"], info["reused"]
+            for row, path, reason in info["errors"][:20]:
+                click.echo(f"failed: row {row}: {path}: {reason}", err=True)
     click.echo(
         f"{modality}: {n} utterances, dim {store.dims()[modality]}; "
         f"{done} done, {failed} failed, {reused} reused ({info['seconds']:.1f} s)"

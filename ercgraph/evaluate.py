@@ -80,7 +80,7 @@ def _evaluate(run_dir, cfg, meta, ckpts, out_name):
     from ercgraph.pipeline import prepare, read_corpus
     from ercgraph.report import aggregate, write_json
     from ercgraph.rundir import feature_config, load_normaliser, load_weights
-    from ercgraph.train import _loader, evaluate_batches, pick_device, score_heads
+    from ercgraph.train import eval_batches, evaluate_batches, pick_device, score_heads
 
     cfg = feature_config(cfg, run_dir)
     corpus, provided = read_corpus(cfg)
@@ -112,9 +112,7 @@ def _evaluate(run_dir, cfg, meta, ckpts, out_name):
         ).to(device)
         load_weights(model, ckpt)
         for split in per_split:
-            arrays, _, _ = evaluate_batches(
-                model, list(_loader(prep.graphs[split], 64, False)), device
-            )
+            arrays, _, _ = evaluate_batches(model, eval_batches(prep.graphs[split]), device)
             per_split[split][seed] = score_heads(model, arrays)
     rescored = {split: aggregate(v) for split, v in per_split.items()}
     path = run_dir / out_name

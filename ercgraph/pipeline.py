@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from ercgraph.config import Config, cache_dir, effective_heads, effective_loss
@@ -37,7 +38,7 @@ class Prepared:
 
     corpus: Corpus
     store: FeatureStore
-    graphs: dict[str, list]  # split → list of HeteroData
+    graphs: dict[str, Any]  # split → GraphSet (or a list of HeteroData: ablation variants)
     edge_types: list[tuple[str, str, str]]
     timings: dict[str, float]
     feature_info: dict[str, Any]
@@ -272,7 +273,7 @@ def prepare(
             in ``features.modalities`` is taken from here before any encoder runs.
         force: recompute every extracted modality (``ercgraph prepare --force``).
     """
-    from ercgraph.graphs.build import build_graphs
+    from ercgraph.graphs.build import build_graph_set
 
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
@@ -308,7 +309,7 @@ def prepare(
                 )
         store = normaliser.apply(store, speakers, cfg.features.speaker_min)
     t0 = time.perf_counter()
-    graphs = build_graphs(
+    graphs = build_graph_set(
         corpus,
         store,
         cfg.graph.builders,
@@ -318,13 +319,12 @@ def prepare(
         drop_pairs=cfg.graph.drop_pairs,
     )
     timings["graphs_s"] = time.perf_counter() - t0
-    if not graphs:
+    if not len(graphs):
         raise ErcgraphError("no dialogue graphs were built")
-    edge_types = sorted(graphs[0].edge_types)
-    by_split: dict[str, list] = {s: [] for s in corpus.splits}
+    edge_types = sorted(graphs.edge_types)
     first_split = corpus.df.groupby("dialogue_id", sort=False)["split"].first()
-    for g in graphs:
-        by_split[first_split[g.dialogue_id]].append(g)
+    split_of = first_split.loc[graphs.dialogue_ids].to_numpy()
+    by_split = {s: graphs.subset(np.flatnonzero(split_of == s)) for s in corpus.splits}
     return Prepared(corpus, store, by_split, edge_types, timings, info, normaliser, states)
 
 
@@ -344,11 +344,13 @@ def summary(prep: Prepared) -> list[str]:
             f"{m}: {n} utterances, dim {dim}; {done} done, {failed} failed, {reused} reused "
             f"({info.get('seconds', 0.0):.1f} s)"
         )
-    graphs = [g for gs in prep.graphs.values() for g in gs]
-    edges = sum(int(g[et].edge_index.shape[1]) for g in graphs for et in g.edge_types)
+    from ercgraph.graphs.flat import count_edges
+
+    graphs = sum(len(gs) for gs in prep.graphs.values())
+    edges = sum(count_edges(gs) for gs in prep.graphs.values())
     per_split = ", ".join(f"{s} {len(v)}" for s, v in prep.graphs.items())
     lines.append(
-        f"graphs: {len(graphs)} dialogues ({per_split}), {len(prep.edge_types)} edge types, "
+        f"graphs: {graphs} dialogues ({per_split}), {len(prep.edge_types)} edge types, "
         f"{edges} edges ({prep.timings.get('graphs_s', 0.0):.2f} s)"
     )
     if prep.normaliser is not None:

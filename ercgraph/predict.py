@@ -50,7 +50,7 @@ def _predict(run_dir, table, columns, options, cfg, meta, ckpts) -> pd.DataFrame
     from ercgraph.models import build_model
     from ercgraph.pipeline import prepare
     from ercgraph.rundir import feature_config, load_normaliser, load_weights
-    from ercgraph.train import evaluate_batches
+    from ercgraph.train import eval_batches, evaluate_batches
 
     labels = meta["labels"]
     if not Path(table).is_file():
@@ -99,10 +99,7 @@ def _predict(run_dir, table, columns, options, cfg, meta, ckpts) -> pd.DataFrame
         raise ErcgraphError(
             f"graphs of {table} have edge types {prep.edge_types}, the model expects {model_types}"
         )
-    graphs = [g for split in prep.graphs.values() for g in split]
-    from torch_geometric.loader import DataLoader
-
-    batches = list(DataLoader(graphs, batch_size=64, shuffle=False))
+    batches = [b for split in prep.graphs.values() for b in eval_batches(split)]
     sums: dict[str, np.ndarray] = {}
     heads = None
     for ckpt in ckpts:

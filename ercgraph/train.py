@@ -11,10 +11,12 @@ policy in :mod:`ercgraph.rundir`.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import random
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +26,7 @@ from torch import nn
 
 from ercgraph.config import Config, effective_heads, effective_loss
 from ercgraph.data.features import atomic_write_bytes
+from ercgraph.distributed import Session
 from ercgraph.errors import ErcgraphError
 from ercgraph.pipeline import Prepared, check_config, prepare
 from ercgraph.report import (
@@ -86,33 +89,74 @@ def make_objective(cfg: Config, prep: Prepared) -> nn.Module:
     return build_objective(effective_loss(cfg), context)
 
 
-def class_counts(graphs: list, num_classes: int) -> torch.Tensor:
-    y = torch.cat([g.y for g in graphs])
+def class_counts(graphs: Any, num_classes: int) -> torch.Tensor:
+    from ercgraph.graphs.flat import labels_of
+
+    labels = labels_of(graphs)
+    y = torch.cat(labels) if labels else torch.zeros(0, dtype=torch.long)
     return torch.bincount(y[y >= 0], minlength=num_classes).float()
 
 
-def _loader(graphs: list, batch_size: int, shuffle: bool, seed: int = 0):
-    from torch_geometric.loader import DataLoader
+def eval_batches(graphs: Any, batch_size: int = 64) -> list:
+    """The batches of a split in order (collated once, reused every epoch)."""
+    from ercgraph.graphs.flat import batches
 
-    gen = torch.Generator().manual_seed(seed)
-    return DataLoader(graphs, batch_size=batch_size, shuffle=shuffle, generator=gen)
+    return list(batches(graphs, batch_size))
 
 
-def _train_loader(cfg: Config, prep: Prepared, seed: int):
+class TrainLoader:
+    """One epoch of training batches: the sampler's dialogue order cut into global batches of
+    ``batch_size`` dialogues (the last may be smaller), collated from the GraphSet.
+
+    Across ``world`` ranks every rank draws the same order (the sampler's generator is seeded
+    alike) and takes its own contiguous share of each global batch, so any sampler is rank-aware
+    and a step sees the dialogues a one-process step would. A rank whose share is empty (a last
+    batch with fewer dialogues than ranks) gets a padding dialogue that carries no weight.
+    Yields ``(batch, padding)``.
+    """
+
+    def __init__(
+        self, graphs: Any, sampler: Any, batch_size: int, rank: int = 0, world: int = 1
+    ) -> None:
+        self.graphs, self.sampler, self.batch_size = graphs, sampler, batch_size
+        self.rank, self.world = rank, world
+
+    def __iter__(self) -> Iterator[tuple[Any, bool]]:
+        from ercgraph.graphs.flat import batches
+
+        # torch's DataLoader drew one number from the global generator per epoch (its workers'
+        # base seed); the same draw keeps runs bit-identical to those of earlier versions
+        torch.empty((), dtype=torch.int64).random_()
+        order = torch.as_tensor(list(self.sampler), dtype=torch.long)
+        if self.world == 1:
+            yield from ((b, False) for b in batches(self.graphs, self.batch_size, order=order))
+            return
+        for lo in range(0, int(order.numel()), self.batch_size):
+            chunk = order[lo : lo + self.batch_size]
+            share = torch.tensor_split(chunk, self.world)[self.rank]
+            padding = share.numel() == 0
+            if padding:
+                share = chunk[self.rank % chunk.numel() :][:1]
+            yield next(batches(self.graphs, len(share), order=share)), padding
+
+
+def _train_loader(
+    cfg: Config, prep: Prepared, seed: int, sess: Session | None = None
+) -> tuple[TrainLoader, torch.Generator]:
     """The training loader with the configured dialogue sampler and its seeded generator."""
-    from torch_geometric.loader import DataLoader
-
+    from ercgraph.graphs.flat import labels_of
     from ercgraph.registry import SAMPLERS
 
     gen = torch.Generator().manual_seed(seed)
     graphs = prep.graphs["train"]
     sampler = SAMPLERS.create(
         {"name": cfg.sampler.name, **cfg.sampler.options},
-        dialogue_labels=[g.y for g in graphs],
+        dialogue_labels=labels_of(graphs),
         num_classes=len(prep.corpus.labels),
         generator=gen,
     )
-    return DataLoader(graphs, batch_size=cfg.train.batch_size, sampler=sampler), gen
+    sess = sess or Session()
+    return TrainLoader(graphs, sampler, cfg.train.batch_size, sess.rank, sess.world), gen
 
 
 # -- evaluation ---------------------------------------------------------------------------------
@@ -164,12 +208,56 @@ def score_heads(model: nn.Module, arrays: dict[str, dict[str, np.ndarray]]) -> d
 
 
 # -- one seed ---------------------------------------------------------------------------------
+class TrainStep(nn.Module):
+    """Model and objective as one module: ``forward(batch)`` returns ``(out, loss, values)``.
+
+    The unit :class:`~torch.nn.parallel.DistributedDataParallel` wraps, so the objective's own
+    parameters (learned loss weights) are averaged across ranks like the model's. Under DDP a
+    step without a labelled utterance on this rank returns a zero loss tied to every parameter
+    (every rank must join the gradient all-reduce).
+    """
+
+    def __init__(self, model: nn.Module, objective: nn.Module, distributed: bool = False) -> None:
+        super().__init__()
+        self.model, self.objective, self.distributed = model, objective, distributed
+
+    def forward(self, batch: Any) -> tuple[Any, torch.Tensor | None, dict[str, float]]:
+        out = self.model(batch)
+        loss, values = self.objective(out, batch)
+        if loss is None and self.distributed:
+            loss = 0.0 * sum(p.sum() for p in self.parameters() if p.requires_grad)
+        return out, loss, values
+
+
+def _weight(batch: Any, padding: bool) -> int:
+    """What a rank's loss is weighted by across ranks: its labelled utterances."""
+    if padding:
+        return 0
+    y = getattr(batch, "y", None)
+    return int((y >= 0).sum()) if y is not None else int(batch.row.numel())
+
+
 def fit_seed(
-    cfg: Config, prep: Prepared, seed: int, seed_dir: Path, resume: bool
+    cfg: Config,
+    prep: Prepared,
+    seed: int,
+    seed_dir: Path,
+    resume: bool,
+    sess: Session | None = None,
 ) -> dict[str, Any]:
-    """Train one seed with dev-split model selection; returns the seed's result dict."""
+    """Train one seed with dev-split model selection; returns the seed's result dict.
+
+    Under torchrun (``sess.world > 1``) the model is wrapped in DistributedDataParallel and each
+    rank trains on its share of every global batch of ``train.batch_size`` dialogues (see
+    :class:`TrainLoader`). Each rank's loss is scaled by its share of the step's labelled
+    utterances (times the world size, as DDP averages gradients), so a step's gradient is the
+    utterance mean a one-process step takes. Every rank scores the whole dev split (identical
+    replicas, so identical decisions; rank 0's are broadcast all the same); only rank 0 writes.
+    """
     from safetensors.torch import save
 
+    sess = sess or Session()
+    main = sess.is_main
     result_path = seed_dir / "result.json"
     ckpt = seed_dir / "last.pt"
     if resume and result_path.exists():
@@ -179,15 +267,29 @@ def fit_seed(
             log.info("seed %d already finished; reusing %s", seed, result_path)
             return finished
         log.info("seed %d: training on from epoch %d to %d", seed, last, cfg.train.epochs)
-    seed_dir.mkdir(parents=True, exist_ok=True)
+    if main:
+        seed_dir.mkdir(parents=True, exist_ok=True)
     device = pick_device(cfg.train.device)
+    if sess.active and device.type == "cuda":
+        device = torch.device("cuda", sess.local_rank)
     set_seed(seed)
     model = make_model(cfg, prep).to(device)
     objective = make_objective(cfg, prep).to(device)
+    step = TrainStep(model, objective, sess.active)
+    if sess.active:
+        from torch.nn.parallel import DistributedDataParallel
+
+        step = DistributedDataParallel(
+            step,
+            device_ids=[device.index] if device.type == "cuda" else None,
+            find_unused_parameters=True,  # heads and modalities may sit out a step
+        )
+        if sess.rank > 0:  # dropout masks differ across ranks; rank 0 draws as one process
+            torch.manual_seed(seed * 1_000_003 + sess.rank)
     params = list(model.parameters()) + list(objective.parameters())
     opt = torch.optim.AdamW(params, lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
-    train_loader, train_gen = _train_loader(cfg, prep, seed)
-    dev_batches = list(_loader(prep.graphs["dev"], 64, False))
+    train_loader, train_gen = _train_loader(cfg, prep, seed, sess)
+    dev_batches = eval_batches(prep.graphs["dev"])
     from ercgraph.metrics import higher_is_better
 
     metric = cfg.train.select_metric
@@ -199,7 +301,7 @@ def fit_seed(
         model.load_state_dict(state["model"])
         objective.load_state_dict(state["objective"])
         opt.load_state_dict(state["optimizer"])
-        torch.set_rng_state(state["torch_rng"])
+        torch.set_rng_state(_rank_rng(state, sess))
         if device.type == "cuda" and state.get("cuda_rng") is not None:
             torch.cuda.set_rng_state_all(state["cuda_rng"])
         train_gen.set_state(state["loader_rng"])
@@ -211,25 +313,35 @@ def fit_seed(
         if stopped:  # early-stopped before the interruption: never train past that point
             break
         t0 = time.perf_counter()
-        model.train()
+        step.train()
         sums: dict[str, float] = {}
         n = 0
-        for batch in train_loader:
+        for batch, padding in train_loader:
             batch = batch.to(device)
-            out = model(batch)
-            loss, values = objective(out, batch)
+            weight = _weight(batch, padding)
+            if sess.active:
+                total = torch.tensor([weight], dtype=torch.float64, device=device)
+                torch.distributed.all_reduce(total)
+                if float(total) == 0:  # no rank has a labelled utterance: all skip alike
+                    continue
+            _, loss, values = step(batch)
             if loss is None:
                 continue
+            scaled = loss * (weight * sess.world / float(total)) if sess.active else loss
             opt.zero_grad()
-            loss.backward()
+            scaled.backward()
             if cfg.train.grad_clip:
                 nn.utils.clip_grad_norm_(params, cfg.train.grad_clip)
             opt.step()
-            size = int(batch.row.numel())
+            size = 0 if padding else int(batch.row.numel())
             n += size
             sums["total"] = sums.get("total", 0.0) + loss.item() * size
             for k, v in values.items():
                 sums[k] = sums.get(k, 0.0) + v * size
+        if sess.active:  # the epoch's training losses over every rank's utterances
+            parts = sess.gather((sums, n))
+            n = sum(part[1] for part in parts)
+            sums = {k: sum(part[0].get(k, 0.0) for part in parts) for k in parts[0][0]}
         epoch_s = time.perf_counter() - t0
         arrays, dev_losses, _ = evaluate_batches(model, dev_batches, device, objective)
         dev = score_heads(model, arrays)
@@ -244,13 +356,15 @@ def fit_seed(
             if k in dev_losses:
                 row[f"dev_loss_{k}"] = dev_losses[k]
         row.update({f"dev_{k}": v for k, v in dev.items() if isinstance(v, float | int)})
+        row = sess.broadcast(row)  # identical replicas; rank 0's row decides for all
         history.append(row)
         if sign * row[f"dev_{metric}"] > best:
             best, best_epoch = sign * row[f"dev_{metric}"], epoch
-            atomic_write_bytes(
-                seed_dir / "best.safetensors",
-                save({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}),
-            )
+            if main:
+                atomic_write_bytes(
+                    seed_dir / "best.safetensors",
+                    save({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}),
+                )
         log.info(
             "seed %d epoch %d: loss %.4f dev %s %.2f (best %.2f @ %d) %.1fs",
             seed,
@@ -275,7 +389,10 @@ def fit_seed(
             "loader_rng": train_gen.get_state(),
             "stopped": epoch - best_epoch >= cfg.train.patience,
         }
-        atomic_torch_save(state, ckpt)
+        if sess.active:
+            state["rank_rng"] = sess.gather(torch.get_rng_state())
+        if main:
+            atomic_torch_save(state, ckpt)
         if state["stopped"]:
             log.info(
                 "seed %d: no dev improvement for %d epochs; stopping", seed, cfg.train.patience
@@ -283,6 +400,9 @@ def fit_seed(
             stopped = True
             break
 
+    sess.barrier()  # best.safetensors is complete before anyone reads it
+    if not main:  # the result is rank 0's
+        return sess.broadcast(None)
     load_weights(model, seed_dir / "best.safetensors")
     result: dict[str, Any] = {
         "seed": seed,
@@ -292,8 +412,7 @@ def fit_seed(
         "loss_terms": {k: objective.weights[k] for k in objective.terms},
     }
     for split in ("dev", "test"):
-        batches = list(_loader(prep.graphs[split], 64, False))
-        arrays, _, rows = evaluate_batches(model, batches, device)
+        arrays, _, rows = evaluate_batches(model, eval_batches(prep.graphs[split]), device)
         result[split] = score_heads(model, arrays)
         if "emotion" in arrays:
             em = arrays["emotion"]
@@ -302,7 +421,27 @@ def fit_seed(
             result[f"{split}_probs"] = np.round(em["pred"], 6).tolist()
             result[f"{split}_rows"] = rows.tolist()
     write_json(result_path, result)
-    return result
+    return sess.broadcast(result)
+
+
+def _rank_rng(state: dict[str, Any], sess: Session) -> torch.Tensor:
+    """This rank's saved RNG state (a checkpoint of another world size: rank 0's for rank 0,
+    a fresh stream for the others, with a warning)."""
+    saved = state.get("rank_rng")
+    if not sess.active:
+        return state["torch_rng"]
+    if saved is not None and len(saved) == sess.world:
+        return saved[sess.rank]
+    if sess.rank > 0:
+        log.warning(
+            "the checkpoint was written by %s processes, this run has %d: rank %d starts a fresh "
+            "dropout stream",
+            len(saved) if saved is not None else 1,
+            sess.world,
+            sess.rank,
+        )
+        return torch.Generator().manual_seed(int(state["epoch"]) * 7919 + sess.rank).get_state()
+    return state["torch_rng"]
 
 
 def _load_checkpoint(path: Path) -> dict[str, Any]:
@@ -321,23 +460,45 @@ def _load_checkpoint(path: Path) -> dict[str, Any]:
 
 # -- the run ----------------------------------------------------------------------------------
 def run(
-    cfg: Config, out: Path, resume: bool = False, prep: Prepared | None = None
+    cfg: Config,
+    out: Path,
+    resume: bool = False,
+    prep: Prepared | None = None,
+    sess: Session | None = None,
 ) -> dict[str, Any]:
     """Train every seed in ``cfg.train.seeds`` and write the run directory.
 
     The whole config is checked before any feature is read; the run directory is locked while
     the run writes into it.
 
+    Under torchrun (``sess``, see :mod:`ercgraph.distributed`) every rank checks the config and
+    the world size (refused when larger than the training dialogues), the configs' hashes are
+    compared, rank 0 locks the run directory and prepares the data first (extracting and caching
+    what is missing), then the other ranks prepare from the cache; each seed is trained by all
+    ranks together, and only rank 0 writes.
+
     Returns:
         The metrics dict written to ``metrics.json``.
     """
+    from contextlib import ExitStack
+
+    sess = sess or Session()
     check_config(cfg)
-    check_out_dir(out, cfg, resume)
-    with locked(out):
-        check_out_dir(out, cfg, resume)  # again, now that no other writer can interfere
+    if sess.active:
+        if cfg.train.jobs > 1:
+            raise ErcgraphError(
+                "train.jobs > 1 runs seeds in forked processes; under torchrun the ranks already "
+                "share each seed: set train.jobs to 1 (or drop --jobs)"
+            )
+        sess.check_same(dataclasses.asdict(cfg), "configs")
+    sess.on_main(lambda: check_out_dir(out, cfg, resume))
+    with ExitStack() as stack:
+        sess.on_main(lambda: stack.enter_context(locked(out)))
+        sess.on_main(lambda: check_out_dir(out, cfg, resume))  # again, now that we hold the lock
         if prep is None:
-            prep = prepare(cfg)
-        write_setup(out, cfg, prep)
+            prep = _prepare_ranked(cfg, sess)
+        if sess.is_main:
+            write_setup(out, cfg, prep)
         t_train = time.perf_counter()
         threads = torch.get_num_threads()
         try:
@@ -347,15 +508,37 @@ def run(
                 results = fit_seeds_in_parallel(cfg, prep, out, resume)
             else:
                 results = {
-                    s: fit_seed(cfg, prep, s, out / f"seed_{s}", resume) for s in cfg.train.seeds
+                    s: fit_seed(cfg, prep, s, out / f"seed_{s}", resume, sess)
+                    for s in cfg.train.seeds
                 }
         finally:
             torch.set_num_threads(threads)
         train_s = time.perf_counter() - t_train
+        if not sess.is_main:
+            return sess.broadcast(None)
         metrics = summarise(cfg, prep, results, out)
         metrics["timings"] = {**prep.timings, "train_s": train_s}
+        if sess.active:
+            metrics["world_size"] = sess.world
         write_json(out / "metrics.json", metrics)
-    return metrics
+    return sess.broadcast(metrics)
+
+
+def _prepare_ranked(cfg: Config, sess: Session) -> Prepared:
+    """``prepare`` on one process; under torchrun rank 0 first (it fills the caches), then the
+    others from the cache. The world size is checked against the training dialogues before any
+    feature is read."""
+    if not sess.active:
+        return prepare(cfg)
+    from ercgraph.pipeline import read_corpus
+
+    corpus, provided = read_corpus(cfg)
+    train = corpus.df.loc[corpus.df["split"] == "train", "dialogue_id"].nunique()
+    sess.check_world(int(train), "training dialogues")
+    prep = sess.on_main(lambda: prepare(cfg, corpus, features=provided))
+    if not sess.is_main:
+        prep = prepare(cfg, corpus, features=provided)
+    return prep
 
 
 def _fit_seed_job(shared: tuple[Config, Prepared, Path, bool], i: int) -> dict[str, Any]:

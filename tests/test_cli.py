@@ -288,7 +288,7 @@ def test_ablate_runs_variants_on_shared_features_and_graphs(
     import ercgraph.graphs.build as build
 
     calls = {"features": 0, "graphs": 0}
-    real_features, real_graphs = extract.extract_text_features, build.build_graphs
+    real_features, real_graphs = extract.extract_text_features, build.build_graph_set
 
     def count(key, fn):
         def wrapped(*a, **k):
@@ -298,7 +298,7 @@ def test_ablate_runs_variants_on_shared_features_and_graphs(
         return wrapped
 
     monkeypatch.setattr(extract, "extract_text_features", count("features", real_features))
-    monkeypatch.setattr(build, "build_graphs", count("graphs", real_graphs))
+    monkeypatch.setattr(build, "build_graph_set", count("graphs", real_graphs))
     out = tmp_path / "abl"
     code = cli(
         "ablate",

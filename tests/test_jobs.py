@@ -113,7 +113,7 @@ def test_the_cli_sets_train_jobs(tmp_path, monkeypatch):
 
     seen = {}
 
-    def fake_run(cfg, out, resume=False, prep=None):
+    def fake_run(cfg, out, resume=False, prep=None, sess=None):
         seen["jobs"] = cfg.train.jobs
         raise SystemExit(0)
 

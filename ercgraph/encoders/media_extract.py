@@ -44,6 +44,7 @@ import torch
 from ercgraph.config import AudioFeatureConfig, VisualFeatureConfig
 from ercgraph.data.corpus import Corpus
 from ercgraph.data.features import FeatureStore, atomic_write_bytes, manifest_key
+from ercgraph.distributed import Session
 from ercgraph.errors import ErcgraphError
 
 log = logging.getLogger(__name__)
@@ -321,8 +322,15 @@ def extract_media_features(
     progress: bool = True,
     *,
     force: bool = False,
+    sess: Session | None = None,
 ) -> tuple[FeatureStore, dict[str, Any]]:
     """Features of one media modality for every Corpus row, from the cache when possible.
+
+    Under torchrun (``sess.world > 1``) the chunks left to encode are dealt round-robin to the
+    ranks; each rank encodes and saves its own chunks (resumable as in one process), then every
+    rank reads the others' chunks back and assembles the same store. A chunk's features do not
+    depend on who encoded it, so the store is bit-identical to a one-process extraction. A rank
+    that dies loses only its unfinished chunk: a rerun reuses every saved chunk.
 
     Args:
         corpus: The rows; ``cfg.source`` names the column with each row's media file.
@@ -331,6 +339,7 @@ def extract_media_features(
         cache_dir: Root of the cache (chunks live under ``media/``).
         progress: Show a tqdm progress bar.
         force: Encode every row again, ignoring (and replacing) the cached chunks.
+        sess: The torchrun session (:mod:`ercgraph.distributed`); default: one process.
 
     Returns:
         The store and an info dict: ``done`` (utterances encoded now), ``failed`` (utterances
@@ -341,12 +350,15 @@ def extract_media_features(
         with features) and ``clips_without_face`` (clips embedded from whole frames only).
 
     Raises:
-        ErcgraphError: on a bad config, a missing source column, or when every file failed.
+        ErcgraphError: on a bad config, a missing source column, a world larger than the rows,
+            or when every file failed.
     """
     from tqdm.auto import tqdm
 
+    sess = sess or Session()
     t0 = time.perf_counter()
     rows = _resolve(corpus, modality, cfg)
+    sess.check_world(len(rows.items), f"{modality} media rows")
     encoder = build_encoder(modality, cfg)
     settings = encoder.settings()
     n, size = len(rows.items), cfg.chunk_size
@@ -398,6 +410,11 @@ def extract_media_features(
         for i, _, reason in res["errors"]:
             errors.append([todo[int(i)], rows.shown[todo[int(i)]], str(reason)])
 
+    theirs = [c for k, (c, _) in enumerate(jobs) if k % sess.world != sess.rank]
+    jobs = jobs[sess.rank :: sess.world]  # this rank's share (all of them in one process)
+    planned = len(errors)  # rows that failed without reading: known to every rank alike
+    if sess.active:
+        log.info("rank %d: %d of the chunks to encode", sess.rank, len(jobs))
     bar = tqdm(total=len(jobs), desc=f"{modality} chunks", disable=None if progress else True)
     batches = [(c, todo, [rows.items[r] for r in todo]) for c, todo in jobs]
     if cfg.workers > 1 and len(jobs) > 1:
@@ -414,9 +431,24 @@ def extract_media_features(
             keep(c, todo, _encode_chunk(modality, cfg, batch))
             bar.update()
     bar.close()
-    for chunk in chunks:
-        if chunk.dirty:  # a new chunk whose rows all failed: kept, so the rows are known
+    other = set(theirs)
+    for c, chunk in enumerate(chunks):
+        if chunk.dirty and c not in other:  # a new chunk whose rows all failed: kept
             _save_chunk(chunk)
+    if sess.active:
+        # every rank's chunks are on disk: read the others' back, merge counts and errors
+        parts = sess.gather((counts["done"], errors[planned:]))
+        counts["done"] = sum(done for done, _ in parts)
+        errors = errors[:planned] + [e for _, errs in parts for e in errs]
+        for c in sorted(other):
+            lo, hi = c * size, min(n, (c + 1) * size)
+            loaded = _load_chunk(chunks[c].path, hi - lo, dim)
+            if loaded is None:
+                raise ErcgraphError(
+                    f"{modality}: chunk {str(chunks[c].path)!r} that another rank encoded is "
+                    "missing or unreadable; run the extraction again (saved chunks are reused)"
+                )
+            chunks[c] = loaded
 
     x = torch.cat([ch.x for ch in chunks])
     ok = torch.cat([ch.ok for ch in chunks])

@@ -18,11 +18,9 @@ import gc
 import hashlib
 import json
 import logging
-import weakref
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -39,6 +37,7 @@ from ercgraph.graphs.base import (
     cache_identity,
     pair_mask,
 )
+from ercgraph.graphs.flat import EdgeTable, GraphSet, fill_graph
 from ercgraph.registry import BUILDERS
 
 if TYPE_CHECKING:
@@ -489,6 +488,55 @@ def build_graphs(
     """
     from torch_geometric.data import HeteroData
 
+    dialogues, edges, globals_ = _flat_parts(
+        corpus, store, builders, edge_types, cache_dir, targets, drop_pairs
+    )
+    with _gc_paused():
+        return _assemble(HeteroData, corpus, store, dialogues, edges, globals_)
+
+
+def build_graph_set(
+    corpus: Corpus,
+    store: FeatureStore,
+    builders: Any,
+    edge_types: Sequence[str] | None = None,
+    cache_dir: Path | str | None = None,
+    targets: dict[str, Tensor] | None = None,
+    drop_pairs: Sequence[str] | None = None,
+) -> GraphSet:
+    """The graphs of :func:`build_graphs` as one :class:`~ercgraph.graphs.flat.GraphSet`: flat
+    tensors and a CSR-style edge table per relation, no object per dialogue (what training
+    batches from). Same arguments and errors as :func:`build_graphs`."""
+    dialogues, edges, globals_ = _flat_parts(
+        corpus, store, builders, edge_types, cache_dir, targets, drop_pairs
+    )
+    tables: dict[int, EdgeTable] = {}
+    for ei in edges.values():
+        if id(ei) not in tables:  # intra-modal relations share one table across modalities
+            tables[id(ei)] = EdgeTable.from_global(ei, dialogues.batch, dialogues.ptr)
+    sizes = dialogues.sizes
+    return GraphSet(
+        {m: store.features[m] for m in dialogues.modalities},
+        {m: store.present[m] for m in dialogues.modalities},
+        globals_,
+        dialogues.ptr[:-1],
+        sizes,
+        corpus.dialogue_ids(),
+        {k: tables[id(ei)] for k, ei in edges.items()},
+    )
+
+
+def _flat_parts(
+    corpus: Corpus,
+    store: FeatureStore,
+    builders: Any,
+    edge_types: Sequence[str] | None,
+    cache_dir: Path | str | None,
+    targets: dict[str, Tensor] | None,
+    drop_pairs: Sequence[str] | None,
+) -> tuple[Dialogues, EdgeDict, dict[str, Tensor]]:
+    """The flat batch, its global edges (missing modalities dropped) and per-utterance
+    attributes that :func:`build_graphs` and :func:`build_graph_set` cut or wrap."""
     modalities = tuple(store.modalities)
     if not modalities:
         raise ErcgraphError("build_graphs: the feature store has no modality")
@@ -517,8 +565,7 @@ def build_graphs(
                 f"{value.shape[0]} rows for {dialogues.num_utterances} utterances"
             )
         globals_[name] = value
-    with _gc_paused():
-        return _assemble(HeteroData, corpus, store, dialogues, edges, globals_)
+    return dialogues, edges, globals_
 
 
 def compose_dropping(
@@ -607,75 +654,24 @@ def _wrap(
     nodes: dict[str, tuple[Sequence[Tensor], Sequence[Tensor]]],
     edges: dict[EdgeType, Sequence[Tensor]],
 ) -> list[HeteroData]:
-    """Create ``num`` HeteroData objects from per-dialogue pieces (``piece[d]``).
-
-    PyG's attribute assignment takes microseconds per call (it invalidates caches through a
-    failing ``getattr``), which dominates building ~30 attributes for each of MELD's 1432
-    dialogues. A fresh storage holds only its ``_mapping`` dict, a weak reference to its parent
-    and its key, so we fill exactly those. That is the layout of torch-geometric 2.x (the range
-    ``setup.cfg`` pins); if it ever changes we fall back to the public API.
-    """
-    from torch_geometric.data.storage import BaseStorage, EdgeStorage, NodeStorage
-
-    probe = cls()
-    fast = (
-        isinstance(probe.__dict__.get("_node_store_dict"), dict)
-        and isinstance(probe.__dict__.get("_edge_store_dict"), dict)
-        and isinstance(probe.__dict__.get("_global_store"), BaseStorage)
-        and isinstance(probe._global_store.__dict__.get("_mapping"), dict)
-    )
-    make = partial(_fast_graph, NodeStorage, EdgeStorage) if fast else _public_graph
-    return [make(cls, d, glob, nodes, edges) for d in range(num)]
+    """Create ``num`` HeteroData objects from per-dialogue pieces (``piece[d]``), filled with
+    :func:`~ercgraph.graphs.flat.fill_graph`."""
+    return [_fast_graph(cls, d, glob, nodes, edges) for d in range(num)]
 
 
 def _fast_graph(
-    node_cls: type,
-    edge_cls: type,
     cls: type[HeteroData],
     d: int,
     glob: dict[str, Sequence[Any]],
     nodes: dict[str, tuple[Sequence[Tensor], Sequence[Tensor]]],
     edges: dict[EdgeType, Sequence[Tensor]],
 ) -> HeteroData:
-    data = cls()
-    state = data.__dict__
-    state["_global_store"].__dict__["_mapping"].update({k: v[d] for k, v in glob.items()})
-    ref = weakref.ref(data)
-    node_dict = state["_node_store_dict"]
-    for m, (xs, masks) in nodes.items():
-        node_dict[m] = _storage(node_cls, ref, m, {"x": xs[d], "present_mask": masks[d]})
-    edge_dict = state["_edge_store_dict"]
-    for k, parts in edges.items():
-        edge_dict[k] = _storage(edge_cls, ref, k, {"edge_index": parts[d]})
-    return data
-
-
-def _public_graph(
-    cls: type[HeteroData],
-    d: int,
-    glob: dict[str, Sequence[Any]],
-    nodes: dict[str, tuple[Sequence[Tensor], Sequence[Tensor]]],
-    edges: dict[EdgeType, Sequence[Tensor]],
-) -> HeteroData:
-    data = cls()
-    for k, v in glob.items():
-        setattr(data, k, v[d])
-    for m, (xs, masks) in nodes.items():
-        data[m].x = xs[d]
-        data[m].present_mask = masks[d]
-    for k, parts in edges.items():
-        data[k].edge_index = parts[d]
-    return data
-
-
-def _storage(cls: type, parent: weakref.ref, key: Any, mapping: dict[str, Any]) -> Any:
-    """A NodeStorage / EdgeStorage exactly as its constructor leaves it, minus the overhead."""
-    out = cls.__new__(cls)
-    state = out.__dict__
-    state["_mapping"] = mapping
-    state["_parent"] = parent
-    state["_key"] = key
-    return out
+    return fill_graph(
+        cls(),
+        {k: v[d] for k, v in glob.items()},
+        {m: {"x": xs[d], "present_mask": masks[d]} for m, (xs, masks) in nodes.items()},
+        {k: {"edge_index": parts[d]} for k, parts in edges.items()},
+    )
 
 
 def _split_edges(ei: Tensor, dialogues: Dialogues) -> tuple[Tensor, ...]:
