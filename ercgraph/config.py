@@ -145,10 +145,13 @@ class FeaturesConfig:
     features with a mean and std fitted on the training split only (saved in the run directory);
     ``speaker`` standardises every speaker with at least ``speaker_min`` utterances by their own
     features' mean and std (label-free, transductive; see ``ercgraph.data.normalise``) and the
-    rest like ``standard``; ``none`` feeds them as extracted."""
+    rest like ``standard``; ``none`` feeds them as extracted. ``mmap: true`` memory-maps the
+    cached text features instead of reading them (corpora larger than RAM; with ``standard`` the
+    standardisation is then applied as batches gather their rows)."""
 
     modalities: list[str] = field(default_factory=lambda: ["text"])
     normalise: str = "standard"
+    mmap: bool = False
     #: with ``normalise: speaker``, the fewest utterances that give a speaker their own statistics
     speaker_min: int = 10
     #: modality → features read from a file (any modality name; taken before any encoder)

@@ -32,7 +32,9 @@ SPLITS = ("train", "dev", "test")
 class Prepared:
     """Everything the model needs, built once and shared by all seeds (and ablation variants).
 
-    ``store`` holds the features the graphs carry (standardised when ``normaliser`` is set);
+    ``store`` holds the features the graphs carry (standardised when ``normaliser`` is set, except
+    for a memory-mapped store with ``normalise: standard``: it stays as extracted and the graphs
+    standardise the rows each batch gathers, bit for bit as the eager path would);
     ``head_states`` what each head learned from the training split.
     """
 
@@ -177,7 +179,7 @@ def load_features(
             }
         elif modality == "text":
             part, info["text"] = extract_text_features(
-                corpus, cfg.features.text, cache_dir(cfg), force=force
+                corpus, cfg.features.text, cache_dir(cfg), force=force, mmap=cfg.features.mmap
             )
         elif modality in ("audio", "visual"):
             from ercgraph.encoders.media_extract import extract_media_features
@@ -296,7 +298,12 @@ def prepare(
     timings["features_s"] = time.perf_counter() - t0
     if normaliser is None and fitted:
         normaliser = fit_normaliser(cfg, corpus, store)
-    if normaliser is not None:
+    lazy = None
+    if normaliser is not None and store.mapped and cfg.features.normalise == "standard":
+        lazy = {m: (normaliser.mean[m], normaliser.std[m]) for m in store.modalities}
+    elif normaliser is not None:
+        if store.mapped:
+            log.info("speaker normalisation reads the memory-mapped features into memory")
         speakers = None
         if cfg.features.normalise == "speaker":
             speakers = corpus.df["speaker"].astype(str).tolist()
@@ -317,6 +324,7 @@ def prepare(
         cache_dir(cfg),
         targets,
         drop_pairs=cfg.graph.drop_pairs,
+        standardise=lazy,
     )
     timings["graphs_s"] = time.perf_counter() - t0
     if not len(graphs):

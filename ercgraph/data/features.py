@@ -5,6 +5,12 @@ For each modality a float32 tensor ``[num_utterances, dim]`` in Corpus row order
 name and settings, dims, and a fingerprint of the corpus content). Saved as safetensors + JSON;
 reused only when the manifest matches exactly, recomputed otherwise. A corrupt, truncated or
 stale file is detected and rebuilt, never trusted.
+
+**Memory-mapped.** ``FeatureStore.load(path, mmap=True)`` (``features.mmap: true`` in a config)
+maps the saved tensors instead of reading them: pages are read when a batch gathers its rows and
+the kernel may drop them again, so a corpus whose features exceed RAM trains with bounded
+memory. The file is still verified (checksum and finiteness, streamed in blocks). The mapping is
+copy-on-write: nothing ever writes back to the cache file.
 """
 
 from __future__ import annotations
@@ -75,6 +81,8 @@ class FeatureStore:
     features: dict[str, torch.Tensor]
     present: dict[str, torch.Tensor] = field(default_factory=dict)
     manifest: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: True when ``features`` are memory-mapped from a saved file (see the module docstring)
+    mapped: bool = False
 
     def __post_init__(self) -> None:
         n = None
@@ -118,6 +126,7 @@ class FeatureStore:
             {**self.features, **other.features},
             {**self.present, **other.present},
             {**self.manifest, **other.manifest},
+            mapped=self.mapped or other.mapped,
         )
 
     # -- disk -----------------------------------------------------------------------------
@@ -140,9 +149,12 @@ class FeatureStore:
 
     @classmethod
     def load(
-        cls, path: Path, expected_manifest: dict[str, dict[str, Any]] | None = None
+        cls,
+        path: Path,
+        expected_manifest: dict[str, dict[str, Any]] | None = None,
+        mmap: bool = False,
     ) -> FeatureStore:
-        """Load and verify a saved store.
+        """Load and verify a saved store (``mmap``: map it instead of reading it).
 
         Raises:
             ErcgraphError: if the file is missing, corrupt, truncated, or its manifest differs
@@ -153,12 +165,12 @@ class FeatureStore:
         meta_path = path.with_suffix(".json")
         try:
             meta = json.loads(meta_path.read_text())
-            blob = path.read_bytes()
+            digest = _sha256_file(path)
         except (OSError, ValueError) as exc:
             raise ErcgraphError(f"feature cache {str(path)!r} is unreadable: {exc}") from exc
         if meta.get("format") != FORMAT_VERSION:
             raise ErcgraphError(f"feature cache {str(path)!r} has format {meta.get('format')}")
-        if hashlib.sha256(blob).hexdigest() != meta.get("sha256"):
+        if digest != meta.get("sha256"):
             raise ErcgraphError(
                 f"feature cache {str(path)!r} is corrupt or truncated (checksum mismatch)"
             )
@@ -167,31 +179,92 @@ class FeatureStore:
         ) != meta.get("manifest"):
             raise ErcgraphError(f"feature cache {str(path)!r} is stale (its manifest differs)")
         try:
-            tensors = load(blob)
+            tensors = _mapped_tensors(path) if mmap else load(path.read_bytes())
         except Exception as exc:
             raise ErcgraphError(f"feature cache {str(path)!r} is corrupt: {exc}") from exc
         mods = sorted({k.rsplit(".", 1)[0] for k in tensors})
         feats, present = {}, {}
         for m in mods:
             x = tensors[f"{m}.x"]
-            if not torch.isfinite(x).all():
+            if not all(bool(torch.isfinite(b).all()) for b in torch.split(x, BLOCK_ROWS)):
                 raise ErcgraphError(
                     f"feature cache {str(path)!r}: modality {m!r} has non-finite values"
                 )
             feats[m] = x
             present[m] = tensors[f"{m}.present"].bool()
-        return cls(feats, present, meta.get("manifest", {}))
+        return cls(feats, present, meta.get("manifest", {}), mapped=mmap)
 
 
-def cached(path: Path, manifest: dict[str, dict[str, Any]], compute) -> tuple[FeatureStore, bool]:
-    """Return the store at ``path`` if valid for ``manifest``, else ``compute()`` and save it.
+#: Rows checked at a time when a (mapped) store is verified.
+BLOCK_ROWS = 65536
+
+
+def _sha256_file(path: Path, block: int = 1 << 24) -> str:
+    """The file's SHA-256, read in blocks (bounded memory for any file size)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(block):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+_NUMPY_DTYPES = {
+    "F32": "float32",
+    "F64": "float64",
+    "F16": "float16",
+    "U8": "uint8",
+    "I64": "int64",
+    "BOOL": "bool",
+}
+
+
+def _mapped_tensors(path: Path) -> dict[str, torch.Tensor]:
+    """The tensors of a safetensors file, memory-mapped copy-on-write (numpy ``mode="c"``).
+
+    Read from the format's header (8-byte little-endian length, JSON of name → dtype, shape,
+    data offsets); an unknown dtype or offsets outside the file raise ValueError.
+    """
+    import struct
+
+    import numpy as np
+
+    size = path.stat().st_size
+    with open(path, "rb") as fh:
+        (length,) = struct.unpack("<Q", fh.read(8))
+        if length > size - 8:
+            raise ValueError("header longer than the file")
+        header = json.loads(fh.read(length))
+    base = 8 + length
+    out = {}
+    for name, info in header.items():
+        if name == "__metadata__":
+            continue
+        dtype = np.dtype(_NUMPY_DTYPES[info["dtype"]])
+        lo, hi = (int(v) for v in info["data_offsets"])
+        shape = tuple(int(v) for v in info["shape"])
+        if base + hi > size or hi - lo != dtype.itemsize * int(np.prod(shape, dtype=np.int64)):
+            raise ValueError(f"tensor {name!r} does not fit the file")
+        if hi == lo:
+            out[name] = torch.from_numpy(np.zeros(shape, dtype=dtype))
+        else:
+            out[name] = torch.from_numpy(
+                np.memmap(path, dtype=dtype, mode="c", offset=base + lo, shape=shape)
+            )
+    return out
+
+
+def cached(
+    path: Path, manifest: dict[str, dict[str, Any]], compute, mmap: bool = False
+) -> tuple[FeatureStore, bool]:
+    """Return the store at ``path`` if valid for ``manifest``, else ``compute()`` and save it
+    (``mmap``: the cached store is memory-mapped, also right after it was computed).
 
     Returns:
         The store and whether it was reused from the cache.
     """
     if path.exists():
         try:
-            store = FeatureStore.load(path, manifest)
+            store = FeatureStore.load(path, manifest, mmap=mmap)
             log.info("reusing feature cache %s", path)
             return store, True
         except ErcgraphError as exc:
@@ -199,4 +272,6 @@ def cached(path: Path, manifest: dict[str, dict[str, Any]], compute) -> tuple[Fe
     store = compute()
     store.manifest = manifest
     store.save(path)
+    if mmap:
+        store = FeatureStore.load(path, manifest, mmap=True)
     return store, False

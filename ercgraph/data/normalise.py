@@ -66,6 +66,10 @@ class Standardiser:
                     f"cannot fit the feature normaliser for modality {m!r}: fewer than 2 training "
                     "utterances have it (set features.normalise: none)"
                 )
+            if store.mapped:  # in blocks: never the whole training split in memory
+                mean[m], std[m] = _blockwise_moments(x, rows)
+                std[m] = std[m].clamp(min=floor)
+                continue
             xs = x[rows].double()
             mean[m] = xs.mean(0).float()
             std[m] = xs.std(0, unbiased=False).clamp(min=floor).float()
@@ -122,6 +126,19 @@ class Standardiser:
         if set(mean) != set(std) or not mean:
             raise ErcgraphError(f"normaliser {str(path)!r} is incomplete")
         return cls(mean, std)
+
+
+def _blockwise_moments(x: Tensor, rows: Tensor, block: int = 65536) -> tuple[Tensor, Tensor]:
+    """Mean and (population) std of ``x[rows]`` in two passes over row blocks, in float64."""
+    n = int(rows.sum())
+    total = torch.zeros(x.shape[1], dtype=torch.float64)
+    for lo in range(0, x.shape[0], block):
+        total += x[lo : lo + block][rows[lo : lo + block]].double().sum(0)
+    mean = total / n
+    sq = torch.zeros_like(total)
+    for lo in range(0, x.shape[0], block):
+        sq += (x[lo : lo + block][rows[lo : lo + block]].double() - mean).pow(2).sum(0)
+    return mean.float(), (sq / n).sqrt().float()
 
 
 def _per_speaker(

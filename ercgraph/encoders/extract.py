@@ -79,6 +79,7 @@ def extract_text_features(
     device: str | None = None,
     progress: bool = True,
     force: bool = False,
+    mmap: bool = False,
 ) -> tuple[FeatureStore, dict[str, Any]]:
     """Text features of every Corpus row, from the cache when possible.
 
@@ -89,6 +90,7 @@ def extract_text_features(
         device: ``cpu``, ``cuda``, ...; ``None`` picks CUDA when available.
         progress: Show tqdm progress bars.
         force: Ignore the cache: fine-tune again (when enabled) and encode every row again.
+        mmap: Memory-map the cached features (see :mod:`ercgraph.data.features`).
 
     Returns:
         The store (modality ``text``) and an info dict: ``reused`` (bool), ``seconds`` (float),
@@ -153,8 +155,10 @@ def extract_text_features(
         store, reused = compute(), False
         store.manifest = manifest
         store.save(path)
+        if mmap:
+            store = FeatureStore.load(path, manifest, mmap=True)
     else:
-        store, reused = cached(path, manifest, compute)
+        store, reused = cached(path, manifest, compute, mmap=mmap)
     info = {
         "reused": reused,
         "seconds": time.perf_counter() - t0,

@@ -503,10 +503,13 @@ def build_graph_set(
     cache_dir: Path | str | None = None,
     targets: dict[str, Tensor] | None = None,
     drop_pairs: Sequence[str] | None = None,
+    standardise: dict[str, tuple[Tensor, Tensor]] | None = None,
 ) -> GraphSet:
     """The graphs of :func:`build_graphs` as one :class:`~ercgraph.graphs.flat.GraphSet`: flat
     tensors and a CSR-style edge table per relation, no object per dialogue (what training
-    batches from). Same arguments and errors as :func:`build_graphs`."""
+    batches from). Same arguments and errors as :func:`build_graphs`; ``standardise`` is
+    applied to the rows each graph or batch gathers (see :class:`~ercgraph.graphs.flat.GraphSet`).
+    """
     dialogues, edges, globals_ = _flat_parts(
         corpus, store, builders, edge_types, cache_dir, targets, drop_pairs
     )
@@ -523,6 +526,7 @@ def build_graph_set(
         sizes,
         corpus.dialogue_ids(),
         {k: tables[id(ei)] for k, ei in edges.items()},
+        standardise=standardise,
     )
 
 

@@ -91,6 +91,9 @@ class GraphSet(Sequence["HeteroData"]):
         dialogue_ids: ``D`` dialogue ids.
         edges: edge type → :class:`EdgeTable` (the same table object for types that share it).
         index: the dialogues of this set (positions into the ``D`` dialogues); default all.
+        standardise: modality → ``(mean, std)`` applied to the rows a graph or batch gathers
+            (``(x - mean) / std``, zero where the modality is missing), for memory-mapped
+            features that are never standardised as a whole.
     """
 
     def __init__(
@@ -103,6 +106,7 @@ class GraphSet(Sequence["HeteroData"]):
         dialogue_ids: Sequence[str],
         edges: dict[EdgeType, EdgeTable],
         index: Tensor | None = None,
+        standardise: dict[str, tuple[Tensor, Tensor]] | None = None,
     ) -> None:
         self.features = features
         self.present = {m: p.bool() for m, p in present.items()}
@@ -111,6 +115,15 @@ class GraphSet(Sequence["HeteroData"]):
         self.dialogue_ids = list(dialogue_ids)
         self.edges = edges
         self.index = torch.arange(len(self.dialogue_ids)) if index is None else index.long()
+        self.standardise = dict(standardise or {})
+
+    def _rows(self, m: str, x: Tensor, present: Tensor) -> Tensor:
+        """Gathered feature rows of modality ``m`` as the model sees them."""
+        if m not in self.standardise:
+            return x
+        mean, std = self.standardise[m]
+        z = (x - mean) / std
+        return torch.where(present[:, None], z, torch.zeros_like(z))
 
     # -- the Sequence of per-dialogue graphs ------------------------------------------------
     def __len__(self) -> int:
@@ -129,10 +142,10 @@ class GraphSet(Sequence["HeteroData"]):
         s, n = int(self.starts[d]), int(self.sizes[d])
         glob: dict[str, Any] = {k: v[s : s + n] for k, v in self.node_attrs.items()}
         glob["dialogue_id"] = self.dialogue_ids[d]
-        nodes = {
-            m: {"x": x[s : s + n], "present_mask": self.present[m][s : s + n]}
-            for m, x in self.features.items()
-        }
+        nodes = {}
+        for m, x in self.features.items():
+            mask = self.present[m][s : s + n]
+            nodes[m] = {"x": self._rows(m, x[s : s + n], mask), "present_mask": mask}
         edges = {}
         for et, table in self.edges.items():
             f, c = int(table.first[d]), int(table.count[d])
@@ -159,6 +172,7 @@ class GraphSet(Sequence["HeteroData"]):
             self.dialogue_ids,
             self.edges,
             self.index.index_select(0, pos),
+            self.standardise,
         )
 
     def node_attr(self, name: str) -> Tensor:
@@ -205,10 +219,15 @@ class GraphSet(Sequence["HeteroData"]):
         ptr = torch.cat([torch.zeros(1, dtype=torch.long), torch.cumsum(sizes, 0)])
         glob: dict[str, Any] = {k: take(v) for k, v in self.node_attrs.items()}
         glob["dialogue_id"] = [self.dialogue_ids[i] for i in d.tolist()]
-        nodes = {
-            m: {"x": take(x), "present_mask": take(self.present[m]), "batch": graph_of, "ptr": ptr}
-            for m, x in self.features.items()
-        }
+        nodes = {}
+        for m, x in self.features.items():
+            mask = take(self.present[m])
+            nodes[m] = {
+                "x": self._rows(m, take(x), mask),
+                "present_mask": mask,
+                "batch": graph_of,
+                "ptr": ptr,
+            }
         memo: dict[int, Tensor] = {}
         edges = {}
         for et, table in self.edges.items():
