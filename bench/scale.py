@@ -179,35 +179,69 @@ def child_build() -> dict:
 
 def _synthetic_corpus(n: int, seed: int = 0):
     """MELD's dialogues (lengths, speaker sequences, labels) drawn with replacement to ``n``
-    utterances; 80/10/10 split by dialogue."""
+    utterances (the last one cut to fit); 80/10/10 split by dialogue."""
     import numpy as np
     import pandas as pd
 
     from ercgraph.data.corpus import Corpus
 
-    meld_corpus = _meld_corpus()
-    meld = meld_corpus.df
-    groups = [g for _, g in meld.groupby("dialogue_id", sort=False)]
+    meld = _meld_corpus()
+    df = meld.df
+    sizes = df.groupby("dialogue_id", sort=False).size().to_numpy()
+    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
     rng = np.random.default_rng(seed)
-    parts, total, d = [], 0, 0
-    while total < n:
-        g = groups[int(rng.integers(len(groups)))]
-        g = g.iloc[: n - total]
-        split = ("train", "dev", "test")[int(rng.choice(3, p=[0.8, 0.1, 0.1]))]
-        parts.append(
-            pd.DataFrame(
-                {
-                    "split": split,
-                    "dialogue_id": f"s{d}",
-                    "turn": np.arange(len(g)),
-                    "speaker": g["speaker"].to_numpy(),
-                    "label": g["label"].to_numpy(),
-                }
-            )
-        )
-        total += len(g)
-        d += 1
-    return Corpus(pd.concat(parts, ignore_index=True), "synthetic", meld_corpus.labels)
+    picks = rng.integers(len(sizes), size=2 * n // int(sizes.min()) + 1)
+    lengths = sizes[picks]
+    keep = int(np.searchsorted(np.cumsum(lengths), n)) + 1
+    picks, lengths = picks[:keep], lengths[:keep].copy()
+    lengths[-1] -= int(lengths.sum()) - n
+    rows = np.concatenate([np.arange(s, s + k) for s, k in zip(starts[picks], lengths)])
+    dialogue = np.repeat(np.arange(keep), lengths)
+    split = np.array(["train", "dev", "test"])[rng.choice(3, size=keep, p=[0.8, 0.1, 0.1])]
+    frame = pd.DataFrame(
+        {
+            "split": split[dialogue],
+            "dialogue_id": np.char.add("s", dialogue.astype(str)),
+            "turn": np.concatenate([np.arange(k) for k in lengths]),
+            "speaker": df["speaker"].to_numpy()[rows],
+            "label": df["label"].to_numpy()[rows],
+        }
+    )
+    return Corpus(frame, "synthetic", meld.labels)
+
+
+def _write_store(path: Path, n: int, dim: int, block: int = 65536) -> None:
+    """A FeatureStore file of ``n`` random ``dim``-d rows (modality ``text``), written in blocks
+    in the safetensors layout (so the features never sit in memory whole)."""
+    import hashlib
+    import struct
+
+    import numpy as np
+
+    from ercgraph.data.features import FORMAT_VERSION
+
+    x_bytes = n * dim * 4
+    header = {
+        "text.x": {"dtype": "F32", "shape": [n, dim], "data_offsets": [0, x_bytes]},
+        "text.present": {"dtype": "U8", "shape": [n], "data_offsets": [x_bytes, x_bytes + n]},
+    }
+    blob = json.dumps(header, separators=(",", ":")).encode()
+    blob += b" " * (-len(blob) % 8)
+    digest = hashlib.sha256()
+    rng = np.random.default_rng(0)
+    with open(path, "wb") as fh:
+        for part in (struct.pack("<Q", len(blob)), blob):
+            fh.write(part)
+            digest.update(part)
+        for lo in range(0, n, block):
+            part = rng.standard_normal((min(block, n - lo), dim), dtype=np.float32).tobytes()
+            fh.write(part)
+            digest.update(part)
+        part = np.ones(n, dtype=np.uint8).tobytes()
+        fh.write(part)
+        digest.update(part)
+    meta = {"format": FORMAT_VERSION, "manifest": {}, "sha256": digest.hexdigest()}
+    path.with_suffix(".json").write_text(json.dumps(meta))
 
 
 def child_curve(n: int) -> dict:
@@ -222,9 +256,9 @@ def child_curve(n: int) -> dict:
 
     torch.set_num_threads(1)
     corpus = _synthetic_corpus(n)
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory(dir=os.environ.get("ERCGRAPH_BENCH_TMP")) as tmp:
         path = Path(tmp) / "features.safetensors"
-        _synthetic_store(corpus.num_utterances, {"text": 384}).save(path)
+        _write_store(path, corpus.num_utterances, 384)
         store = FeatureStore.load(path, mmap=True)
         cfg = load_config(
             REPO / "configs/meld_text.yaml",
@@ -412,46 +446,45 @@ def _train_cli(sets: list[str], out: Path, nproc: int) -> dict:
 
 
 def part_ddp(n: int) -> dict:
-    import torch
-
-    from ercgraph.config import load_config
-    from ercgraph.data.features import FeatureStore
-    from ercgraph.models import build_model
-
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         sets = _write_table_corpus(root, n)
         one = _train_cli(sets, root / "one", 1)
         two = _train_cli(sets, root / "two", 2)
-        cfg = load_config(None, sets)
-        train_dialogues = int(
-            __import__("pandas")
-            .read_csv(root / "corpus.csv")
-            .query("split == 'train'")["dialogue_id"]
-            .nunique()
-        )
-    store = FeatureStore({"text": torch.zeros(2, 384)})
-    model = build_model(
-        cfg.model,
-        store.dims(),
-        [("text", r, "text") for r in ("past",)],
-        ["a", "b", "c", "d", "e", "f", "g"],
-        ["emotion"],
-        {},
-    )
-    params = sum(p.numel() for p in model.parameters())
-    steps = math.ceil(train_dialogues / cfg.train.batch_size)
+        params = _parameters(root / "one")
+        batch = load_config_sets(sets).train.batch_size
+        train = pd_read(root / "corpus.csv").query("split == 'train'")["dialogue_id"].nunique()
+    steps = math.ceil(int(train) / batch)
     ar = _allreduce(params, min(steps, 200))
-    comm_s = ar * steps
     return {
         "utterances": n,
         "rows": [one, two],
         "speedup": one["epoch_s"] / two["epoch_s"],
-        "params_estimate": params,
+        "parameters": params,
         "steps_per_epoch": steps,
         "allreduce_s_per_step": ar,
-        "communication_share": comm_s / two["epoch_s"],
+        "communication_share": ar * steps / two["epoch_s"],
     }
+
+
+def load_config_sets(sets: list[str]):
+    from ercgraph.config import load_config
+
+    return load_config(None, sets)
+
+
+def pd_read(path: Path):
+    import pandas as pd
+
+    return pd.read_csv(path)
+
+
+def _parameters(run_dir: Path) -> int:
+    """Parameters of the run's model (model and objective), from its best weights."""
+    from safetensors.torch import load_file
+
+    weights = load_file(run_dir / "seed_0" / "best.safetensors")
+    return int(sum(t.numel() for t in weights.values() if t.is_floating_point()))
 
 
 def _allreduce(params: int, steps: int) -> float:

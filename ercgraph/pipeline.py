@@ -32,9 +32,10 @@ SPLITS = ("train", "dev", "test")
 class Prepared:
     """Everything the model needs, built once and shared by all seeds (and ablation variants).
 
-    ``store`` holds the features the graphs carry (standardised when ``normaliser`` is set, except
-    for a memory-mapped store with ``normalise: standard``: it stays as extracted and the graphs
-    standardise the rows each batch gathers, bit for bit as the eager path would);
+    ``store`` holds the features the graphs read: as extracted with ``normalise: standard`` (the
+    graphs standardise the rows each batch gathers, bit for bit as standardising the whole
+    store would, without a second copy of every feature), standardised per speaker with
+    ``normalise: speaker``;
     ``head_states`` what each head learned from the training split.
     """
 
@@ -299,8 +300,9 @@ def prepare(
     if normaliser is None and fitted:
         normaliser = fit_normaliser(cfg, corpus, store)
     lazy = None
-    if normaliser is not None and store.mapped and cfg.features.normalise == "standard":
-        lazy = {m: (normaliser.mean[m], normaliser.std[m]) for m in store.modalities}
+    if normaliser is not None and cfg.features.normalise == "standard":
+        # applied as batches gather their rows: no standardised copy of every feature
+        lazy = normaliser.transforms(store)
     elif normaliser is not None:
         if store.mapped:
             log.info("speaker normalisation reads the memory-mapped features into memory")

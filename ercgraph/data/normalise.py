@@ -66,13 +66,9 @@ class Standardiser:
                     f"cannot fit the feature normaliser for modality {m!r}: fewer than 2 training "
                     "utterances have it (set features.normalise: none)"
                 )
-            if store.mapped:  # in blocks: never the whole training split in memory
-                mean[m], std[m] = _blockwise_moments(x, rows)
-                std[m] = std[m].clamp(min=floor)
-                continue
-            xs = x[rows].double()
-            mean[m] = xs.mean(0).float()
-            std[m] = xs.std(0, unbiased=False).clamp(min=floor).float()
+            # in row blocks: never a float64 copy of the training split in memory
+            mean[m], std[m] = _blockwise_moments(x, rows)
+            std[m] = std[m].clamp(min=floor)
         return cls(mean, std)
 
     def apply(
@@ -91,7 +87,17 @@ class Standardiser:
             raise ErcgraphError(
                 f"speaker normalisation: {len(speakers)} speakers for {store.num_rows()} rows"
             )
+        self.check(store)
         feats = {}
+        for m, x in store.features.items():
+            z = (x - self.mean[m]) / self.std[m]
+            if speakers is not None:
+                z = _per_speaker(x, z, store.present[m].bool(), speakers, speaker_min, m)
+            feats[m] = torch.where(store.present[m].bool()[:, None], z, torch.zeros_like(z))
+        return FeatureStore(feats, dict(store.present), dict(store.manifest))
+
+    def check(self, store: FeatureStore) -> None:
+        """Refuse a store with a modality or dimension these statistics were not fitted on."""
         for m, x in store.features.items():
             if m not in self.mean:
                 raise ErcgraphError(f"the normaliser has no statistics for modality {m!r}")
@@ -100,11 +106,11 @@ class Standardiser:
                     f"the normaliser for {m!r} was fitted on {self.mean[m].numel()}-d features, "
                     f"these are {x.shape[1]}-d"
                 )
-            z = (x - self.mean[m]) / self.std[m]
-            if speakers is not None:
-                z = _per_speaker(x, z, store.present[m].bool(), speakers, speaker_min, m)
-            feats[m] = torch.where(store.present[m].bool()[:, None], z, torch.zeros_like(z))
-        return FeatureStore(feats, dict(store.present), dict(store.manifest))
+
+    def transforms(self, store: FeatureStore) -> dict[str, tuple[Tensor, Tensor]]:
+        """``modality → (mean, std)`` for the graphs to apply as they gather rows (checked)."""
+        self.check(store)
+        return {m: (self.mean[m], self.std[m]) for m in store.modalities}
 
     def save(self, path: Path) -> None:
         from safetensors.torch import save
@@ -128,7 +134,7 @@ class Standardiser:
         return cls(mean, std)
 
 
-def _blockwise_moments(x: Tensor, rows: Tensor, block: int = 65536) -> tuple[Tensor, Tensor]:
+def _blockwise_moments(x: Tensor, rows: Tensor, block: int = 1024) -> tuple[Tensor, Tensor]:
     """Mean and (population) std of ``x[rows]`` in two passes over row blocks, in float64."""
     n = int(rows.sum())
     total = torch.zeros(x.shape[1], dtype=torch.float64)
