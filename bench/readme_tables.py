@@ -433,6 +433,146 @@ def graph_speed(data: Mapping[str, Any]) -> str:
     return text + ("\n\n" + " ".join(notes) if notes else "")
 
 
+def _met(flag: Any) -> str:
+    return "met" if flag else "missed"
+
+
+@table("scale_epoch", "scale")
+def scale_epoch(data: Mapping[str, Any]) -> str:
+    part = data.get("epoch") or {}
+    rows = list(part.get("rows") or [])
+    out = [
+        [
+            str(r.get("trainer", "?")),
+            num(r.get("epoch_s"), ".2f"),
+            num(r.get("epoch_ratio"), ".2f", "x"),
+            num(r.get("VmHWM"), ".0f"),
+            num(r.get("working_mb"), ".0f"),
+            num(r.get("working_ratio"), ".2f", "x"),
+        ]
+        for r in rows
+    ]
+    text = md_table(
+        [
+            "trainer (MELD structure, 3 modalities, 1 thread)",
+            "epoch s",
+            "epoch vs reference",
+            "peak RSS MiB",
+            "working MiB (above the torch + PyG import)",
+            "working vs reference",
+        ],
+        out,
+    )
+    build = part.get("build") or {}
+    notes = []
+    if build:
+        flat, listed = build.get("build_graph_set_s"), build.get("build_graphs_s")
+        notes.append(
+            f"All-MELD graph build ({num(build.get('dialogues'), 'd')} dialogues, "
+            f"{num(build.get('edges'), ',')} edges, 3 modalities, best of 5): "
+            f"`build_graph_set` (what training batches from) {num(flat, '.3f')} s, "
+            f"`build_graphs` (one HeteroData per dialogue) {num(listed, '.3f')} s."
+        )
+    t = part.get("targets") or {}
+    if t:
+        notes.append(
+            f"Targets, ercgraph's MMGCN against the reference (the same architecture): epoch "
+            f"≤ {t.get('epoch_ratio_max')}x {_met(t.get('epoch_met'))}; working memory "
+            f"≤ {t.get('working_ratio_max')}x {_met(t.get('working_met'))}; graph build "
+            f"< {num(t.get('build_max_s'), '.2f')} s {_met(t.get('build_met'))}."
+        )
+    return text + ("\n\n" + " ".join(notes) if notes else "")
+
+
+@table("scale_curve", "scale")
+def scale_curve(data: Mapping[str, Any]) -> str:
+    part = data.get("curve") or {}
+    rows = list(part.get("rows") or [])
+    out = [
+        [
+            num(r.get("utterances"), ","),
+            num(r.get("dialogues"), ","),
+            num(r.get("edges"), ","),
+            num(r.get("build_s"), ".3f"),
+            num(r.get("epoch_s"), ".1f"),
+            num(r.get("VmHWM"), ".0f"),
+            num(r.get("RssAnon"), ".0f"),
+        ]
+        for r in rows
+    ]
+    text = md_table(
+        [
+            "utterances",
+            "dialogues",
+            "edges",
+            "graph build s",
+            "epoch s",
+            "peak RSS MiB",
+            "anonymous RSS at the end MiB",
+        ],
+        out,
+    )
+    exp = part.get("exponents") or {}
+    notes = []
+    if exp:
+        notes.append(
+            "Fitted exponents against utterances (log-log): graph build "
+            f"{num(exp.get('build_s'), '.2f')}, epoch {num(exp.get('epoch_s'), '.2f')}, "
+            f"edges {num(exp.get('edges'), '.2f')}, working memory "
+            f"{num(exp.get('working_mb'), '.2f')}."
+        )
+    if part.get("largest_within_24_gib") is not None:
+        notes.append(
+            f"The largest corpus within 24 GiB: {'yes' if part['largest_within_24_gib'] else 'no'}."
+        )
+    return text + ("\n\n" + " ".join(notes) if notes else "")
+
+
+@table("scale_parallel", "scale")
+def scale_parallel(data: Mapping[str, Any]) -> str:
+    ddp, ext = data.get("ddp") or {}, data.get("extract") or {}
+    out = []
+    for r in ddp.get("rows") or []:
+        out.append(
+            [
+                f"train, {num(ddp.get('utterances'), ',')} utterances",
+                num(r.get("processes"), "d"),
+                num(r.get("epoch_s"), ".2f"),
+                num(r.get("test_weighted_f1"), ".2f"),
+            ]
+        )
+    for r in ext.get("rows") or []:
+        out.append(
+            [
+                f"extract {ext.get('encoder', '?')}, {num(ext.get('clips'), 'd')} EmoDB clips",
+                num(r.get("processes"), "d"),
+                num(r.get("seconds"), ".1f"),
+                DASH,
+            ]
+        )
+    text = md_table(["job", "processes", "seconds (train: one epoch)", "test wF1"], out)
+    notes = []
+    if ddp:
+        notes.append(
+            f"DDP speed-up {num(ddp.get('speedup'), '.2f')}x on 2 cores; communication share "
+            f"of the 2-process epoch about {num(100 * ddp['communication_share'], '.0f')}% "
+            f"(the gradient all-reduce of {num(ddp.get('parameters'), ',')} parameters, "
+            f"{num(1000 * ddp['allreduce_s_per_step'], '.1f')} ms per step, times "
+            f"{num(ddp.get('steps_per_epoch'), 'd')} steps)."
+            if "communication_share" in ddp
+            else f"DDP speed-up {num(ddp.get('speedup'), '.2f')}x."
+        )
+    if ext:
+        same = "bit-identical" if ext.get("identical") else "NOT identical"
+        notes.append(
+            f"Extraction speed-up {num(ext.get('speedup'), '.2f')}x (wall time, process start "
+            f"included); the {num(ext.get('chunks'), 'd')} cached chunks are {same}."
+        )
+    if data.get("gpu"):
+        notes.append(f"GPU: {data['gpu']}.")
+    return text + ("\n\n" + " ".join(notes) if notes else "")
+
+
 @table("extract_throughput")
 def extract_throughput(data: Mapping[str, Any]) -> str:
     rows = list(data.get("rows") or [])

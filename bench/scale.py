@@ -282,7 +282,9 @@ def child_curve(n: int) -> dict:
     }
 
 
-def child_allreduce(params: int, steps: int) -> dict:
+def child_allreduce(params: int, steps: int) -> dict | None:
+    """Seconds per step of the gradient all-reduce (and the loss-weight scalar) on the gloo
+    group torchrun set up; the slowest rank's, printed by rank 0 alone."""
     import torch
     import torch.distributed as dist
 
@@ -296,10 +298,11 @@ def child_allreduce(params: int, steps: int) -> dict:
     for _ in range(steps):
         dist.all_reduce(scalar)
         dist.all_reduce(grads)
-    seconds = (time.perf_counter() - t0) / steps
+    seconds = torch.tensor([(time.perf_counter() - t0) / steps], dtype=torch.float64)
+    dist.all_reduce(seconds, op=dist.ReduceOp.MAX)
     rank = dist.get_rank()
     dist.destroy_process_group()
-    return {"rank": rank, "allreduce_s": seconds}
+    return {"allreduce_s": float(seconds)} if rank == 0 else None
 
 
 CHILDREN = {
@@ -504,7 +507,7 @@ def _allreduce(params: int, steps: int) -> float:
     if done.returncode != 0:
         raise SystemExit(f"all-reduce timing failed:\n{done.stderr[-4000:]}")
     lines = [json.loads(x) for x in done.stdout.splitlines() if x.startswith("{")]
-    return max(x["allreduce_s"] for x in lines)
+    return lines[0]["allreduce_s"]
 
 
 def part_extract(clips: int) -> dict:
@@ -598,7 +601,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
     if args.child:
-        print(json.dumps(CHILDREN[args.child[0]](args.child[1:])))
+        result = CHILDREN[args.child[0]](args.child[1:])
+        if result is not None:
+            print(json.dumps(result))
         return
     parts = args.parts.split(",")
     payload: dict = {"threads_per_process": args.threads, "parts": parts}

@@ -118,12 +118,25 @@ JOBS_OPTION = click.option(
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("-v", "--verbose", is_flag=True, help="Debug log output.")
 @click.option("-q", "--quiet", is_flag=True, help="Only warnings and errors.")
-def cli(verbose: bool, quiet: bool) -> None:
+@click.pass_context
+def cli(ctx: click.Context, verbose: bool, quiet: bool) -> None:
     """ercgraph: graph-based multimodal emotion recognition in conversation."""
     level = logging.WARNING if quiet else logging.DEBUG if verbose else logging.INFO
     logging.basicConfig(
         level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S"
     )
+    from ercgraph.distributed import world_from_env
+
+    if ctx.invoked_subcommand not in TORCHRUN_COMMANDS and world_from_env() > 1:
+        raise ErcgraphError(
+            f"'ercgraph {ctx.invoked_subcommand}' runs in one process; under torchrun only "
+            f"{' and '.join(TORCHRUN_COMMANDS)} share work across ranks (ablate's variants run at "
+            "once with --jobs N)"
+        )
+
+
+#: The commands that run under torchrun (WORLD_SIZE > 1).
+TORCHRUN_COMMANDS = ("train", "extract")
 
 
 @cli.command()

@@ -283,3 +283,15 @@ def test_extraction_on_two_ranks_equals_one_and_a_dead_rank_costs_one_chunk(tmp_
     assert refused.returncode != 0
     assert "2 processes but only 1 audio media rows" in refused.stdout + refused.stderr
     assert not _chunks(tmp_path / "three")
+
+
+def test_commands_that_run_in_one_process_refuse_torchrun(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from ercgraph.cli import cli
+
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    res = CliRunner().invoke(cli, ["ablate", "--out", str(tmp_path / "abl")])
+    assert res.exit_code != 0
+    assert "'ercgraph ablate' runs in one process" in str(res.exception)
+    assert not (tmp_path / "abl").exists()
