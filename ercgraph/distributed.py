@@ -163,8 +163,11 @@ def session(device: str = "cpu") -> Iterator[Session]:
     if rank != 0:  # one voice: the other ranks log warnings and errors only
         logging.getLogger("ercgraph").setLevel(logging.WARNING)
     log.info("rank %d of %d (%s)", rank, world, backend)
+    sess = Session(rank, world, local_rank, backend)
     try:
-        yield Session(rank, world, local_rank, backend)
+        yield sess
+        if owned:
+            sess.barrier()  # leave together: no rank tears down while another still talks
     finally:
         if owned and dist.is_initialized():
             dist.destroy_process_group()

@@ -1,6 +1,10 @@
 """Run the ercgraph CLI in-process and return its exit status."""
 
+from pathlib import Path
+
 from ercgraph.cli import main
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def cli(*args) -> int:
@@ -26,3 +30,21 @@ def train_quick_cv(config, data_root, tmp, *extra: str):
         args += ["--set", s]
     assert cli(*args, *extra) == 0
     return out
+
+
+def train_args(out, meld_slice, cache, *extra):
+    """``ercgraph train`` on the MELD slice, one epoch, into ``out``."""
+    return [
+        "train",
+        "-c",
+        str(REPO / "configs/meld_text.yaml"),
+        "--data-root",
+        str(meld_slice),
+        "--cache-dir",
+        str(cache),
+        "--out",
+        str(out),
+        "--set",
+        "train.epochs=1",
+        *extra,
+    ]

@@ -13,26 +13,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tests.cli_helpers import cli
+from tests.cli_helpers import cli, train_args
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def train_args(out, meld_slice, cache, *extra):
-    return [
-        "train",
-        "-c",
-        str(REPO / "configs/meld_text.yaml"),
-        "--data-root",
-        str(meld_slice),
-        "--cache-dir",
-        str(cache),
-        "--out",
-        str(out),
-        "--set",
-        "train.epochs=1",
-        *extra,
-    ]
 
 
 @pytest.mark.parametrize(

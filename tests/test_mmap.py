@@ -4,16 +4,13 @@ cache file that is verified and never written to."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 import torch
 
 from ercgraph.data.features import FeatureStore
 from ercgraph.errors import ErcgraphError
-from tests.cli_helpers import cli
-
-REPO = Path(__file__).resolve().parents[1]
+from tests.cli_helpers import cli, train_args
 
 
 def test_a_mapped_store_equals_the_saved_one_and_never_writes_back(tmp_path):
@@ -54,20 +51,7 @@ def test_training_on_mapped_features_is_bit_identical(tmp_path, meld_slice, cach
     fast = ["--set", "train.epochs=2", "--set", "model.hidden=32", "--set", "train.seeds=[0]"]
 
     def run(out: str, *extra: str) -> dict:
-        code = cli(
-            "train",
-            "-c",
-            str(REPO / "configs/meld_text.yaml"),
-            "--data-root",
-            str(meld_slice),
-            "--cache-dir",
-            str(cache),
-            "--out",
-            str(tmp_path / out),
-            *fast,
-            *extra,
-        )
-        assert code == 0
+        assert cli(*train_args(tmp_path / out, meld_slice, cache, *fast, *extra)) == 0
         return json.loads((tmp_path / out / "seed_0/result.json").read_text())
 
     plain = run("plain")
