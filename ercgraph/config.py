@@ -283,6 +283,19 @@ class MetricsConfig:
 
 
 @dataclass
+class DecisionConfig:
+    """How the emotion head's probabilities become a label (see :mod:`ercgraph.decision`):
+    ``argmax`` (default), or ``offsets``: per-class log-probability offsets fitted on the dev
+    split to maximise ``objective`` (``macro_f1`` or ``weighted_f1``) while losing at most
+    ``max_weighted_f1_drop`` points of dev weighted F1 (null: no limit), then applied to dev and
+    test."""
+
+    rule: str = "argmax"
+    objective: str = "macro_f1"
+    max_weighted_f1_drop: float | None = None
+
+
+@dataclass
 class Config:
     data: DataConfig = field(default_factory=DataConfig)
     features: FeaturesConfig = field(default_factory=FeaturesConfig)
@@ -295,6 +308,7 @@ class Config:
     train: TrainConfig = field(default_factory=TrainConfig)
     protocol: ProtocolConfig = field(default_factory=ProtocolConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    decision: DecisionConfig = field(default_factory=DecisionConfig)
     data_root: str | None = None
     cache_dir: str | None = None
     out: str | None = None
@@ -493,6 +507,23 @@ def validate(cfg: Config) -> None:
     for i, term in enumerate(cfg.loss):
         if term.weight < 0:
             raise ErcgraphError(f"config: loss[{i}].weight must be >= 0, got {term.weight}")
+    _validate_decision(cfg.decision)
+
+
+def _validate_decision(d: DecisionConfig) -> None:
+    from ercgraph.decision import OBJECTIVES, RULES
+
+    if d.rule not in RULES:
+        raise ErcgraphError(f"config: decision.rule must be one of {list(RULES)}, got {d.rule!r}")
+    if d.objective not in OBJECTIVES:
+        raise ErcgraphError(
+            f"config: decision.objective must be one of {list(OBJECTIVES)}, got {d.objective!r}"
+        )
+    if d.max_weighted_f1_drop is not None and not d.max_weighted_f1_drop >= 0:
+        raise ErcgraphError(
+            "config: decision.max_weighted_f1_drop must be >= 0 points (or null), got "
+            f"{d.max_weighted_f1_drop!r}"
+        )
 
 
 def _validate_protocol(cfg: Config) -> None:

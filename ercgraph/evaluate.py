@@ -77,6 +77,7 @@ def naming_imports(imports: list[str]) -> Iterator[None]:
 def _evaluate(run_dir, cfg, meta, ckpts, out_name):
     import dataclasses
 
+    from ercgraph import decision
     from ercgraph.pipeline import prepare, read_corpus
     from ercgraph.report import aggregate, write_json
     from ercgraph.rundir import feature_config, load_normaliser, load_weights
@@ -111,8 +112,13 @@ def _evaluate(run_dir, cfg, meta, ckpts, out_name):
             meta["head_states"],
         ).to(device)
         load_weights(model, ckpt)
+        offsets = decision.load(Path(ckpt).parent, len(meta["labels"]))
         for split in per_split:
             arrays, _, _ = evaluate_batches(model, eval_batches(prep.graphs[split]), device)
+            if offsets is not None and "emotion" in arrays:  # the seed's dev-fitted rule
+                arrays["emotion"]["pred"] = decision.apply_offsets(
+                    arrays["emotion"]["pred"], offsets
+                )
             per_split[split][seed] = score_heads(model, arrays)
     rescored = {split: aggregate(v) for split, v in per_split.items()}
     path = run_dir / out_name

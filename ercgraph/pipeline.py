@@ -70,7 +70,14 @@ def check_config(cfg: Config) -> None:
         produced.update(getattr(cls, "PRODUCES", ()))
         produced.add(head_key(name))
         selectable += list(cls.selectable(**options))
+    fusion_name = fusion if isinstance(fusion, str) else (fusion or {}).get("name")
     for term in effective_loss(cfg):
+        wants = getattr(LOSSES.get(term.name), "REQUIRES_FUSION", None)
+        if wants and fusion_name != wants:
+            raise ErcgraphError(
+                f"loss term {term.name!r} reads what the {wants!r} fusion reports, but "
+                f"model.fusion is {fusion_name!r}; set model.fusion: {wants}"
+            )
         for need in getattr(LOSSES.get(term.name), "REQUIRES", ()):
             if need not in produced:
                 raise ErcgraphError(

@@ -46,6 +46,7 @@ def predict(
 
 
 def _predict(run_dir, table, columns, options, cfg, meta, ckpts) -> pd.DataFrame:
+    from ercgraph import decision
     from ercgraph.data.table import read_table, read_table_file
     from ercgraph.models import build_model
     from ercgraph.pipeline import prepare
@@ -109,6 +110,9 @@ def _predict(run_dir, table, columns, options, cfg, meta, ckpts) -> pd.DataFrame
         load_weights(model, ckpt)
         heads = model.heads
         arrays, _, rows = evaluate_batches(model, batches, torch.device("cpu"))
+        offsets = decision.load(Path(ckpt).parent, len(labels))
+        if offsets is not None and "emotion" in arrays:  # the seed's dev-fitted rule
+            arrays["emotion"]["pred"] = decision.apply_offsets(arrays["emotion"]["pred"], offsets)
         for name, parts in arrays.items():
             if name not in sums:
                 sums[name] = np.zeros((corpus.num_utterances, *parts["pred"].shape[1:]))

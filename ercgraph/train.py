@@ -77,7 +77,9 @@ def make_model(cfg: Config, prep: Prepared) -> nn.Module:
     )
 
 
-def make_objective(cfg: Config, prep: Prepared) -> nn.Module:
+def make_objective(cfg: Config, prep: Prepared, sampler: Any = None) -> nn.Module:
+    """The loss terms, built with the training split's facts (and the sampler's utterance
+    weights when it gives them: ``two_stage`` with ``reweight``)."""
     from ercgraph.losses import build_objective
 
     counts = class_counts(prep.graphs["train"], len(prep.corpus.labels))
@@ -86,6 +88,15 @@ def make_objective(cfg: Config, prep: Prepared) -> nn.Module:
         "num_classes": len(prep.corpus.labels),
         "labels": list(prep.corpus.labels),
     }
+    weights = getattr(sampler, "class_weights", lambda: None)()
+    if weights is not None:
+        terms = [t.name for t in effective_loss(cfg)]
+        if "ce" not in terms:
+            raise ErcgraphError(
+                f"sampler.options.reweight passes utterance weights to the 'ce' loss, but the "
+                f"loss terms are {terms}; add ce or set reweight: false"
+            )
+        context["utterance_class_weights"] = weights
     return build_objective(effective_loss(cfg), context)
 
 
@@ -274,7 +285,8 @@ def fit_seed(
         device = torch.device("cuda", sess.local_rank)
     set_seed(seed)
     model = make_model(cfg, prep).to(device)
-    objective = make_objective(cfg, prep).to(device)
+    train_loader, train_gen = _train_loader(cfg, prep, seed, sess)  # its own generator
+    objective = make_objective(cfg, prep, train_loader.sampler).to(device)
     step = TrainStep(model, objective, sess.active)
     if sess.active:
         from torch.nn.parallel import DistributedDataParallel
@@ -288,7 +300,6 @@ def fit_seed(
             torch.manual_seed(seed * 1_000_003 + sess.rank)
     params = list(model.parameters()) + list(objective.parameters())
     opt = torch.optim.AdamW(params, lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
-    train_loader, train_gen = _train_loader(cfg, prep, seed, sess)
     dev_batches = eval_batches(prep.graphs["dev"])
     from ercgraph.metrics import higher_is_better
 
@@ -411,8 +422,29 @@ def fit_seed(
         "history": history,
         "loss_terms": {k: objective.weights[k] for k in objective.terms},
     }
+    scored = {
+        split: evaluate_batches(model, eval_batches(prep.graphs[split]), device)
+        for split in ("dev", "test")
+    }
+    offsets = None
+    if cfg.decision.rule == "offsets" and "emotion" in scored["dev"][0]:
+        from ercgraph import decision
+
+        dev_em = scored["dev"][0]["emotion"]
+        result["decision"] = decision.fit_offsets(
+            dev_em["pred"],
+            dev_em["target"],
+            cfg.decision.objective,
+            cfg.decision.max_weighted_f1_drop,
+        )
+        decision.save(seed_dir, result["decision"])
+        offsets = result["decision"]["offsets"]
     for split in ("dev", "test"):
-        arrays, _, rows = evaluate_batches(model, eval_batches(prep.graphs[split]), device)
+        arrays, _, rows = scored[split]
+        if offsets is not None:  # the argmax scores stay beside the rule's, for comparison
+            result[f"{split}_argmax"] = score_heads(model, arrays)
+            em = arrays["emotion"]
+            em["pred"] = decision.apply_offsets(em["pred"], offsets)
         result[split] = score_heads(model, arrays)
         if "emotion" in arrays:
             em = arrays["emotion"]
@@ -604,6 +636,10 @@ def summarise(cfg: Config, prep: Prepared, results: dict[int, dict], out: Path) 
     }
     for split in ("dev", "test"):
         metrics[split] = aggregate({s: r[split] for s, r in results.items()})
+        if all(f"{split}_argmax" in r for r in results.values()):  # beside a dev-fitted rule
+            metrics[f"{split}_argmax"] = aggregate(
+                {s: r[f"{split}_argmax"] for s, r in results.items()}
+            )
         ens = ensemble(results, split, labels, cfg.metrics.exclude_label)
         if ens is not None:
             metrics[f"{split}_ensemble"] = ens

@@ -26,6 +26,9 @@ class Fusion(nn.Module):
         super().__init__()
         self.modalities = list(modalities)
         self.dim = dim
+        #: tensors the last forward reports to the loss terms (the joint VAE's KL, ...); the
+        #: model copies them into its output's ``aux`` with :func:`merge_fusion_aux`
+        self.aux: dict[str, Tensor] = {}
 
     @property
     def out_dim(self) -> int:
@@ -36,6 +39,15 @@ class Fusion(nn.Module):
 
     def extra_repr(self) -> str:
         return f"modalities={self.modalities}, dim={self.dim}"
+
+
+def merge_fusion_aux(aux: dict[str, Tensor], *fusions: nn.Module) -> dict[str, Tensor]:
+    """Add what fusions report (``fusion.aux``, e.g. the VAE's terms) to a model output's aux,
+    summing a key two fusions both report."""
+    for fusion in fusions:
+        for k, v in getattr(fusion, "aux", {}).items():
+            aux[k] = aux[k] + v if k in aux else v
+    return aux
 
 
 def stack(h: dict[str, Tensor], present: dict[str, Tensor], modalities: list[str]):

@@ -41,16 +41,26 @@ class CrossEntropyLoss(ClassificationLoss):
         class_counts: training-split count per class.
         weighting: ``none`` (plain), ``inverse`` or ``sqrt_inverse`` frequency.
         label_smoothing: label smoothing factor.
+        utterance_class_weights: per-class weights from the sampler (``two_stage`` with
+            ``reweight``), multiplied into the class weights; given by the trainer.
     """
 
     def __init__(
-        self, class_counts: Tensor, weighting: str = "none", label_smoothing: float = 0.0
+        self,
+        class_counts: Tensor,
+        weighting: str = "none",
+        label_smoothing: float = 0.0,
+        utterance_class_weights: Tensor | None = None,
     ) -> None:
         super().__init__()
         self.weighting = weighting
         self.label_smoothing = label_smoothing
         w = class_weights(class_counts.float(), weighting)
-        self.register_buffer("weight", w if w is not None else torch.ones(len(class_counts)))
+        w = w if w is not None else torch.ones(len(class_counts))
+        if utterance_class_weights is not None:  # the two-stage sampler's correction
+            w = w * utterance_class_weights.float()
+            w = w / w[w > 0].mean()
+        self.register_buffer("weight", w)
 
     def classify(self, logits: Tensor, target: Tensor) -> Tensor:
         return F.cross_entropy(

@@ -10,6 +10,7 @@ from torch_geometric.data import Batch
 from torch_geometric.nn import GraphConv, RGCNConv
 
 from ercgraph.errors import ErcgraphError
+from ercgraph.fusions.base import merge_fusion_aux
 from ercgraph.models.layers import InputHook, ModalityProjection, project_batch, run_sequence
 from ercgraph.models.outputs import ModelOutput
 from ercgraph.registry import FUSIONS, MODELS
@@ -53,8 +54,14 @@ class ContextFreeMLP(nn.Module):
 
     def forward(self, batch: Batch, input_hook: InputHook | None = None) -> ModelOutput:
         x, present, h, masks = project_batch(self.project, batch, self.modalities, input_hook)
+        utterance = self.fusion(h, present)
         return ModelOutput(
-            utterance=self.fusion(h, present), nodes=h, inputs=x, present=present, node_masks=masks
+            utterance=utterance,
+            nodes=h,
+            inputs=x,
+            present=present,
+            node_masks=masks,
+            aux=merge_fusion_aux({}, self.fusion),
         )
 
 
@@ -143,5 +150,10 @@ class DialogueGCNStyle(nn.Module):
         g = torch.relu(self.gconv(g, edge_index))
         utterance = self.dropout(torch.cat([seq, g], dim=-1))
         return ModelOutput(
-            utterance=utterance, nodes=nodes, inputs=x, present=present, node_masks=masks
+            utterance=utterance,
+            nodes=nodes,
+            inputs=x,
+            present=present,
+            node_masks=masks,
+            aux=merge_fusion_aux({}, self.fusion),
         )

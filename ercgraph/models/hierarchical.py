@@ -9,6 +9,7 @@ from torch import nn
 from torch_geometric.data import Batch
 from torch_geometric.nn import HeteroConv
 
+from ercgraph.fusions.base import merge_fusion_aux
 from ercgraph.models.layers import (
     InputHook,
     ModalityProjection,
@@ -137,5 +138,10 @@ class HierarchicalGCN(nn.Module):
             }
         fused = torch.cat([self.fusion(h, present), self.fusion0(h0, present)], dim=-1)
         return ModelOutput(
-            utterance=self.dropout(fused), nodes=h, inputs=x_dict, present=present, node_masks=masks
+            utterance=self.dropout(fused),
+            nodes=h,
+            inputs=x_dict,
+            present=present,
+            node_masks=masks,
+            aux=merge_fusion_aux({}, self.fusion, self.fusion0),
         )

@@ -11,6 +11,7 @@ from torch_geometric.data import Batch
 from torch_geometric.utils import to_dense_batch
 
 from ercgraph.errors import ErcgraphError
+from ercgraph.fusions.base import merge_fusion_aux
 from ercgraph.models.layers import InputHook, ModalityProjection, project_batch
 from ercgraph.models.outputs import ModelOutput
 from ercgraph.registry import FUSIONS, MODELS
@@ -155,7 +156,12 @@ class M2FNet(nn.Module):
             nodes[m] = torch.where(present[m][:, None], state, torch.zeros_like(state))
         utterance = self.dropout(self.fusion(nodes, present))
         return ModelOutput(
-            utterance=utterance, nodes=nodes, inputs=x, present=present, node_masks=masks
+            utterance=utterance,
+            nodes=nodes,
+            inputs=x,
+            present=present,
+            node_masks=masks,
+            aux=merge_fusion_aux({}, self.fusion),
         )
 
     def extra_repr(self) -> str:

@@ -13,6 +13,7 @@ from torch_geometric.nn.conv.gcn_conv import gcn_norm
 from torch_geometric.utils import coalesce
 
 from ercgraph.errors import ErcgraphError
+from ercgraph.fusions.base import merge_fusion_aux
 from ercgraph.models.layers import InputHook, ModalityProjection, project_batch, run_sequence
 from ercgraph.models.outputs import ModelOutput
 from ercgraph.registry import FUSIONS, MODELS
@@ -188,7 +189,12 @@ class MMGCN(nn.Module):
         nodes = dict(zip(self.modalities, h.split(n)))
         fused = torch.cat([self.fusion(nodes, present), self.fusion0(h_in, present)], dim=-1)
         return ModelOutput(
-            utterance=fused, nodes=nodes, inputs=x, present=present, node_masks=masks
+            utterance=fused,
+            nodes=nodes,
+            inputs=x,
+            present=present,
+            node_masks=masks,
+            aux=merge_fusion_aux({}, self.fusion, self.fusion0),
         )
 
     def extra_repr(self) -> str:

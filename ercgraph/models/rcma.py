@@ -11,6 +11,7 @@ from torch_geometric.data import Batch
 from torch_geometric.utils import to_dense_batch
 
 from ercgraph.errors import ErcgraphError
+from ercgraph.fusions.base import merge_fusion_aux
 from ercgraph.models.layers import InputHook, ModalityProjection, project_batch
 from ercgraph.models.outputs import ModelOutput
 from ercgraph.registry import FUSIONS, MODELS
@@ -136,7 +137,12 @@ class RCMABody(nn.Module):
             h[m] = self.tcn[m](dense, mask)[mask]
         utterance = self.dropout(self.fusion(h, present))
         return ModelOutput(
-            utterance=utterance, nodes=h, inputs=x, present=present, node_masks=masks
+            utterance=utterance,
+            nodes=h,
+            inputs=x,
+            present=present,
+            node_masks=masks,
+            aux=merge_fusion_aux({}, self.fusion),
         )
 
     def extra_repr(self) -> str:
