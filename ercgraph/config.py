@@ -283,6 +283,29 @@ class MetricsConfig:
 
 
 @dataclass
+class AugmentConfig:
+    """Conditional-GAN augmentation of the minority classes (see :mod:`ercgraph.augment`):
+    trained on the training split, generated rows join the training split only (``split`` must
+    stay ``train``), placed as one-utterance dialogues (``isolated``) or as extra turns of
+    training dialogues holding their class (``dialogue``). Each minority class (training share
+    below ``minority_share``, default one over the number of classes) with at least
+    ``min_examples`` training utterances gets ``multiplier`` times its count."""
+
+    enabled: bool = False
+    split: str = "train"
+    placement: str = "isolated"
+    multiplier: float = 1.0
+    minority_share: float | None = None
+    min_examples: int = 20
+    epochs: int = 50
+    noise: int = 32
+    hidden: int = 256
+    batch_size: int = 256
+    lr: float = 2e-4
+    seed: int = 0
+
+
+@dataclass
 class DecisionConfig:
     """How the emotion head's probabilities become a label (see :mod:`ercgraph.decision`):
     ``argmax`` (default), or ``offsets``: per-class log-probability offsets fitted on the dev
@@ -309,6 +332,7 @@ class Config:
     protocol: ProtocolConfig = field(default_factory=ProtocolConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     decision: DecisionConfig = field(default_factory=DecisionConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
     data_root: str | None = None
     cache_dir: str | None = None
     out: str | None = None
@@ -508,6 +532,10 @@ def validate(cfg: Config) -> None:
         if term.weight < 0:
             raise ErcgraphError(f"config: loss[{i}].weight must be >= 0, got {term.weight}")
     _validate_decision(cfg.decision)
+    if cfg.augment.enabled:
+        from ercgraph.augment import check
+
+        check(cfg.augment)
 
 
 def _validate_decision(d: DecisionConfig) -> None:

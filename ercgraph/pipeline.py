@@ -305,7 +305,13 @@ def prepare(
     store, info = load_features(cfg, corpus, provided, force=force)
     timings["features_s"] = time.perf_counter() - t0
     if normaliser is None and fitted:
-        normaliser = fit_normaliser(cfg, corpus, store)
+        normaliser = fit_normaliser(cfg, corpus, store)  # on the real training rows
+    if fitted and cfg.augment.enabled:  # training only: evaluate/predict never generate
+        from ercgraph.augment import augment
+
+        corpus, store, info["augmentation"] = augment(cfg.augment, corpus, store)
+        timings["gan_s"] = info["augmentation"]["gan_s"]
+        targets = head_targets(cfg, corpus, states, required=False)
     lazy = None
     if normaliser is not None and cfg.features.normalise == "standard":
         # applied as batches gather their rows: no standardised copy of every feature
