@@ -268,8 +268,7 @@ def meld_text_cost(data: Mapping[str, Any]) -> str:
     )
 
 
-@table("imbalance")
-def imbalance(data: Mapping[str, Any]) -> str:
+def _imbalance_table(data: Mapping[str, Any]) -> str:
     rows = list(data.get("rows") or [])
     merged = bool(row_runs(rows))
     base_name = data.get("baseline", "ce")
@@ -289,6 +288,7 @@ def imbalance(data: Mapping[str, Any]) -> str:
                 mean_std(r.get("test_macro_f1")),
                 mean_std(class_f1(r, "test", "fear")),
                 mean_std(class_f1(r, "test", "disgust")),
+                num(r.get("epoch_ratio_vs_ce"), ".2f", "x"),
             ]
         )
     text = md_table(
@@ -300,6 +300,7 @@ def imbalance(data: Mapping[str, Any]) -> str:
             "test macro F1",
             "test fear F1",
             "test disgust F1",
+            f"epoch vs {base_name}",
         ],
         out,
     )
@@ -322,7 +323,89 @@ def imbalance(data: Mapping[str, Any]) -> str:
             f"{loss:g} point of test wF1 lost against `{base_name}`; met by "
             f"{', '.join(met) or 'none'}."
         )
+    if data.get("best_single") and data.get("cberl_beats_best_single_macro_f1") is not None:
+        verdict = "beats" if data["cberl_beats_best_single_macro_f1"] else "does not beat"
+        notes.append(
+            f"On test macro F1 the full `cberl` configuration {verdict} the best single "
+            f"imbalance setting of the run (`{data['best_single']}`)."
+        )
+    ratio = targets.get("epoch_ratio_max")
+    if ratio:
+        slow = [
+            f"`{r['variant']}` {r['epoch_ratio_vs_ce']:.2f}x"
+            for r in rows
+            if r.get("variant") in ("gan", "joint_vae", "cberl") and r.get("epoch_ratio_vs_ce")
+        ]
+        if slow:
+            notes.append(
+                f"Epoch time against `{base_name}` (target ≤ {ratio:g}x): {', '.join(slow)}."
+            )
+    gan = next((r for r in rows if r.get("gan_s")), None)
+    if gan:
+        notes.append(f"GAN training, once per run and apart from the epochs: {gan['gan_s']:.0f} s.")
     return text + ("\n\n" + " ".join(notes) if notes else "")
+
+
+@table("imbalance")
+def imbalance(data: Mapping[str, Any]) -> str:
+    return _imbalance_table(data)
+
+
+@table("imbalance_finetuned", "imbalance_finetuned_subset")
+def imbalance_finetuned(data: Mapping[str, Any]) -> str:
+    return _imbalance_table(data)
+
+
+@table("imbalance_samplers", "imbalance")
+def imbalance_samplers(data: Mapping[str, Any]) -> str:
+    rows = [r for r in data.get("rows") or [] if r.get("sampler_mix")]
+    natural = data.get("natural_mix") or {}
+    labels = list((natural.get("share") or {}).keys())
+    out = []
+    for name, mix in [("natural (random)", natural)] + [
+        (f"`{r['variant']}`", r["sampler_mix"]) for r in rows
+    ]:
+        share = mix.get("share") or {}
+        out.append(
+            [name]
+            + [num(share.get(lab), ".1f") for lab in labels]
+            + [num(mix.get("dialogues_visited"), ".0f", "%")]
+        )
+    return md_table(
+        ["sampler"] + [f"{lab} %" for lab in labels] + ["dialogues seen per epoch"], out
+    )
+
+
+@table("imbalance_augmentation", "imbalance")
+def imbalance_augmentation(data: Mapping[str, Any]) -> str:
+    rep = next((r["augmentation"] for r in data.get("rows") or [] if r.get("augmentation")), None)
+    if not rep:
+        return "No augmented row in this run."
+    out = []
+    for name, n in (rep.get("classes") or {}).items():
+        close = (rep.get("closeness") or {}).get(name) or {}
+        out.append(
+            [
+                name,
+                num(n, "d"),
+                num(close.get("generated_to_train"), ".2f"),
+                num(close.get("dev_to_train"), ".2f"),
+            ]
+        )
+    text = md_table(
+        [
+            "class",
+            "generated",
+            "generated → nearest train (same class)",
+            "real dev → nearest train (same class)",
+        ],
+        out,
+    )
+    skipped = rep.get("skipped") or {}
+    note = f"Placement `{rep.get('placement')}`; GAN {num(rep.get('gan_s'), '.0f')} s."
+    if skipped:
+        note += " Skipped (too few training examples): " + ", ".join(skipped) + "."
+    return text + "\n\n" + note
 
 
 @table("ablation")

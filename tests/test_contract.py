@@ -43,7 +43,8 @@ def test_every_loss_term_trains_one_step_with_the_head_it_reads(name):
     # the shared heads, plus any head that writes what this term reads (e.g. label_matching)
     writers = [h for h, c in HEADS.items() if set(c.PRODUCES) & set(cls.REQUIRES)]
     heads = ALL_HEADS + [h for h in writers if h not in ALL_HEADS]
-    model, batch, _ = toy_setup(heads=heads)
+    # and the fusion whose outputs it reads (the joint VAE's terms)
+    model, batch, _ = toy_setup(heads=heads, fusion=getattr(cls, "REQUIRES_FUSION", None) or "mean")
     produced = {k for h in heads for k in HEADS.get(h).PRODUCES}
     assert set(cls.REQUIRES) <= produced, f"{name} reads {cls.REQUIRES}: no head writes it"
     objective = build_objective([{"name": name}], {"class_counts": COUNTS, "num_classes": 3})
