@@ -10,10 +10,14 @@ state from ``z``.
 
 The paper does not pin these choices down; ours: product of experts (it handles a missing
 modality without imputation), linear encoders and decoders, reconstruction of the detached node
-states by mean squared error, and the KL to ``N(0, I)``. Both terms reach the objective through
-the ``vae`` loss term (:class:`VAELoss`): ``reconstruction + beta * KL``, read from the model
-output's ``aux`` (``vae/kl``, ``vae/reconstruction``; summed when a model holds two such fusions).
-With one modality it is a plain VAE over that modality's states.
+states by mean squared error, and the KL to ``N(0, I)`` averaged over utterances and latent
+dimensions (so its scale does not grow with the latent size). The experts' log-variances start
+at -4: with unit-variance experts at initialisation the prior halves every mean and the sampled
+noise drowns the signal, and in our first MELD runs (KL summed over dimensions) the posterior
+collapsed to the prior and the classifier to the majority class. Both terms reach the
+objective through the ``vae`` loss term (:class:`VAELoss`): ``reconstruction + beta * KL``, read
+from the model output's ``aux`` (``vae/kl``, ``vae/reconstruction``; summed when a model holds
+two such fusions). With one modality it is a plain VAE over that modality's states.
 """
 
 from __future__ import annotations
@@ -45,6 +49,8 @@ class JointVAEFusion(Fusion):
         if self.latent < 1:
             raise ErcgraphError(f"joint_vae fusion: latent must be >= 1, got {latent}")
         self.encode = nn.ModuleDict({m: nn.Linear(dim, 2 * self.latent) for m in modalities})
+        for enc in self.encode.values():  # experts start confident (variance e^-4), so the
+            nn.init.constant_(enc.bias[self.latent :], -4.0)  # sampled z starts informative
         self.decode = nn.ModuleDict({m: nn.Linear(self.latent, dim) for m in modalities})
         self.out = nn.Linear(self.latent, dim)
 
@@ -59,7 +65,7 @@ class JointVAEFusion(Fusion):
             weighted = weighted + p * mu
         mean, var = weighted / precision, precision.reciprocal()
         z = mean + var.sqrt() * torch.randn_like(mean) if self.training else mean
-        kl = 0.5 * (var + mean.pow(2) - 1.0 - var.log()).sum(-1).mean()
+        kl = 0.5 * (var + mean.pow(2) - 1.0 - var.log()).mean()  # per latent dimension
         errors = []
         for m in self.modalities:
             keep = present[m]
