@@ -40,6 +40,16 @@ class DataConfig:
 
 
 @dataclass
+class LossConfig:
+    """One weighted loss term, resolved by name from ``LOSSES``. ``loss:`` is a list of these
+    (a single mapping is a one-term list)."""
+
+    name: str = "ce"
+    weight: float = 1.0
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
 class FinetuneConfig:
     """Fine-tuning of the text encoder on the training split, previous turns as context."""
 
@@ -57,6 +67,22 @@ class FinetuneConfig:
     #: of corpus columns (e.g. [valence, arousal, dominance]): regress them with the CCC loss
     #: (dev mean CCC picks the epoch), for dimensional corpora without labels
     targets: list[str] | None = None
+    #: following turns of the same dialogue added after the target (``context_turns`` counts
+    #: the previous ones); with either > 0 the input is built turn by turn and the context, not
+    #: the target, is dropped when the input would exceed ``max_length``
+    future_turns: int = 0
+    #: ``all``: mean over every token; ``target``: mean over the target utterance's tokens only
+    #: (the context is read through attention but does not enter the vector)
+    pool: str = "all"
+    #: learning-rate schedule after the warm-up: ``linear`` decay to 0, ``cosine`` or ``constant``
+    schedule: str = "linear"
+    warmup_fraction: float = 0.1
+    #: layer-wise learning-rate decay: layer ``l`` of ``L`` (embeddings = 0) trains at
+    #: ``lr * layer_decay ** (L - l)``; the head and pooler at ``lr``. 1.0 switches it off
+    layer_decay: float = 1.0
+    #: loss terms of the classifier (the ``loss:`` registry: ``ce`` with ``label_smoothing``,
+    #: ``rdrop``, ``supcon`` ...); ignored with ``targets`` (regression uses the CCC loss)
+    loss: list[LossConfig] = field(default_factory=lambda: [LossConfig()])
 
 
 @dataclass
@@ -68,6 +94,10 @@ class TextFeatureConfig:
     max_length: int = 128
     batch_size: int = 64
     context_turns: int = 0
+    #: following turns after the target, and the pooling span (``all`` or ``target``), as in
+    #: ``features.text.finetune`` (which sets both when fine-tuning is on)
+    future_turns: int = 0
+    pool: str = "all"
     finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
 
 
@@ -205,16 +235,6 @@ class MultitaskConfig:
     mask_ratio: float = 0.15
     mode: str = "features"
     weight: float = 0.5
-
-
-@dataclass
-class LossConfig:
-    """One weighted loss term, resolved by name from ``LOSSES``. ``loss:`` is a list of these
-    (a single mapping is a one-term list)."""
-
-    name: str = "ce"
-    weight: float = 1.0
-    options: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -531,11 +551,22 @@ def validate(cfg: Config) -> None:
     for i, term in enumerate(cfg.loss):
         if term.weight < 0:
             raise ErcgraphError(f"config: loss[{i}].weight must be >= 0, got {term.weight}")
+    _validate_text(cfg.features.text)
     _validate_decision(cfg.decision)
     if cfg.augment.enabled:
         from ercgraph.augment import check
 
         check(cfg.augment)
+
+
+def _validate_text(text: TextFeatureConfig) -> None:
+    from ercgraph.encoders.context import check_window
+
+    check_window(text.context_turns, text.future_turns, text.pool, "features.text")
+    if text.finetune.enabled:
+        from ercgraph.encoders.finetune import check_finetune
+
+        check_finetune(text.finetune)
 
 
 def _validate_decision(d: DecisionConfig) -> None:

@@ -28,6 +28,7 @@ from ercgraph.config import Config, effective_heads, effective_loss
 from ercgraph.data.features import atomic_write_bytes
 from ercgraph.distributed import Session
 from ercgraph.errors import ErcgraphError
+from ercgraph.losses.objective import add_second_view
 from ercgraph.pipeline import Prepared, check_config, prepare
 from ercgraph.report import (
     aggregate,
@@ -234,6 +235,8 @@ class TrainStep(nn.Module):
 
     def forward(self, batch: Any) -> tuple[Any, torch.Tensor | None, dict[str, float]]:
         out = self.model(batch)
+        if self.training and getattr(self.objective, "views", 1) > 1:
+            add_second_view(out, self.model(batch))
         loss, values = self.objective(out, batch)
         if loss is None and self.distributed:
             loss = 0.0 * sum(p.sum() for p in self.parameters() if p.requires_grad)

@@ -25,7 +25,6 @@ enabled.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import shutil
 import time
@@ -36,11 +35,11 @@ import torch
 
 from ercgraph.config import TextFeatureConfig
 from ercgraph.data.features import FeatureStore, cached, manifest_key
-from ercgraph.encoders.finetune import finetune_settings, finetune_text_encoder
+from ercgraph.encoders.context import build_encoder_inputs, check_window, turn_by_turn
+from ercgraph.encoders.finetune import finetune_key, finetune_settings, finetune_text_encoder
 from ercgraph.encoders.text import (
     POOLINGS,
     TextEncoder,
-    build_inputs,
     encoder_fingerprint,
     resolve_model,
     sentence_transformers_normalizes,
@@ -54,21 +53,32 @@ log = logging.getLogger(__name__)
 
 
 def text_manifest(
-    corpus: Corpus, encoder: str, cfg: TextFeatureConfig, context_turns: int, max_length: int
+    corpus: Corpus,
+    encoder: str,
+    cfg: TextFeatureConfig,
+    context_turns: int,
+    max_length: int,
+    future_turns: int = 0,
+    pool: str = "all",
 ) -> dict[str, dict[str, Any]]:
-    """The manifest of text features made by ``encoder`` (an already resolved name or path)."""
-    return {
-        "text": {
-            "encoder": encoder,
-            "encoder_fingerprint": encoder_fingerprint(encoder),
-            "pooling": cfg.pooling,
-            "normalize": sentence_transformers_normalizes(encoder),
-            "max_length": int(max_length),
-            "context_turns": int(context_turns),
-            "corpus": corpus.fingerprint(),
-            "finetune": dataclasses.asdict(cfg.finetune) if cfg.finetune.enabled else None,
-        }
+    """The manifest of text features made by ``encoder`` (an already resolved name or path).
+
+    The future window and pooling span enter only when they differ from their defaults, so the
+    features cached before they existed keep their keys.
+    """
+    manifest = {
+        "encoder": encoder,
+        "encoder_fingerprint": encoder_fingerprint(encoder),
+        "pooling": cfg.pooling,
+        "normalize": sentence_transformers_normalizes(encoder),
+        "max_length": int(max_length),
+        "context_turns": int(context_turns),
+        "corpus": corpus.fingerprint(),
+        "finetune": finetune_key(cfg.finetune, with_enabled=True) if cfg.finetune.enabled else None,
     }
+    if turn_by_turn(future_turns, pool):
+        manifest.update(future_turns=int(future_turns), pool=pool, layout="turn_by_turn")
+    return {"text": manifest}
 
 
 def extract_text_features(
@@ -110,6 +120,7 @@ def extract_text_features(
     cache_dir = Path(cache_dir)
     encoder = resolve_model(cfg.encoder)
     context_turns, max_length = cfg.context_turns, cfg.max_length
+    future_turns, pool = cfg.future_turns, cfg.pool
     finetuned_path, finetune_seconds = None, None
     ft = cfg.finetune
     if ft.enabled:
@@ -130,10 +141,15 @@ def extract_text_features(
         finetune_seconds = time.perf_counter() - t_ft
         encoder = finetuned_path = str(finetuned.resolve())
         context_turns, max_length = ft.context_turns, ft.max_length
-    if context_turns < 0:
-        raise ErcgraphError(f"features.text.context_turns must be >= 0, got {context_turns}")
+        future_turns, pool = ft.future_turns, ft.pool
+    check_window(context_turns, future_turns, pool, "features.text")
+    if pool == "target" and cfg.pooling != "mean":
+        raise ErcgraphError(
+            f"config: features.text.pool 'target' averages the target's tokens; it needs "
+            f"features.text.pooling 'mean', got {cfg.pooling!r}"
+        )
 
-    manifest = text_manifest(corpus, encoder, cfg, context_turns, max_length)
+    manifest = text_manifest(corpus, encoder, cfg, context_turns, max_length, future_turns, pool)
     path = cache_dir / "features" / f"{manifest_key(manifest)}.safetensors"
 
     def compute() -> FeatureStore:
@@ -148,7 +164,8 @@ def extract_text_features(
             progress=progress,
         )
         log.info("encoding %d utterances with %r", corpus.num_utterances, enc)
-        x = enc.encode(build_inputs(corpus, context_turns, sep=enc.sep))
+        inputs = build_encoder_inputs(corpus, enc, context_turns, future_turns, pool)
+        x = enc.encode_ids(inputs.ids, inputs.spans)
         return FeatureStore({"text": x}, {"text": torch.ones(len(x), dtype=torch.bool)})
 
     if force:
@@ -172,7 +189,7 @@ def _check_finetune_overrides(cfg: TextFeatureConfig) -> None:
     """With fine-tuning, features are extracted as the encoder was trained (the fine-tuning's
     ``context_turns`` and ``max_length``): other values set beside it would be ignored."""
     defaults = TextFeatureConfig()
-    for name in ("context_turns", "max_length"):
+    for name in ("context_turns", "max_length", "future_turns", "pool"):
         value = getattr(cfg, name)
         if value != getattr(defaults, name):
             raise ErcgraphError(

@@ -29,19 +29,17 @@ import shutil
 import tempfile
 import time
 from pathlib import Path
+from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
 from ercgraph.config import FinetuneConfig
-from ercgraph.encoders.text import (
-    TextEncoder,
-    build_inputs,
-    encoder_fingerprint,
-    resolve_model,
-)
+from ercgraph.encoders.context import build_encoder_inputs, check_window
+from ercgraph.encoders.text import TextEncoder, encoder_fingerprint, resolve_model
 from ercgraph.errors import ErcgraphError
+from ercgraph.losses.objective import add_second_view, build_objective
 from ercgraph.losses.regression import ccc_loss
 
 if TYPE_CHECKING:
@@ -49,7 +47,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-WARMUP_FRACTION = 0.1
+SCHEDULES = ("linear", "cosine", "constant")
 GRAD_CLIP = 1.0
 #: Inputs are shuffled, then sorted by length inside pools of this many batches, so that each
 #: batch is padded little while the batch order stays random.
@@ -61,19 +59,110 @@ def finetune_settings(
 ) -> dict[str, Any]:
     """Everything a fine-tuned encoder depends on (its reuse key)."""
     model = resolve_model(model_name_or_path)
-    cfg = dataclasses.asdict(ft)
-    cfg.pop("enabled", None)
     return {
         "base_model": model,
         "base_model_fingerprint": encoder_fingerprint(model),
-        "finetune": cfg,
+        "finetune": finetune_key(ft),
         "max_length": int(max_length if max_length is not None else ft.max_length),
         "corpus": _fit_fingerprint(corpus, ft.targets),
         "labels": list(corpus.labels),
-        "warmup_fraction": WARMUP_FRACTION,
+        "warmup_fraction": ft.warmup_fraction,
         "grad_clip": GRAD_CLIP,
         "pooling": "mean",
     }
+
+
+#: Fine-tuning keys added after encoders were first cached: they enter the reuse key only when
+#: they differ from their defaults, so an encoder fine-tuned before they existed is reused.
+_LATER_KEYS = ("future_turns", "pool", "schedule", "warmup_fraction", "layer_decay", "loss")
+
+
+def finetune_key(ft: FinetuneConfig, with_enabled: bool = False) -> dict[str, Any]:
+    """The fine-tuning settings as a plain dict (``enabled`` dropped unless asked for, later
+    keys at their defaults dropped)."""
+    cfg = dataclasses.asdict(ft)
+    defaults = dataclasses.asdict(FinetuneConfig())
+    if not with_enabled:
+        cfg.pop("enabled", None)
+    for key in _LATER_KEYS:
+        if cfg.get(key) == defaults[key]:
+            cfg.pop(key, None)
+    return cfg
+
+
+def check_finetune(ft: FinetuneConfig) -> None:
+    """Refuse fine-tuning settings out of range, naming the key."""
+    where = "features.text.finetune"
+    if ft.epochs < 1 or ft.batch_size < 1 or not ft.lr > 0:
+        raise ErcgraphError(
+            f"config: {where}: epochs and batch_size must be >= 1 and lr > 0, got "
+            f"epochs={ft.epochs}, batch_size={ft.batch_size}, lr={ft.lr}"
+        )
+    check_window(ft.context_turns, ft.future_turns, ft.pool, where)
+    if ft.schedule not in SCHEDULES:
+        raise ErcgraphError(
+            f"config: {where}.schedule must be one of {list(SCHEDULES)}, got {ft.schedule!r}"
+        )
+    if not 0.0 <= ft.warmup_fraction < 1.0:
+        raise ErcgraphError(
+            f"config: {where}.warmup_fraction must be >= 0 and < 1, got {ft.warmup_fraction}"
+        )
+    if not 0.0 < ft.layer_decay <= 1.0:
+        raise ErcgraphError(
+            f"config: {where}.layer_decay must be > 0 and <= 1, got {ft.layer_decay}"
+        )
+    if ft.targets is None:
+        from ercgraph.registry import LOSSES
+
+        for i, term in enumerate(ft.loss):
+            need = set(getattr(LOSSES.get(term.name), "REQUIRES", ())) - {"logits", "utterance"}
+            if need:
+                raise ErcgraphError(
+                    f"config: {where}.loss[{i}] ({term.name!r}) reads {sorted(need)}, which "
+                    "fine-tuning does not produce (it gives the utterance vector and the "
+                    "emotion logits)"
+                )
+            if term.weight < 0:
+                raise ErcgraphError(
+                    f"config: {where}.loss[{i}].weight must be >= 0, got {term.weight}"
+                )
+
+
+def _layer_of(name: str, num_layers: int) -> int:
+    """The depth of a parameter: 0 for embeddings, ``i + 1`` for transformer layer ``i``,
+    ``num_layers + 1`` for everything above (pooler)."""
+    import re
+
+    m = re.search(r"\.(?:layer|layers|h|block)\.(\d+)\.", f".{name}")
+    if m:
+        return int(m.group(1)) + 1
+    if "embed" in name:
+        return 0
+    return num_layers + 1
+
+
+def param_groups(
+    model: torch.nn.Module, head: torch.nn.Module, ft: FinetuneConfig
+) -> list[dict[str, Any]]:
+    """AdamW groups: weight decay on matrices only, and the layer-wise learning rate
+    ``lr * layer_decay ** (L + 1 - depth)`` (the head and pooler at ``lr``)."""
+    num_layers = int(getattr(model.config, "num_hidden_layers", 0) or 0)
+    groups: dict[tuple[int, bool], list[torch.nn.Parameter]] = {}
+    named = [(n, p, _layer_of(n, num_layers)) for n, p in model.named_parameters()]
+    named += [(f"head.{n}", p, num_layers + 1) for n, p in head.named_parameters()]
+    for _, p, depth in named:
+        if p.requires_grad:
+            groups.setdefault((depth, p.dim() >= 2), []).append(p)
+    out = []
+    for (depth, decay), params in sorted(groups.items()):
+        out.append(
+            {
+                "params": params,
+                "weight_decay": ft.weight_decay if decay else 0.0,
+                "lr": ft.lr * ft.layer_decay ** (num_layers + 1 - depth),
+            }
+        )
+    return out
 
 
 def _fit_fingerprint(corpus: Corpus, targets: list[str] | None = None) -> str:
@@ -171,17 +260,11 @@ def finetune_text_encoder(
             target column, a target that is not a number), or a model that cannot load.
     """
     from sklearn.metrics import f1_score
-    from transformers import get_linear_schedule_with_warmup
 
     from ercgraph.progress import Progress
 
     out_dir = Path(out_dir)
-    if ft.epochs < 1 or ft.batch_size < 1 or ft.lr <= 0:
-        raise ErcgraphError(
-            f"features.text.finetune: epochs and batch_size must be >= 1 and lr "
-            f"> 0, got epochs={ft.epochs}, batch_size={ft.batch_size}, "
-            f"lr={ft.lr}"
-        )
+    check_finetune(ft)
     settings = _jsonable(finetune_settings(corpus, model_name_or_path, ft, max_length))
     report = _read_report(out_dir)
     if (
@@ -240,29 +323,31 @@ def finetune_text_encoder(
         device=device,
         progress=progress,
     )
-    texts = build_inputs(corpus, ft.context_turns, sep=enc.sep)
-    ids = enc.tokenize(texts)
+    inputs = build_encoder_inputs(corpus, enc, ft.context_turns, ft.future_turns, ft.pool)
+    ids, spans = inputs.ids, inputs.spans
     lengths = np.array([len(x) for x in ids])
     out_dim = len(ft.targets) if regress else corpus.num_classes
     head = torch.nn.Linear(enc.dim, out_dim).to(enc.device)
     params = list(enc.model.parameters()) + list(head.parameters())
-    no_decay = [p for p in params if p.dim() < 2]
-    decay = [p for p in params if p.dim() >= 2]
-    opt = torch.optim.AdamW(
-        [
-            {"params": decay, "weight_decay": ft.weight_decay},
-            {"params": no_decay, "weight_decay": 0.0},
-        ],
-        lr=ft.lr,
-    )
+    opt = torch.optim.AdamW(param_groups(enc.model, head, ft), lr=ft.lr)
     steps_per_epoch = -(-len(train_rows) // ft.batch_size)
     total = steps_per_epoch * ft.epochs
-    sched = get_linear_schedule_with_warmup(opt, int(WARMUP_FRACTION * total), total)
+    sched = _scheduler(opt, ft, total)
+    objective = None
     if regress:
         y = torch.as_tensor((y_all - mean) / std, dtype=torch.float32)
     else:
         y = torch.as_tensor(labels)
-    dev_texts = [texts[i] for i in dev_rows]
+        counts = torch.bincount(y[train_rows], minlength=corpus.num_classes).float()
+        objective = build_objective(
+            ft.loss,
+            {
+                "class_counts": counts,
+                "num_classes": corpus.num_classes,
+                "labels": list(corpus.labels),
+            },
+        ).to(enc.device)
+    dev_inputs = inputs.take(dev_rows)
 
     history: list[dict[str, Any]] = []
     best_score, best_epoch, best_state = -1.0, None, None
@@ -270,15 +355,27 @@ def finetune_text_encoder(
         for epoch in range(1, ft.epochs + 1):
             enc.model.train()
             head.train()
+            if objective is not None:
+                objective.train()
             losses = []
+            term_sums: dict[str, float] = {}
             for pos in _batches(lengths[train_rows], ft.batch_size, gen):
                 rows = train_rows[pos]
-                batch = enc.collate([ids[i] for i in rows])
-                logits = head(enc.forward_batch(batch))
+                batch = enc.collate(
+                    [ids[i] for i in rows], None if spans is None else [spans[i] for i in rows]
+                )
                 if regress:
-                    loss = ccc_loss(logits, y[rows].to(enc.device))
+                    loss = ccc_loss(head(enc.forward_batch(batch)), y[rows].to(enc.device))
                 else:
-                    loss = torch.nn.functional.cross_entropy(logits, y[rows].to(enc.device))
+                    target = SimpleNamespace(y=y[rows].to(enc.device))
+                    out = _output(enc, head, batch)
+                    if objective.views > 1:
+                        add_second_view(out, _output(enc, head, batch))
+                    loss, values = objective(out, target)
+                    for k, v in values.items():
+                        term_sums[k] = term_sums.get(k, 0.0) + v
+                    if loss is None:
+                        continue
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(params, GRAD_CLIP)
@@ -288,9 +385,11 @@ def finetune_text_encoder(
                 bar.update(1)
                 bar.set_postfix(epoch=epoch, loss=f"{np.mean(losses[-20:]):.3f}")
             record: dict[str, Any] = {"epoch": epoch, "train_loss": float(np.mean(losses))}
+            if len(term_sums) > 1:
+                record["train_terms"] = {k: v / max(len(losses), 1) for k, v in term_sums.items()}
             if len(dev_rows):
                 head.eval()
-                emb = enc.encode(dev_texts, desc=f"dev epoch {epoch}")
+                emb = enc.encode_ids(dev_inputs.ids, dev_inputs.spans, desc=f"dev epoch {epoch}")
                 with torch.no_grad():
                     out = head(emb.to(enc.device)).cpu()
                 if regress:
@@ -329,11 +428,35 @@ def finetune_text_encoder(
             else {}
         ),
         "dev_utterances": int(len(dev_rows)),
+        "inputs": inputs.stats,
         "seconds": round(time.perf_counter() - t0, 2),
     }
     _save_atomically(out_dir, enc, head, report)
     log.info("fine-tuned text encoder saved to %s (best dev epoch %s)", out_dir, best_epoch)
     return out_dir
+
+
+def _output(enc: TextEncoder, head: torch.nn.Module, batch: dict[str, torch.Tensor]) -> Any:
+    """One forward pass as the :class:`ModelOutput` loss terms read (utterance and logits)."""
+    from ercgraph.models.outputs import ModelOutput
+
+    vec = enc.forward_batch(batch)
+    return ModelOutput(utterance=vec, nodes={}, inputs={}, present={}, logits=head(vec))
+
+
+def _scheduler(opt: torch.optim.Optimizer, ft: FinetuneConfig, total: int) -> Any:
+    from transformers import (
+        get_constant_schedule_with_warmup,
+        get_cosine_schedule_with_warmup,
+        get_linear_schedule_with_warmup,
+    )
+
+    warmup = int(ft.warmup_fraction * total)
+    if ft.schedule == "cosine":
+        return get_cosine_schedule_with_warmup(opt, warmup, total)
+    if ft.schedule == "constant":
+        return get_constant_schedule_with_warmup(opt, warmup)
+    return get_linear_schedule_with_warmup(opt, warmup, total)
 
 
 def _regression_targets(corpus: Corpus, names: list[str]) -> tuple[np.ndarray, ...]:

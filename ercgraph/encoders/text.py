@@ -225,8 +225,14 @@ class TextEncoder:
         )
         return [list(ids) for ids in enc["input_ids"]]
 
-    def collate(self, ids: list[list[int]]) -> dict[str, torch.Tensor]:
-        """Pad a batch of token id lists to its longest member (right padding)."""
+    def collate(
+        self, ids: list[list[int]], spans: list[tuple[int, int]] | None = None
+    ) -> dict[str, torch.Tensor]:
+        """Pad a batch of token id lists to its longest member (right padding).
+
+        With ``spans`` (each row's target ``[start, end)``), mean pooling covers those tokens
+        only (``pool_mask``, read by :meth:`forward_batch`, never passed to the model).
+        """
         width = max(len(x) for x in ids)
         input_ids = torch.full((len(ids), width), self.pad_id, dtype=torch.long)
         mask = torch.zeros((len(ids), width), dtype=torch.long)
@@ -236,6 +242,11 @@ class TextEncoder:
         batch = {"input_ids": input_ids, "attention_mask": mask}
         if self.use_token_types:
             batch["token_type_ids"] = torch.zeros_like(input_ids)
+        if spans is not None:
+            pool = torch.zeros_like(mask)
+            for i, (a, b) in enumerate(spans):
+                pool[i, a : max(b, a + 1)] = 1
+            batch["pool_mask"] = pool
         return {k: v.to(self.device) for k, v in batch.items()}
 
     def pool(self, hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
@@ -248,17 +259,26 @@ class TextEncoder:
 
     def forward_batch(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """Run the model on a collated batch and pool (gradients flow if enabled)."""
-        out = self.model(**batch)
-        return self.pool(out.last_hidden_state, batch["attention_mask"])
+        inputs = {k: v for k, v in batch.items() if k != "pool_mask"}
+        out = self.model(**inputs)
+        return self.pool(out.last_hidden_state, batch.get("pool_mask", batch["attention_mask"]))
 
     def encode(self, texts: list[str], desc: str = "text features") -> torch.Tensor:
         """Encode strings into a float32 tensor ``[len(texts), dim]`` on the CPU.
 
         An empty string is still encoded (to the vector of the special tokens alone).
         """
+        return self.encode_ids(self.tokenize(texts), desc=desc)
+
+    def encode_ids(
+        self,
+        ids: list[list[int]],
+        spans: list[tuple[int, int]] | None = None,
+        desc: str = "text features",
+    ) -> torch.Tensor:
+        """Encode token id lists (as :meth:`encode`), pooled over ``spans`` when given."""
         from ercgraph.progress import Progress
 
-        ids = self.tokenize(texts)
         out = torch.empty((len(ids), self.dim), dtype=torch.float32)
         if not ids:
             return out
@@ -272,7 +292,8 @@ class TextEncoder:
             ):
                 for start in range(0, len(order), self.batch_size):
                     idx = order[start : start + self.batch_size]
-                    vec = self.forward_batch(self.collate([ids[i] for i in idx]))
+                    part = None if spans is None else [spans[i] for i in idx]
+                    vec = self.forward_batch(self.collate([ids[i] for i in idx], part))
                     if self.normalize:
                         vec = torch.nn.functional.normalize(vec, dim=-1)
                     out[torch.as_tensor(idx)] = vec.cpu()

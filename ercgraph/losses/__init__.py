@@ -9,6 +9,7 @@ from ercgraph.losses.classification import (
     class_weights,
     focal_loss,
 )
+from ercgraph.losses.consistency import RDropLoss, SupervisedContrastiveLoss
 from ercgraph.losses.objective import Objective, build_objective
 from ercgraph.losses.reconstruction import ReconstructionLoss
 from ercgraph.losses.regression import CCCLoss, MSELoss, ccc_loss
@@ -23,7 +24,9 @@ __all__ = [
     "LossTerm",
     "MSELoss",
     "Objective",
+    "RDropLoss",
     "ReconstructionLoss",
+    "SupervisedContrastiveLoss",
     "build_objective",
     "ccc_loss",
     "class_weights",

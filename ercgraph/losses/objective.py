@@ -43,8 +43,21 @@ class Objective(nn.Module):
             raise ErcgraphError(f"the loss is not finite: total={float(total):.4g} ({shown})")
         return total, values
 
+    @property
+    def views(self) -> int:
+        """How many forward passes of a training batch the terms need (2 for R-Drop)."""
+        return max([int(getattr(t, "VIEWS", 1)) for t in self.terms.values()] or [1])
+
     def extra_repr(self) -> str:
         return ", ".join(f"{k}×{w:g}" for k, w in self.weights.items())
+
+
+def add_second_view(out: Any, second: Any) -> None:
+    """Attach a second forward pass of the same batch (other dropout masks) to ``out.aux`` as
+    ``logits_view2`` and ``utterance_view2``, for terms with ``VIEWS = 2`` (R-Drop)."""
+    if second.logits is not None:
+        out.aux["logits_view2"] = second.logits
+    out.aux["utterance_view2"] = second.utterance
 
 
 def _term_key(name: str, taken: set[str]) -> str:
