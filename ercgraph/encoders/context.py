@@ -103,21 +103,21 @@ def build_encoder_inputs(
     if not turn_by_turn(future_turns, pool):
         texts = build_inputs(corpus, context_turns, sep=encoder.sep)
         ids = encoder.tokenize(texts)
-        cut = 0
+        cut = target_cut = 0
         if context_turns > 0:
             full = encoder.tokenizer(texts, truncation=False, return_attention_mask=False)
-            cut = int(sum(len(x) > limit for x in full["input_ids"]))
-        return _report(EncoderInputs(ids, None, context_cut=cut), corpus, limit)
+            alone = encoder.tokenizer(_turns(corpus), truncation=False, return_attention_mask=False)
+            over = [len(x) > limit for x in full["input_ids"]]
+            target_cut = int(sum(len(x) > limit for x in alone["input_ids"]))
+            cut = int(sum(over)) - target_cut
+        out = EncoderInputs(ids, None, context_cut=cut, target_cut=target_cut)
+        return _report(out, corpus, limit)
 
     if "text" not in corpus.df.columns:
         raise ErcgraphError(f"{corpus.source or corpus.name}: text features need a 'text' column")
     start, sep = _special(encoder.tokenizer)
     df = corpus.df
-    text = df["text"].astype(object).where(df["text"].notna(), "").astype(str)
-    if context_turns or future_turns:
-        turns = (df["speaker"].astype(str) + ": " + text).tolist()
-    else:
-        turns = text.tolist()
+    turns = _turns(corpus) if context_turns or future_turns else build_inputs(corpus, 0)
     toks = encoder.tokenizer(turns, add_special_tokens=False, return_attention_mask=False)
     toks = [list(t) for t in toks["input_ids"]]
     dialogue = df["dialogue_id"].to_numpy()
@@ -164,6 +164,13 @@ def build_encoder_inputs(
         spans.append(span)
     out = EncoderInputs(ids, spans, context_cut=context_cut, target_cut=target_cut)
     return _report(out, corpus, limit)
+
+
+def _turns(corpus: Corpus) -> list[str]:
+    """Every row as ``"speaker: text"`` (a missing text is empty)."""
+    df = corpus.df
+    text = df["text"].astype(object).where(df["text"].notna(), "").astype(str)
+    return (df["speaker"].astype(str) + ": " + text).tolist()
 
 
 def _report(inputs: EncoderInputs, corpus: Corpus, limit: int) -> EncoderInputs:

@@ -63,7 +63,8 @@ def _looks_like_path(name: str) -> bool:
 
 
 def resolve_model(name_or_path: str) -> str:
-    """Resolve an encoder name: ``default``, an existing local folder, or a hub id.
+    """Resolve an encoder name: ``default``, a packaged model (``all-mpnet-base-v2``, see
+    :mod:`ercgraph.encoders.packaged`), an existing local folder, or a hub id.
 
     Returns:
         The absolute path of a local model folder, or the hub id unchanged.
@@ -74,6 +75,10 @@ def resolve_model(name_or_path: str) -> str:
     name = str(name_or_path).strip()
     if name == "default":
         return str(default_text_model_path())
+    from ercgraph.encoders.packaged import PACKAGED, packaged_model_path
+
+    if name in PACKAGED and not Path(name).exists():
+        return str(packaged_model_path(name))
     path = Path(name).expanduser()
     if path.exists():
         return str(path.resolve())

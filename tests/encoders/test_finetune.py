@@ -167,7 +167,9 @@ def test_extract_with_finetuning(
     assert path.parent == (tmp_path / "finetuned").resolve()
     assert (path / "finetune.json").is_file() and info["finetune_seconds"] > 0
     m = store.manifest["text"]
-    assert m["encoder"] == str(path) and m["finetune"] == finetune_mod.finetune_key(ft, with_enabled=True)
+    assert m["encoder"] == str(path) and m["finetune"] == finetune_mod.finetune_key(
+        ft, with_enabled=True
+    )
     # extraction uses the fine-tuning's input shape, not features.text.context_turns
     assert m["context_turns"] == ft.context_turns and m["max_length"] == ft.max_length
     assert store.features["text"].shape == (corpus.num_utterances, 32)
