@@ -12,7 +12,7 @@ import torch
 
 import ercgraph.encoders.extract as extract_mod
 import ercgraph.encoders.finetune as finetune_mod
-from ercgraph.config import FinetuneConfig, TextFeatureConfig
+from ercgraph.config import FinetuneConfig, LossConfig, TextFeatureConfig
 from ercgraph.encoders import TextEncoder, extract_text_features, finetune_text_encoder
 from ercgraph.errors import ErcgraphError
 
@@ -250,3 +250,70 @@ def test_regression_finetuning_learns_the_dimensions_and_selects_on_dev_ccc(
         finetune_text_encoder(
             Corpus(text, "toy", ()), str(tiny_bert), ft, tmp_path / "w", progress=False
         )
+
+
+def test_context_recipe_with_loss_terms_learns_and_records(
+    tiny_bert: Path, tmp_path: Path
+) -> None:
+    ft = dataclasses.replace(
+        FT,
+        epochs=3,
+        future_turns=1,
+        pool="target",
+        schedule="cosine",
+        layer_decay=0.8,
+        loss=[
+            LossConfig("ce", 1.0, {"label_smoothing": 0.1}),
+            LossConfig("rdrop", 0.5),
+            LossConfig("supcon", 0.1, {"temperature": 0.2}),
+        ],
+    )
+    out = finetune_text_encoder(sentiment_corpus(), str(tiny_bert), ft, tmp_path / "m")
+    report = json.loads((out / "finetune.json").read_text())
+    assert report["best_dev_weighted_f1"] >= 0.8  # two classes: chance is 0.5
+    assert set(report["epochs"][0]["train_terms"]) == {"ce", "rdrop", "supcon"}
+    assert report["inputs"]["context_cut"] == 0 and report["inputs"]["inputs"] == 64
+    settings = report["settings"]["finetune"]
+    assert settings["pool"] == "target" and settings["layer_decay"] == 0.8
+    # the default recipe's key leaves the later keys out (encoders cached before stay valid)
+    assert "pool" not in finetune_mod.finetune_key(FT)
+    # features are extracted as the encoder was trained: future turn and target pooling
+    cfg = TextFeatureConfig(encoder=str(tiny_bert), finetune=ft)
+    store, info = extract_text_features(sentiment_corpus(), cfg, tmp_path / "c", progress=False)
+    m = store.manifest["text"]
+    assert m["pool"] == "target" and m["future_turns"] == 1 and m["layout"] == "turn_by_turn"
+
+
+def test_layer_wise_learning_rates(tiny_bert: Path) -> None:
+    enc = TextEncoder(str(tiny_bert), progress=False, device="cpu")
+    head = torch.nn.Linear(enc.dim, 2)
+    ft = dataclasses.replace(FT, layer_decay=0.5, lr=1.0)
+    groups = finetune_mod.param_groups(enc.model, head, ft)
+    by_id = {id(p): g["lr"] for g in groups for p in g["params"]}
+    named = dict(enc.model.named_parameters())
+    assert by_id[id(named["embeddings.word_embeddings.weight"])] == 0.5**3
+    assert by_id[id(named["encoder.layer.0.attention.self.query.weight"])] == 0.5**2
+    assert by_id[id(named["encoder.layer.1.output.dense.weight"])] == 0.5
+    assert by_id[id(head.weight)] == 1.0
+    # weight decay only on matrices
+    decay = {id(p): g["weight_decay"] for g in groups for p in g["params"]}
+    assert decay[id(head.bias)] == 0.0 and decay[id(head.weight)] == FT.weight_decay
+    assert sum(len(g["params"]) for g in groups) == len(named) + 2
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"pool": "first"}, "pool must be one of"),
+        ({"future_turns": -1}, "future_turns must be >= 0"),
+        ({"schedule": "step"}, "schedule must be one of"),
+        ({"layer_decay": 0.0}, "layer_decay must be > 0"),
+        ({"warmup_fraction": 1.0}, "warmup_fraction must be >= 0 and < 1"),
+    ],
+)
+def test_bad_recipe_is_refused_naming_the_key(change: dict, message: str) -> None:
+    from ercgraph.config import load_config
+
+    sets = [f"features.text.finetune.{k}={v}" for k, v in {"enabled": True, **change}.items()]
+    with pytest.raises(ErcgraphError, match=message):
+        load_config(None, sets)
