@@ -173,7 +173,10 @@ MELD_LABELS = {
     "finetuned_mlp": "context-free MLP baseline, fine-tuned MiniLM",
     "finetuned_dialoguegcn": "DialogueGCN-style, fine-tuned MiniLM",
     "finetuned_gcn": "hierarchical GCN, fine-tuned MiniLM",
+    "mpnet_mlp": "context-free MLP baseline, frozen all-mpnet-base-v2",
+    "mpnet_gcn": "hierarchical GCN, frozen all-mpnet-base-v2",
     "frozen_probe": "linear probe (logistic regression), frozen MiniLM",
+    "mpnet_probe": "linear probe (logistic regression), frozen all-mpnet-base-v2",
     "finetuned_probe": "linear probe (logistic regression), fine-tuned MiniLM",
 }
 
@@ -233,8 +236,16 @@ def meld_text(data: Mapping[str, Any]) -> str:
         notes.append(f"Seeds {', '.join(str(s) for s in seeds)}.")
     targets = data.get("targets") or {}
     for variant, target in (targets.get("test_weighted_f1_min") or {}).items():
+        if variant == "best_frozen_gcn":  # the best frozen encoder, chosen on dev
+            frozen = [r for r in rows if r.get("variant") in ("frozen_gcn", "mpnet_gcn")]
+            frozen = [r for r in frozen if mean_of(r.get("dev_weighted_f1")) is not None]
+            pick = max(frozen, key=lambda r: mean_of(r.get("dev_weighted_f1")), default=None)
+            variant = pick.get("variant") if pick else "frozen_gcn"
         got = mean_of((by_name.get(variant) or {}).get("test_weighted_f1"))
         status = DASH if got is None else ("met" if got >= target else "not met")
+        goal = (targets.get("test_weighted_f1_goal") or {}).get(variant)
+        if goal is not None and got is not None:
+            status += f"; goal ≥ {goal:g}: {'met' if got >= goal else 'not met'}"
         notes.append(f"Target for `{variant}`: test wF1 ≥ {target:g}: {status}.")
     published = data.get("published_test_weighted_f1") or {}
     if published:
@@ -252,17 +263,115 @@ def meld_text_cost(data: Mapping[str, Any]) -> str:
             num(r.get("graphs_s")),
             num(r.get("epoch_s")),
             num(r.get("peak_rss_mb"), ".0f"),
+            num(None if r.get("finetune_s") is None else r["finetune_s"] / 60, ".1f"),
+            num(r.get("minutes_per_seed"), ".1f"),
         ]
         for r in _meld_rows(data)
         if "probe" not in r
     ]
-    return md_table(
+    text = md_table(
         [
             "variant",
-            "features s (extraction + fine-tuning)",
+            "features s (extraction + fine-tuning, this run)",
             "graph build s",
             "epoch s",
             "peak RSS MB",
+            "fine-tuning min (when trained)",
+            "min per seed (fine-tune + extract + train)",
+        ],
+        out,
+    )
+    if str(data.get("cache", "fresh")).startswith("reused"):
+        text += (
+            "\n\nFeatures and fine-tuned encoders came from a reused cache (keyed by their "
+            "exact settings and data); fine-tuning minutes are those measured when each encoder "
+            "was trained."
+        )
+    return text
+
+
+@table("sweep_finetune")
+def sweep_finetune(data: Mapping[str, Any]) -> str:
+    out = []
+    for r in data.get("rows") or []:
+        per_epoch = " / ".join(f"{v:.2f}" for v in r.get("dev_weighted_f1_per_epoch") or [])
+        out.append(
+            [
+                f"`{r.get('recipe', '?')}`"
+                + (" (shipped)" if r.get("recipe") == data.get("shipped") else ""),
+                per_epoch or DASH,
+                num(r.get("best_dev_weighted_f1")),
+                num((r.get("inputs") or {}).get("mean_tokens"), ".1f"),
+                num((r.get("inputs") or {}).get("context_cut"), ".0f"),
+                num(None if r.get("finetune_s") is None else r["finetune_s"] / 60, ".1f"),
+            ]
+        )
+    text = md_table(
+        [
+            "recipe",
+            "dev wF1 per epoch",
+            "best dev wF1",
+            "tokens per input",
+            "inputs whose context was cut",
+            "fine-tuning min",
+        ],
+        out,
+    )
+    best = data.get("best_on_dev")
+    return text + (f"\n\nBest on dev: `{best}`." if best else "")
+
+
+@table("sweep_text_objectives")
+def sweep_text_objectives(data: Mapping[str, Any]) -> str:
+    out = [
+        [
+            f"`{r.get('variant', '?')}`",
+            mean_std(r.get("dev_weighted_f1")),
+            delta(r.get("dev_weighted_f1_delta_vs_ce")),
+            mean_std(r.get("dev_macro_f1")),
+            num(r.get("dev_fear_f1")),
+            num(r.get("dev_disgust_f1")),
+            num(r.get("epoch_s")),
+        ]
+        for r in data.get("rows") or []
+    ]
+    text = md_table(
+        [
+            "loss terms",
+            "dev wF1",
+            "Δ vs ce",
+            "dev macro F1",
+            "dev fear F1",
+            "dev disgust F1",
+            "epoch s",
+        ],
+        out,
+    )
+    best = data.get("best_on_dev")
+    return text + (f"\n\nBest on dev: `{best}`." if best else "")
+
+
+@table("finetune_cost")
+def finetune_cost(data: Mapping[str, Any]) -> str:
+    out = [
+        [
+            f"`{r.get('encoder', '?')}`",
+            num(r.get("parameters_m"), ".0f"),
+            num(r.get("s_per_step")),
+            num(r.get("x_vs_default"), ".2f", "x"),
+            num(r.get("epoch_min_projected"), ".1f"),
+            num(r.get("recipe_min_projected"), ".1f"),
+        ]
+        for r in data.get("rows") or []
+    ]
+    return md_table(
+        [
+            "encoder",
+            "parameters (M)",
+            "s per step",
+            "vs default",
+            "one epoch, min (projected)",
+            "shipped recipe, min (projected)",
         ],
         out,
     )

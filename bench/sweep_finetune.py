@@ -68,7 +68,7 @@ def main() -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import torch
 
-    from ercgraph.config import load_config
+    from ercgraph.config import FinetuneConfig, load_config
     from ercgraph.data.features import manifest_key
     from ercgraph.encoders.finetune import finetune_settings, finetune_text_encoder
     from ercgraph.encoders.text import resolve_model
@@ -106,6 +106,7 @@ def main() -> None:
         "split_scored": "dev",
         "selection": "best dev weighted F1 of the fine-tuned classifier (epoch chosen on dev)",
         "best_on_dev": best["recipe"],
+        "shipped": next((n for n in RECIPES if recipe(n) == FinetuneConfig(enabled=True)), None),
         "rows": rows,
         "note": "finetune_s is the wall time of the fine-tuning itself, measured when the "
         "encoder was trained (reused rows: in an earlier run on this machine, possibly beside "

@@ -4,6 +4,7 @@ R-Drop consistency, with the supervised contrastive (SPCL-style) term, scored on
 (test is never read). A term earns a place in a shipped recipe only if it helps here.
 
 Usage: python bench/sweep_text_objectives.py [--seeds 0,1,2] [--config configs/meld_text.yaml]
+       [--set features.text.encoder=all-mpnet-base-v2 ...]
 Writes bench/results/sweep_text_objectives.json (features from ``$ERCGRAPH_BENCH_CACHE`` when
 set, else a fresh cache).
 """
@@ -37,6 +38,7 @@ def main() -> None:
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--config", default=str(REPO / "configs/meld_text.yaml"))
     ap.add_argument("--variants", default=",".join(VARIANTS))
+    ap.add_argument("--set", action="append", default=[], help="config override, repeatable")
     args = ap.parse_args()
     os.environ.setdefault("ERCGRAPH_DATA", str(REPO.parent / "shared" / "data"))
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -47,7 +49,7 @@ def main() -> None:
     seeds = [int(s) for s in args.seeds.split(",")]
     work = Path(tempfile.mkdtemp(prefix="ercgraph-sweep-"))
     cache = os.environ.get("ERCGRAPH_BENCH_CACHE", str(work / "cache"))
-    base = load_config(args.config, [], cache_dir=cache)
+    base = load_config(args.config, args.set, cache_dir=cache)
     base = dataclasses.replace(base, train=dataclasses.replace(base.train, seeds=seeds))
     prep = prepare(base)
     rows = []
@@ -81,6 +83,7 @@ def main() -> None:
     best = max(rows, key=lambda r: r["dev_weighted_f1"]["mean"])
     result = {
         "config": str(Path(args.config).resolve().relative_to(REPO)),
+        "overrides": args.set,
         "seeds": seeds,
         "split_scored": "dev",
         "best_on_dev": best["variant"],

@@ -72,20 +72,27 @@ def finetune_settings(
     }
 
 
-#: Fine-tuning keys added after encoders were first cached: they enter the reuse key only when
-#: they differ from their defaults, so an encoder fine-tuned before they existed is reused.
-_LATER_KEYS = ("future_turns", "pool", "schedule", "warmup_fraction", "layer_decay", "loss")
+#: Fine-tuning keys added after encoders were first cached, with the value every earlier
+#: encoder was trained with: they enter the reuse key only when they differ from it, so an
+#: encoder fine-tuned before they existed keeps its key (whatever today's defaults are).
+_LATER_KEYS: dict[str, Any] = {
+    "future_turns": 0,
+    "pool": "all",
+    "schedule": "linear",
+    "warmup_fraction": 0.1,
+    "layer_decay": 1.0,
+    "loss": [{"name": "ce", "weight": 1.0, "options": {}}],
+}
 
 
 def finetune_key(ft: FinetuneConfig, with_enabled: bool = False) -> dict[str, Any]:
     """The fine-tuning settings as a plain dict (``enabled`` dropped unless asked for, later
-    keys at their defaults dropped)."""
+    keys dropped where they hold the value earlier encoders were trained with)."""
     cfg = dataclasses.asdict(ft)
-    defaults = dataclasses.asdict(FinetuneConfig())
     if not with_enabled:
         cfg.pop("enabled", None)
-    for key in _LATER_KEYS:
-        if cfg.get(key) == defaults[key]:
+    for key, before in _LATER_KEYS.items():
+        if cfg.get(key) == before:
             cfg.pop(key, None)
     return cfg
 
