@@ -265,6 +265,7 @@ def meld_text_cost(data: Mapping[str, Any]) -> str:
             num(r.get("peak_rss_mb"), ".0f"),
             num(None if r.get("finetune_s") is None else r["finetune_s"] / 60, ".1f"),
             num(r.get("minutes_per_seed"), ".1f"),
+            num(None if r.get("wall_s") is None else r["wall_s"] / 60, ".1f"),
         ]
         for r in _meld_rows(data)
         if "probe" not in r
@@ -278,9 +279,16 @@ def meld_text_cost(data: Mapping[str, Any]) -> str:
             "peak RSS MB",
             "fine-tuning min (when trained)",
             "min per seed (fine-tune + extract + train)",
+            "wall min, whole `ercgraph train` command (all seeds)",
         ],
         out,
     )
+    if str(data.get("cache", "")).startswith("fresh, fine-tuned"):
+        text += (
+            "\n\nEvery feature extraction ran in this invocation on a fresh cache; the "
+            "fine-tuned encoders were linked from an earlier run (keyed by their exact "
+            "settings and data), so fine-tuning minutes are those measured when each was trained."
+        )
     if str(data.get("cache", "fresh")).startswith("reused"):
         text += (
             "\n\nFeatures and fine-tuned encoders came from a reused cache (keyed by their "
@@ -301,6 +309,7 @@ def sweep_finetune(data: Mapping[str, Any]) -> str:
                 + (" (shipped)" if r.get("recipe") == data.get("shipped") else ""),
                 per_epoch or DASH,
                 num(r.get("best_dev_weighted_f1")),
+                mean_std(r.get("gcn_dev_weighted_f1")),
                 num((r.get("inputs") or {}).get("mean_tokens"), ".1f"),
                 num((r.get("inputs") or {}).get("context_cut"), ".0f"),
                 num(None if r.get("finetune_s") is None else r["finetune_s"] / 60, ".1f"),
@@ -311,14 +320,19 @@ def sweep_finetune(data: Mapping[str, Any]) -> str:
             "recipe",
             "dev wF1 per epoch",
             "best dev wF1",
+            "graph model dev wF1",
             "tokens per input",
             "inputs whose context was cut",
             "fine-tuning min",
         ],
         out,
     )
-    best = data.get("best_on_dev")
-    return text + (f"\n\nBest on dev: `{best}`." if best else "")
+    notes = []
+    if data.get("best_on_dev"):
+        notes.append(f"Best graph-model dev wF1: `{data['best_on_dev']}`.")
+    if data.get("best_on_dev_within_budget"):
+        notes.append(f"Best within the fine-tuning budget: `{data['best_on_dev_within_budget']}`.")
+    return text + ("\n\n" + " ".join(notes) if notes else "")
 
 
 @table("sweep_text_objectives")
