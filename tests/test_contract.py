@@ -12,6 +12,7 @@ import torch
 
 from ercgraph.fusions.base import Fusion
 from ercgraph.losses import build_objective
+from ercgraph.losses.objective import add_second_view
 from ercgraph.registry import FUSIONS, HEADS, LOSSES, MODELS, REGISTRIES, SAMPLERS
 from tests.components import ALL_HEADS, toy_setup
 
@@ -27,7 +28,10 @@ def _step(model, objective, batch) -> float:
     model.train()
     params = list(model.parameters()) + list(objective.parameters())
     opt = torch.optim.SGD(params, lr=0.01)
-    loss, values = objective(model(batch), batch)
+    out = model(batch)
+    if objective.views > 1:  # R-Drop: the trainer's second dropout pass
+        add_second_view(out, model(batch))
+    loss, values = objective(out, batch)
     assert loss is not None and torch.isfinite(loss), values
     opt.zero_grad()
     loss.backward()
@@ -45,7 +49,7 @@ def test_every_loss_term_trains_one_step_with_the_head_it_reads(name):
     heads = ALL_HEADS + [h for h in writers if h not in ALL_HEADS]
     # and the fusion whose outputs it reads (the joint VAE's terms)
     model, batch, _ = toy_setup(heads=heads, fusion=getattr(cls, "REQUIRES_FUSION", None) or "mean")
-    produced = {k for h in heads for k in HEADS.get(h).PRODUCES}
+    produced = {k for h in heads for k in HEADS.get(h).PRODUCES} | {"utterance", "nodes"}
     assert set(cls.REQUIRES) <= produced, f"{name} reads {cls.REQUIRES}: no head writes it"
     objective = build_objective([{"name": name}], {"class_counts": COUNTS, "num_classes": 3})
     assert repr(objective)
