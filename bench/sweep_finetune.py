@@ -40,7 +40,13 @@ LS = {"name": "ce", "options": {"label_smoothing": 0.1}}
 TUNED = {"epochs": 3, "lr": 8e-5, "layer_decay": 0.9}
 RECIPES: dict[str, dict] = {
     # the recipe shipped before this sweep
-    "past2": {"context_turns": 2, "epochs": 4, "lr": 5e-5},
+    "past2": {
+        "context_turns": 2,
+        "epochs": 4,
+        "lr": 5e-5,
+        "layer_decay": 1.0,
+        "loss": [{"name": "ce"}],
+    },
     "none+llrd+ls": {"context_turns": 0, **TUNED, "loss": [LS]},
     "past2+future1+target+llrd+ls": {
         "context_turns": 2,

@@ -94,6 +94,8 @@ def finetune_key(ft: FinetuneConfig, with_enabled: bool = False) -> dict[str, An
     for key, before in _LATER_KEYS.items():
         if cfg.get(key) == before:
             cfg.pop(key, None)
+    if ft.targets is not None:  # regression trains with the CCC loss: the terms do not apply
+        cfg.pop("loss", None)
     return cfg
 
 

@@ -27,6 +27,8 @@ FT = FinetuneConfig(
     max_length=32,
     weight_decay=0.01,
     seed=0,
+    layer_decay=1.0,
+    loss=[LossConfig("ce")],
 )
 
 
