@@ -307,6 +307,8 @@ def feature_config(cfg: Config, run_dir: Path) -> Config:
         text,
         encoder=str(path.resolve()),
         context_turns=ft.context_turns,
+        future_turns=ft.future_turns,
+        pool=ft.pool,
         max_length=ft.max_length,
         finetune=dataclasses.replace(ft, enabled=False),
     )

@@ -100,3 +100,32 @@ def test_bad_window_is_refused(tiny_bert: Path, toy_corpus) -> None:
         build_encoder_inputs(toy_corpus, enc, context_turns=1, future_turns=-1)
     with pytest.raises(ErcgraphError, match="pool must be one of"):
         build_encoder_inputs(toy_corpus, enc, context_turns=1, pool="cls")
+
+
+def test_a_run_extracts_new_data_with_its_fine_tuning_layout(tmp_path: Path) -> None:
+    """predict/evaluate read new conversations the way the run's encoder was trained."""
+    import json
+
+    from ercgraph.config import load_config
+    from ercgraph.rundir import ENCODER, FEATURES, feature_config
+
+    cfg = load_config(
+        None,
+        [
+            "features.text.finetune.enabled=true",
+            "features.text.finetune.context_turns=2",
+            "features.text.finetune.future_turns=1",
+            "features.text.finetune.pool=target",
+            "features.text.finetune.max_length=96",
+        ],
+    )
+    (tmp_path / ENCODER).mkdir()
+    (tmp_path / FEATURES).write_text(json.dumps({"text": {}}))
+    text = feature_config(cfg, tmp_path).features.text
+    assert not text.finetune.enabled and text.encoder == str((tmp_path / ENCODER).resolve())
+    assert (text.context_turns, text.future_turns, text.pool, text.max_length) == (
+        2,
+        1,
+        "target",
+        96,
+    )

@@ -254,9 +254,7 @@ def test_regression_finetuning_learns_the_dimensions_and_selects_on_dev_ccc(
         )
 
 
-def test_context_recipe_with_loss_terms_learns_and_records(
-    tiny_bert: Path, tmp_path: Path
-) -> None:
+def test_context_recipe_with_loss_terms_learns_and_records(tiny_bert: Path, tmp_path: Path) -> None:
     ft = dataclasses.replace(
         FT,
         epochs=3,
