@@ -101,7 +101,7 @@ def main() -> None:
         r["x_vs_default"] = r["s_per_step"] / base["s_per_step"]
     result = {
         "recipe": {k: v for k, v in dataclasses.asdict(ft).items() if k != "enabled"},
-        "threads": args.threads,
+        "torch_threads": args.threads,
         "rows": rows,
         "note": "epoch and recipe minutes are projected from the measured steps "
         "(mean s/step x steps per epoch [x epochs]); dev scoring between epochs not included",
