@@ -365,6 +365,38 @@ def sweep_text_objectives(data: Mapping[str, Any]) -> str:
     return text + (f"\n\nBest on dev: `{best}`." if best else "")
 
 
+@table("finetune_wall")
+def finetune_wall(data: Mapping[str, Any]) -> str:
+    budget = data.get("budget_min")
+    out = []
+    for r in data.get("rows") or []:
+        minutes = None if r.get("wall_s") is None else r["wall_s"] / 60
+        status = DASH
+        if minutes is not None and budget is not None:
+            status = "met" if minutes <= budget else "not met"
+        out.append(
+            [
+                f"`{r.get('encoder', '?')}`",
+                num(None if r.get("finetune_s") is None else r["finetune_s"] / 60, ".1f"),
+                num(r.get("extract_s"), ".0f"),
+                num(minutes, ".1f"),
+                num(r.get("torch_threads"), ".0f"),
+                status,
+            ]
+        )
+    return md_table(
+        [
+            "encoder",
+            "fine-tuning min (with dev scoring)",
+            "feature extraction s",
+            "total min",
+            "torch threads",
+            f"within {budget if budget is not None else DASH} min",
+        ],
+        out,
+    )
+
+
 @table("finetune_cost")
 def finetune_cost(data: Mapping[str, Any]) -> str:
     out = [
