@@ -19,6 +19,7 @@ import hashlib
 import json
 import logging
 import os
+import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -59,6 +60,18 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def replace_dir(src: Path, dest: Path) -> None:
+    """Swap a fully written folder ``src`` in as ``dest`` (a sibling in the same filesystem):
+    the old ``dest``, if any, is renamed aside first and deleted only after the swap."""
+    old = None
+    if dest.exists():
+        old = dest.with_name(f".{dest.name}.{os.getpid()}.old")
+        os.replace(dest, old)
+    os.replace(src, dest)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def _umask() -> int:
@@ -165,7 +178,7 @@ class FeatureStore:
         meta_path = path.with_suffix(".json")
         try:
             meta = json.loads(meta_path.read_text())
-            digest = _sha256_file(path)
+            digest = sha256_file(path)
         except (OSError, ValueError) as exc:
             raise ErcgraphError(f"feature cache {str(path)!r} is unreadable: {exc}") from exc
         if meta.get("format") != FORMAT_VERSION:
@@ -199,7 +212,7 @@ class FeatureStore:
 BLOCK_ROWS = 65536
 
 
-def _sha256_file(path: Path, block: int = 1 << 24) -> str:
+def sha256_file(path: Path, block: int = 1 << 24) -> str:
     """The file's SHA-256, read in blocks (bounded memory for any file size)."""
     digest = hashlib.sha256()
     with open(path, "rb") as fh:

@@ -23,7 +23,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import os
 import random
 import shutil
 import tempfile
@@ -533,6 +532,8 @@ def _save_atomically(
     """Write into a temporary sibling folder, then swap it in with renames."""
     from safetensors.torch import save_file
 
+    from ercgraph.data.features import replace_dir
+
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}.", suffix=".tmp"))
     try:
@@ -543,13 +544,7 @@ def _save_atomically(
             str(tmp / "classifier_head.safetensors"),
         )
         (tmp / "finetune.json").write_text(json.dumps(report, indent=1), encoding="utf-8")
-        old = None
-        if out_dir.exists():
-            old = out_dir.with_name(f".{out_dir.name}.{os.getpid()}.old")
-            os.replace(out_dir, old)
-        os.replace(tmp, out_dir)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
+        replace_dir(tmp, out_dir)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

