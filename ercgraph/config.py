@@ -266,9 +266,14 @@ class TrainConfig:
     #: seeds trained at once, each in its own process with ``threads`` threads (1 = one after
     #: another); a run's results do not depend on it
     jobs: int = 1
+    #: baselines fitted beside the model on the same node features and reported with their Δ
+    #: (``probe``: a linear probe, see :mod:`ercgraph.probe`); ``[]`` switches them off
+    baselines: list[str] = field(default_factory=lambda: ["probe"])
 
 
 PROTOCOLS = ("split", "group_kfold")
+#: what ``train.baselines`` may list (fitted by :mod:`ercgraph.probe`)
+BASELINES = ("probe",)
 
 
 @dataclass
@@ -536,6 +541,13 @@ def validate(cfg: Config) -> None:
         raise ErcgraphError(f"config: train.seeds must be integers >= 0, got {bad_seeds}")
     if len(set(cfg.train.seeds)) != len(cfg.train.seeds):
         raise ErcgraphError(f"config: train.seeds lists a seed twice: {cfg.train.seeds}")
+    if not isinstance(cfg.train.baselines, list) or any(
+        b not in BASELINES for b in cfg.train.baselines
+    ):
+        raise ErcgraphError(
+            f"config: train.baselines must be a list of {list(BASELINES)} (or [] for none), "
+            f"got {cfg.train.baselines!r}"
+        )
     if cfg.train.threads is not None and cfg.train.threads < 1:
         raise ErcgraphError(f"config: train.threads must be >= 1, got {cfg.train.threads}")
     _validate_protocol(cfg)

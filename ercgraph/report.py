@@ -124,6 +124,7 @@ def markdown_summary(
         if ens:
             cells = " | ".join(f"{ens[k]:.2f}" if k in ens else "" for k in shown)
             lines.append(f"| {split}, ensemble of the seeds (emotion head) | {cells} |")
+    lines += _baseline_lines(metrics, shown)
     if "test" in metrics and "per_class" in metrics["test"]:
         lines += ["", "## Per-class F1 (test, mean ± std over seeds)", ""]
         pc = metrics["test"]["per_class"]
@@ -137,6 +138,36 @@ def markdown_summary(
         lines += ["", "## Run facts", ""]
         lines += [f"- {k}: {v}" for k, v in extra.items()]
     return "\n".join(lines) + "\n"
+
+
+def _baseline_lines(metrics: dict[str, Any], shown: list[str]) -> list[str]:
+    """The baselines' rows under the headline table (same columns), the model's Δ over each on
+    the select metric, and why a baseline is missing."""
+    rows, notes = [], []
+    for name, b in (metrics.get("baselines") or {}).items():
+        if "missing" in b:
+            notes.append(f"- No {name} baseline: {b['missing']}.")
+            continue
+        what = f"{b['model']}, {b['param']}={b['chosen']:g} chosen on dev"
+        for split in ("dev", "test"):
+            scores = b.get(split) or {}
+            cells = " | ".join(
+                f"{scores[k]:.{3 if k.startswith(('ccc', 'pearson', 'mae')) else 2}f}"
+                if isinstance(scores.get(k), float)
+                else ""
+                for k in shown
+            )
+            rows.append(f"| {split}, linear probe ({what}) | {cells} |")
+        sel = b.get("select_metric")
+        for split in ("dev", "test"):
+            d = (b.get("delta") or {}).get(split, {}).get(sel)
+            if d is not None:
+                notes.append(f"- Δ {split} {sel}, model − linear probe: {d:+.2f}")
+        if b.get("warning"):
+            notes.append(f"- Warning: {b['warning']}.")
+    if not (rows or notes):
+        return []
+    return rows + (["", "Baselines (same node features, no context; see ercgraph.probe):"] + notes)
 
 
 def write_json(path: Path, obj: Any) -> None:

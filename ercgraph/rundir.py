@@ -133,6 +133,7 @@ def check_out_dir(out: Path, cfg: Config, resume: bool) -> None:
                 d["train"].pop("epochs", None)
                 d["train"].pop("seeds", None)
                 d["train"].pop("jobs", None)  # how many at once, not what is trained
+                d["train"].pop("baselines", None)  # what the report compares, not the model
             if isinstance(d, dict):  # where things are, not what the run is
                 for key in ("data_root", "cache_dir", "out", "imports"):
                     d.pop(key, None)

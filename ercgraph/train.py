@@ -551,8 +551,14 @@ def run(
         train_s = time.perf_counter() - t_train
         if not sess.is_main:
             return sess.broadcast(None)
-        metrics = summarise(cfg, prep, results, out)
+        baselines = fit_baselines(cfg, prep)
+        metrics = summarise(cfg, prep, results, out, baselines)
         metrics["timings"] = {**prep.timings, "train_s": train_s}
+        for name, b in metrics.get("baselines", {}).items():
+            if "missing" in b:
+                log.warning("no %s baseline for this run: %s", name, b["missing"])
+            elif b.get("warning"):
+                log.warning("%s", b["warning"])
         if sess.active:
             metrics["world_size"] = sess.world
         write_json(out / "metrics.json", metrics)
@@ -623,8 +629,32 @@ def ensemble(
     return score(y[keep], probs[keep].argmax(1), labels, exclude_label)
 
 
-def summarise(cfg: Config, prep: Prepared, results: dict[int, dict], out: Path) -> dict:
-    """metrics.json content, summary.md, confusion matrix and learning curves."""
+def fit_baselines(cfg: Config, prep: Prepared) -> dict[str, dict[str, Any]]:
+    """The baselines of ``train.baselines`` (today the linear probe, :mod:`ercgraph.probe`),
+    fitted on the run's node features after its seeds have trained; each is a result dict or
+    ``{"missing": reason}``."""
+    if "probe" not in cfg.train.baselines:
+        return {}
+    from ercgraph.probe import fit_probe
+
+    heads = make_model(cfg, prep).heads  # the heads' own scoring, so every metric key matches
+    t0 = time.perf_counter()
+    probe = fit_probe(cfg, prep, dict(heads.items()))
+    log.info("linear probe fitted in %.1f s", time.perf_counter() - t0)
+    return {"probe": probe}
+
+
+def summarise(
+    cfg: Config,
+    prep: Prepared,
+    results: dict[int, dict],
+    out: Path,
+    baselines: dict[str, dict[str, Any]] | None = None,
+) -> dict:
+    """metrics.json content, summary.md, confusion matrix and learning curves; ``baselines``
+    (see :func:`fit_baselines`) join the metrics with the model's Δ over each."""
+    from ercgraph.probe import compare
+
     labels = list(prep.corpus.labels)
     first = next(iter(results.values()))
     metrics: dict[str, Any] = {
@@ -646,6 +676,11 @@ def summarise(cfg: Config, prep: Prepared, results: dict[int, dict], out: Path) 
         ens = ensemble(results, split, labels, cfg.metrics.exclude_label)
         if ens is not None:
             metrics[f"{split}_ensemble"] = ens
+    if baselines:
+        metrics["baselines"] = {
+            name: b if "missing" in b else {**b, **compare(metrics, b)}
+            for name, b in baselines.items()
+        }
     metrics["loss_at_best_epoch"] = _losses_at_best(results)
     epoch_s = [h["epoch_s"] for r in results.values() for h in r["history"]]
     metrics["epoch_s_mean"] = float(np.mean(epoch_s)) if epoch_s else None
