@@ -15,6 +15,7 @@ copy-on-write: nothing ever writes back to the cache file.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import logging
@@ -40,8 +41,52 @@ def manifest_key(manifest: dict[str, Any]) -> str:
     return hashlib.sha256(blob).hexdigest()[:20]
 
 
+#: what to do when a write fails with one of these errors
+_WRITE_HINTS = {
+    errno.ENOSPC: "free space on that disk or write elsewhere (--out, --cache-dir)",
+    errno.EDQUOT: "free space within your quota or write elsewhere (--out, --cache-dir)",
+    errno.EROFS: "that file system is read-only: write elsewhere (--out, --cache-dir)",
+    errno.EACCES: "you may not write there: fix its permissions or write elsewhere",
+    errno.EPERM: "you may not write there: fix its permissions or write elsewhere",
+}
+
+
+def _disk_of(path: Path) -> str:
+    """The mount point holding ``path`` (its nearest existing ancestor's)."""
+    probe = Path(os.path.abspath(path))
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    while not os.path.ismount(probe) and probe != probe.parent:
+        probe = probe.parent
+    return str(probe)
+
+
+def write_error(path: Path, exc: OSError) -> ErcgraphError:
+    """One line for an OSError met while writing ``path``: the file, the disk it lives on, what
+    went wrong and what to do (a full disk is the user's to fix, not a bug)."""
+    reason = os.strerror(exc.errno) if exc.errno else str(exc)
+    hint = _WRITE_HINTS.get(exc.errno or 0, "check that folder and its disk")
+    disk = _disk_of(path)
+    free = ""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        try:
+            free = f", {shutil.disk_usage(disk).free:,} bytes free"
+        except OSError:
+            pass
+    return ErcgraphError(
+        f"cannot write {str(path)!r}: {reason} (disk mounted at {disk!r}{free}); {hint}"
+    )
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write a file atomically: a temp file in the same folder, fsync, then rename."""
+    """Write a file atomically: a temp file in the same folder, fsync, then rename.
+
+    On any failure the old file (if any) is left as it was and no temp file remains.
+
+    Raises:
+        ErcgraphError: a folder in the way, or the write failed (a full or read-only disk, no
+            permission): one line naming the file and the disk.
+    """
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except (FileExistsError, NotADirectoryError):
@@ -49,7 +94,17 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         raise ErcgraphError(
             f"cannot write {str(path)!r}: {str(blocker)!r} is a file, not a folder"
         ) from None
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise write_error(path, exc) from exc
+    if path.is_dir():
+        raise ErcgraphError(
+            f"cannot write {str(path)!r}: a folder of that name is in the way; move it away "
+            "(or delete it if it holds nothing of yours) and run again"
+        )
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise write_error(path, exc) from exc
     try:
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual file mode
         with os.fdopen(fd, "wb") as fh:
@@ -57,9 +112,33 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise write_error(path, exc) from exc
         raise
+
+
+def reclaim_cache_path(path: Path) -> None:
+    """Make way for a cache file at ``path`` when a folder took its place.
+
+    An empty folder holds nothing: it is removed and the entry rebuilt. A folder with content
+    may be someone's data (ercgraph never makes folders under these names), so it is kept and
+    the run stops, naming it.
+
+    Raises:
+        ErcgraphError: ``path`` is a folder that is not empty.
+    """
+    if not path.is_dir() or path.is_symlink():
+        return
+    try:
+        path.rmdir()
+        log.warning("cache entry %s was an empty folder; removed it to rebuild the entry", path)
+    except OSError:
+        raise ErcgraphError(
+            f"cache file {str(path)!r} is a folder with files in it; ercgraph does not delete "
+            "it: move it out of the cache (or delete it) and run again"
+        ) from None
 
 
 def replace_dir(src: Path, dest: Path) -> None:
@@ -275,6 +354,8 @@ def cached(
     Returns:
         The store and whether it was reused from the cache.
     """
+    for entry in (path, path.with_suffix(".json")):
+        reclaim_cache_path(entry)  # a folder in a cache file's place: see there
     if path.exists():
         try:
             store = FeatureStore.load(path, manifest, mmap=mmap)

@@ -532,10 +532,13 @@ def _save_atomically(
     """Write into a temporary sibling folder, then swap it in with renames."""
     from safetensors.torch import save_file
 
-    from ercgraph.data.features import replace_dir
+    from ercgraph.data.features import replace_dir, write_error
 
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}.", suffix=".tmp"))
+    try:
+        out_dir.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}.", suffix=".tmp"))
+    except OSError as exc:  # a full or read-only disk: one line, not a traceback
+        raise write_error(out_dir, exc) from exc
     try:
         enc.model.save_pretrained(tmp)
         enc.tokenizer.save_pretrained(tmp)
@@ -545,6 +548,8 @@ def _save_atomically(
         )
         (tmp / "finetune.json").write_text(json.dumps(report, indent=1), encoding="utf-8")
         replace_dir(tmp, out_dir)
-    except BaseException:
+    except BaseException as exc:
         shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(exc, OSError):
+            raise write_error(out_dir, exc) from exc
         raise

