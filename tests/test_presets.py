@@ -1,6 +1,6 @@
 """The corpus presets run from the CLI: on the real data where it is here (RAVDESS, MELD
-three-class), on tiny fixtures in the documented layout where it is not (EmoryNLP, DailyDialog,
-EmoDB)."""
+three-class, a DailyDialog slice), on tiny fixtures in the documented layout where it is not
+(EmoryNLP, EmoDB)."""
 
 from __future__ import annotations
 
@@ -78,29 +78,32 @@ def test_emorynlp_preset_on_a_fixture_in_its_layout(tmp_path):
     assert "| split | weighted_f1 |" in summary
 
 
-def test_dailydialog_preset_leads_with_micro_f1_without_neutral(tmp_path):
+def test_dailydialog_preset_reads_the_shared_table_and_leads_with_micro_f1(tmp_path, data_root):
+    # a slice of the real table: the first dialogues of each split, in the shared layout
+    df = pd.read_csv(data_root / "dailydialog" / "dailydialog.csv")
+    keep = [
+        d for s in ("train", "dev", "test") for d in df.loc[df.split == s, "dialogue"].unique()[:12]
+    ]
     root = tmp_path / "data"
     (root / "dailydialog").mkdir(parents=True)
-    labels = ["neutral", "anger", "disgust", "fear", "happiness", "sadness", "surprise"]
-    for split in ("train", "validation", "test"):
-        rows = [
-            {
-                "dialogue_id": d,
-                "turn": t,
-                "speaker": "AB"[t % 2],
-                "text": f"{split} dialogue {d} turn {t}",
-                "emotion": labels[(d + t) % 7] if t % 3 else "neutral",
-            }
-            for d in range(4)
-            for t in range(5)
-        ]
-        pd.DataFrame(rows).to_csv(root / "dailydialog" / f"{split}.csv", index=False)
+    df[df["dialogue"].isin(keep)].to_csv(root / "dailydialog" / "dailydialog.csv", index=False)
     m = _train("dailydialog.yaml", root, tmp_path)
+    assert m["labels"] == [
+        "no_emotion",
+        "anger",
+        "disgust",
+        "fear",
+        "happiness",
+        "sadness",
+        "surprise",
+    ]
     assert m["headline"] == "micro_f1" and m["select_metric"] == "micro_f1"
     summary = (tmp_path / "run" / "summary.md").read_text()
     assert "| split | micro_f1 |" in summary
-    # micro F1 without neutral is not the accuracy (neutral rows are most of the test split)
+    # micro F1 without no_emotion is not the accuracy (no_emotion is most of the test split)
     assert m["test"]["micro_f1"]["mean"] != m["test"]["accuracy"]["mean"]
+    # the probe beside the run scores the same headline metric
+    assert "micro_f1" in m["baselines"]["probe"]["test"]
 
 
 def test_emodb_preset_leaves_one_speaker_out_on_a_fixture_in_its_layout(tmp_path):
