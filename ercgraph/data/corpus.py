@@ -28,6 +28,12 @@ MELD_SENTIMENTS = ("neutral", "positive", "negative")
 IEMOCAP_LABELS = ("hap", "sad", "neu", "ang", "exc", "fru")
 
 
+def plain(value: object) -> object:
+    """A table cell as a plain Python value, so that a message shows ``1.5``, not numpy's
+    ``np.float64(1.5)`` (numpy 2 reprs its scalars with the type)."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
 @dataclass
 class Corpus:
     """A validated utterance table plus its metadata.
@@ -98,12 +104,12 @@ class Corpus:
         if bad.any():
             i = int(np.flatnonzero(bad.to_numpy())[0])
             raise ErcgraphError(
-                f"with_splits: row {i}: split {values.iloc[i]!r} is not one of {list(SPLITS)}"
+                f"with_splits: row {i}: split {plain(values.iloc[i])!r} is not one of {list(SPLITS)}"
             )
         per_dialogue = values.groupby(self.df["dialogue_id"]).nunique()
         if (per_dialogue > 1).any():
             raise ErcgraphError(
-                f"with_splits: dialogue {per_dialogue[per_dialogue > 1].index[0]!r} would lie in "
+                f"with_splits: dialogue {plain(per_dialogue[per_dialogue > 1].index[0])!r} would lie in "
                 "more than one split"
             )
         df = self.df.copy()
@@ -179,7 +185,8 @@ def validate_frame(df: pd.DataFrame, labels: Sequence[str], source: str) -> pd.D
     if bad_split.any():
         i = int(np.flatnonzero(bad_split.to_numpy())[0])
         raise ErcgraphError(
-            f"{source}: row {i}: split {df['split'].iloc[i]!r} is not one of {list(SPLITS)}"
+            f"{source}: row {i}: split {plain(df['split'].iloc[i])!r} is not one of "
+            f"{list(SPLITS)}"
         )
     for col in ("dialogue_id", "speaker"):
         null = df[col].isna()
@@ -191,7 +198,7 @@ def validate_frame(df: pd.DataFrame, labels: Sequence[str], source: str) -> pd.D
     if turn.isna().any() or (turn % 1 != 0).any():
         i = int(np.flatnonzero((turn.isna() | (turn % 1 != 0)).to_numpy())[0])
         raise ErcgraphError(
-            f"{source}: row {i}: column 'turn' must be an integer, got {df['turn'].iloc[i]!r}"
+            f"{source}: row {i}: column 'turn' must be an integer, got {plain(df['turn'].iloc[i])!r}"
         )
     df["turn"] = turn.astype(np.int64)
     dup = df.duplicated(["dialogue_id", "turn"], keep="first")
@@ -213,7 +220,7 @@ def validate_frame(df: pd.DataFrame, labels: Sequence[str], source: str) -> pd.D
     if unknown.any():
         i = int(np.flatnonzero(unknown.to_numpy())[0])
         raise ErcgraphError(
-            f"{source}: row {i}: unknown label {lab.iloc[i]!r} in column 'label'; "
+            f"{source}: row {i}: unknown label {plain(lab.iloc[i])!r} in column 'label'; "
             f"expected one of {sorted(known)}"
         )
     df["label"] = lab.where(present, None)
@@ -221,7 +228,8 @@ def validate_frame(df: pd.DataFrame, labels: Sequence[str], source: str) -> pd.D
     if known and (labelled & ~present).any():  # an empty vocabulary: a corpus without emotions
         i = int(np.flatnonzero((labelled & ~present).to_numpy())[0])
         raise ErcgraphError(
-            f"{source}: row {i}: split {df['split'].iloc[i]!r} needs a label, but 'label' is empty"
+            f"{source}: row {i}: split {plain(df['split'].iloc[i])!r} needs a label, but 'label' "
+            "is empty"
         )
     # order: split, dialogue by first appearance, turn
     split_rank = df["split"].map({s: i for i, s in enumerate(SPLITS)})

@@ -59,7 +59,7 @@ import numpy as np
 import pandas as pd
 
 from ercgraph.config import DataConfig, resolve_data_path
-from ercgraph.data.corpus import REQUIRED_COLUMNS, SPLITS, Corpus
+from ercgraph.data.corpus import REQUIRED_COLUMNS, SPLITS, Corpus, plain
 from ercgraph.errors import ErcgraphError
 from ercgraph.registry import READERS
 
@@ -163,8 +163,8 @@ def normalise_split(value: Any, where: str) -> str:
     key = str(value).strip().lower()
     if key not in SPLIT_ALIASES:
         raise ErcgraphError(
-            f"{where}: split {value!r} is not one of {list(SPLITS)} (aliases: valid, validation, "
-            f"val, training, testing, unlabeled)"
+            f"{where}: split {plain(value)!r} is not one of {list(SPLITS)} (aliases: valid, "
+            "validation, val, training, testing, unlabeled)"
         )
     return SPLIT_ALIASES[key]
 
@@ -357,7 +357,8 @@ def check_integers(src: SourceTable, column: str, what: str) -> pd.Series:
     i = first_bad(bad)
     if i is not None:
         raise ErcgraphError(
-            f"{src.where(i)}: column {column!r} ({what}) must be an integer, got {raw.iloc[i]!r}"
+            f"{src.where(i)}: column {column!r} ({what}) must be an integer, got "
+            f"{plain(raw.iloc[i])!r}"
         )
     return num.astype(np.int64)
 

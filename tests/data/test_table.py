@@ -434,3 +434,42 @@ def test_media_root_is_the_table_folder_or_the_option(
         "train": str((tmp_path / "train").resolve()),
         "dev": str((tmp_path / "dev").resolve()),
     }
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "parquet"])
+def test_numeric_cells_print_as_plain_values(tmp_path: Path, fmt: str) -> None:
+    # typed formats keep numbers as numbers: numpy 2 would show them as np.float64(1.5)
+    row = {"dialogue_id": "d", "speaker": "A", "label": "joy", "text": "hi", "split": "train"}
+    cases = [
+        ([{**row, "turn": 0}, {**row, "turn": 1.5}], ["column 'turn'", "integer, got 1.5"]),
+        ([{**row, "turn": 0, "split": 3}], ["column 'split'", "split 3 is not one of"]),
+    ]
+    for i, (records, fragments) in enumerate(cases):
+        path = tmp_path / f"t{i}.{fmt}"
+        if fmt == "jsonl":
+            path.write_text("\n".join(json.dumps(r) for r in records))
+        else:
+            pd.DataFrame(records).to_parquet(path)
+        msg = expect_error(lambda p=path: read("table", None, path=str(p)), *fragments)
+        assert "np." not in msg, msg
+
+
+def test_corpus_contract_prints_plain_values() -> None:
+    from ercgraph.data.corpus import MELD_LABELS, Corpus
+    from ercgraph.errors import ErcgraphError
+
+    df = pd.DataFrame(
+        {
+            "split": ["train", "train"],
+            "dialogue_id": ["d", "d"],
+            "turn": np.array([0.0, 1.5]),
+            "speaker": ["A", "B"],
+            "label": ["joy", "joy"],
+        }
+    )
+    with pytest.raises(ErcgraphError, match=r"column 'turn' must be an integer, got 1\.5$"):
+        Corpus(df, "toy", MELD_LABELS)
+    df["turn"] = [0, 1]
+    df["label"] = np.array([3, 4], dtype=np.int64)
+    with pytest.raises(ErcgraphError, match=r"unknown label 3 in column 'label'"):
+        Corpus(df, "toy", MELD_LABELS)
