@@ -104,13 +104,14 @@ class Corpus:
         if bad.any():
             i = int(np.flatnonzero(bad.to_numpy())[0])
             raise ErcgraphError(
-                f"with_splits: row {i}: split {plain(values.iloc[i])!r} is not one of {list(SPLITS)}"
+                f"with_splits: row {i}: split {plain(values.iloc[i])!r} is not one of "
+                f"{list(SPLITS)}"
             )
         per_dialogue = values.groupby(self.df["dialogue_id"]).nunique()
         if (per_dialogue > 1).any():
             raise ErcgraphError(
-                f"with_splits: dialogue {plain(per_dialogue[per_dialogue > 1].index[0])!r} would lie in "
-                "more than one split"
+                f"with_splits: dialogue {plain(per_dialogue[per_dialogue > 1].index[0])!r} would "
+                "lie in more than one split"
             )
         df = self.df.copy()
         df["split"] = values.to_numpy()
@@ -185,8 +186,7 @@ def validate_frame(df: pd.DataFrame, labels: Sequence[str], source: str) -> pd.D
     if bad_split.any():
         i = int(np.flatnonzero(bad_split.to_numpy())[0])
         raise ErcgraphError(
-            f"{source}: row {i}: split {plain(df['split'].iloc[i])!r} is not one of "
-            f"{list(SPLITS)}"
+            f"{source}: row {i}: split {plain(df['split'].iloc[i])!r} is not one of {list(SPLITS)}"
         )
     for col in ("dialogue_id", "speaker"):
         null = df[col].isna()
@@ -198,7 +198,8 @@ def validate_frame(df: pd.DataFrame, labels: Sequence[str], source: str) -> pd.D
     if turn.isna().any() or (turn % 1 != 0).any():
         i = int(np.flatnonzero((turn.isna() | (turn % 1 != 0)).to_numpy())[0])
         raise ErcgraphError(
-            f"{source}: row {i}: column 'turn' must be an integer, got {plain(df['turn'].iloc[i])!r}"
+            f"{source}: row {i}: column 'turn' must be an integer, got "
+            f"{plain(df['turn'].iloc[i])!r}"
         )
     df["turn"] = turn.astype(np.int64)
     dup = df.duplicated(["dialogue_id", "turn"], keep="first")
