@@ -292,13 +292,9 @@ def fit_seed(
     objective = make_objective(cfg, prep, train_loader.sampler).to(device)
     step = TrainStep(model, objective, sess.active)
     if sess.active:
-        from torch.nn.parallel import DistributedDataParallel
+        from ercgraph.distributed import ddp
 
-        step = DistributedDataParallel(
-            step,
-            device_ids=[device.index] if device.type == "cuda" else None,
-            find_unused_parameters=True,  # heads and modalities may sit out a step
-        )
+        step = ddp(step, device)  # heads and modalities may sit out a step: see there
         if sess.rank > 0:  # dropout masks differ across ranks; rank 0 draws as one process
             torch.manual_seed(seed * 1_000_003 + sess.rank)
     params = list(model.parameters()) + list(objective.parameters())
@@ -573,12 +569,18 @@ def _prepare_ranked(cfg: Config, sess: Session) -> Prepared:
         return prepare(cfg)
     from ercgraph.pipeline import read_corpus
 
+    from ercgraph.distributed import corpus_fingerprint, features_fingerprint
+
     corpus, provided = read_corpus(cfg)
+    # each rank may read its own ERCGRAPH_DATA, which the config hash does not see: the same
+    # corpus everywhere, before any rank extracts or refuses anything on its own
+    sess.check_same_data(corpus_fingerprint(corpus), "corpora")
     train = corpus.df.loc[corpus.df["split"] == "train", "dialogue_id"].nunique()
     sess.check_world(int(train), "training dialogues")
     prep = sess.on_main(lambda: prepare(cfg, corpus, features=provided))
     if not sess.is_main:
         prep = prepare(cfg, corpus, features=provided)
+    sess.check_same_data(features_fingerprint(prep.store), "features")  # before the model
     return prep
 
 

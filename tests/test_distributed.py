@@ -107,6 +107,8 @@ def test_two_processes_match_one_write_once_and_resume(tmp_path):
         == files
     )
     assert done.stdout.count("run directory:") == 1
+    # libtorch's notice about the unused-parameter search is not printed (once per rank)
+    assert "find_unused_parameters" not in done.stderr, done.stderr[-3000:]
 
     # resume: 2 epochs, then on to 4 in a second launch, equals the 4-epoch launch
     first = _torchrun(_train_args([*sets, "train.epochs=2"], tmp_path / "cut"), tmp_path)
@@ -295,3 +297,115 @@ def test_commands_that_run_in_one_process_refuse_torchrun(tmp_path, monkeypatch)
     assert res.exit_code != 0
     assert "'ercgraph ablate' runs in one process" in str(res.exception)
     assert not (tmp_path / "abl").exists()
+
+
+# -- ranks that read different data -------------------------------------------------------------
+def _per_rank_data(tmp_path: Path, change: str) -> tuple[list[str], Path]:
+    """Two data roots, ``r0`` and ``r1`` (rank 1's changed as ``change`` says), and a launcher
+    that gives each rank its own ERCGRAPH_DATA, as two machines with their own mounts would."""
+    for r in (0, 1):
+        (tmp_path / f"r{r}").mkdir()
+        sets = _toy(tmp_path / f"r{r}")
+    table = pd.read_csv(tmp_path / "r1" / "toy.csv")
+    if change == "label":  # one more emotion in rank 1's training split
+        table.loc[0, "label"] = "w"
+    table.to_csv(tmp_path / "r1" / "toy.csv", index=False)
+    if change == "features":  # the same table, another feature file
+        feats = np.load(tmp_path / "r1" / "toy.npy")
+        np.save(tmp_path / "r1" / "toy.npy", feats[::-1].copy())
+    launcher = tmp_path / "per_rank.sh"
+    launcher.write_text(
+        f'#!/bin/sh\nERCGRAPH_DATA="{tmp_path}/r$RANK" exec {sys.executable} -m ercgraph "$@"\n'
+    )
+    launcher.chmod(0o755)
+    sets = [s for s in sets if not s.startswith(("data_root=", "cache_dir="))]
+    return [*sets, f"cache_dir={tmp_path / 'cache'}"], launcher
+
+
+@pytest.mark.parametrize(
+    ("change", "fragment"),
+    [
+        ("label", "corpora: labels ['x', 'y', 'z'] on rank 0 but ['w', 'x', 'y', 'z'] on rank 1"),
+        ("features", "features: modality 'audio' sampled rows with checksum"),
+    ],
+)
+def test_ranks_that_read_different_data_are_refused_before_any_work(tmp_path, change, fragment):
+    sets, launcher = _per_rank_data(tmp_path, change)
+    args = ["--no-python", str(launcher), "train", "--out", str(tmp_path / "run")]
+    for s in sets:
+        args += ["--set", s]
+    done = _torchrun(args, tmp_path)
+    err = done.stderr
+    assert done.returncode != 0
+    lines = [line for line in err.splitlines() if line.startswith("error: ")]
+    assert len(lines) == 2, err[-3000:]  # one line from each rank, the same
+    assert lines[0] == lines[1] and fragment in lines[0], lines[0]
+    assert "ERCGRAPH_DATA" in lines[0]
+    assert "ercgraph/" not in err, err[-3000:]  # no traceback of ours (torchrun prints its own)
+    assert not (tmp_path / "run").exists()  # refused before the run directory was written
+    if change == "label":  # refused before any feature or graph was made
+        assert not (tmp_path / "cache").exists() or not any((tmp_path / "cache").rglob("*.*"))
+
+
+def test_data_fingerprints_compare_what_training_reads(monkeypatch):
+    from ercgraph.data.corpus import Corpus
+    from ercgraph.data.features import FeatureStore
+    from ercgraph.distributed import corpus_fingerprint, features_fingerprint
+    from ercgraph.errors import ErcgraphError
+
+    df = pd.DataFrame(
+        {
+            "split": ["train", "train", "dev"],
+            "dialogue_id": ["a", "a", "b"],
+            "turn": [0, 1, 0],
+            "speaker": ["s", "t", "s"],
+            "label": ["x", "y", "x"],
+            "audio_path": ["/mnt/one/a0.wav", "/mnt/one/a1.wav", "/mnt/one/b0.wav"],
+        }
+    )
+    base = corpus_fingerprint(Corpus(df, "toy", ("x", "y")))
+    moved = df.assign(audio_path=df["audio_path"].str.replace("one", "two"))
+    assert corpus_fingerprint(Corpus(moved, "toy", ("x", "y"))) == base  # mounts may differ
+    swapped = corpus_fingerprint(Corpus(df.assign(label=["y", "x", "x"]), "toy", ("x", "y")))
+    turned = corpus_fingerprint(Corpus(df.assign(turn=[1, 0, 0]), "toy", ("x", "y")))
+    for other in (swapped, turned):  # same labels and counts, other content: only the hash
+        assert [k for k in base if other[k] != base[k]] == [
+            "content hash (split, dialogue_id, turn, speaker, label)"
+        ]
+
+    x = torch.randn(300, 5, generator=torch.Generator().manual_seed(0))
+    one = features_fingerprint(FeatureStore({"text": x}))
+    noise = features_fingerprint(FeatureStore({"text": x + 1e-7}))  # another summation order
+    other = features_fingerprint(FeatureStore({"text": x.roll(1, 0)}))
+
+    def refusal(a, b):
+        monkeypatch.setattr(Session, "gather", lambda self, v: [a, b])
+        try:
+            Session(1, 2).check_same_data(a, "features")
+        except ErcgraphError as exc:
+            return str(exc)
+        return None
+
+    assert refusal(one, noise) is None
+    msg = refusal(one, other)
+    assert msg.startswith("the 2 ranks read different features: modality 'text' sampled rows")
+    assert "on rank 0 but" in msg and msg.count("checksum") == 2
+    assert "every rank must read the same data" in msg
+
+
+def test_the_unused_parameter_notice_alone_is_held_back(capfd, monkeypatch):
+    import ercgraph.distributed as dist_mod
+
+    monkeypatch.setattr(dist_mod, "_NOTICE_SHOWN", False)
+    notice = f"[W reducer.cpp:1529] Warning: {dist_mod.UNUSED_NOTICE}, but did not find any\n"
+    with dist_mod._without_unused_notice():
+        os.write(2, b"before\n" + notice.encode() + b"after\n")
+        print("python's stderr", file=sys.stderr)
+    # (pytest's capture of sys.stderr joins the fd's text in its own order)
+    assert sorted(capfd.readouterr().err.splitlines()) == ["after", "before", "python's stderr"]
+    assert dist_mod._NOTICE_SHOWN  # printed once per process: nothing held back from now on
+    with pytest.raises(ValueError):  # an error inside: what was held back still comes out
+        with dist_mod._without_unused_notice():
+            os.write(2, b"a clue\n")
+            raise ValueError("boom")
+    assert capfd.readouterr().err == "a clue\n"
