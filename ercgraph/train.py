@@ -476,12 +476,24 @@ def _rank_rng(state: dict[str, Any], sess: Session) -> torch.Tensor:
 
 
 def _load_checkpoint(path: Path) -> dict[str, Any]:
-    """``last.pt`` with ``weights_only=True``; a truncated or foreign file is a clear error."""
+    """``last.pt`` with ``weights_only=True``; a truncated or foreign file is a clear error, and
+    a refused one names what was refused (never suggesting ``weights_only=False``)."""
     import pickle
+
+    from ercgraph.data.safe_pickle import weights_only_error
 
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except (RuntimeError, EOFError, pickle.UnpicklingError, OSError) as exc:
+        refused = weights_only_error(
+            str(path),
+            exc,
+            "checkpoint",
+            "an ercgraph checkpoint holds tensors and plain data only (crafted, or not an "
+            "ercgraph checkpoint?); delete that seed folder to retrain it",
+        )
+        if refused is not None:
+            raise refused from None
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ErcgraphError(
             f"checkpoint {str(path)!r} cannot be loaded safely (truncated, corrupt or not an "

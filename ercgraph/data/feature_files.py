@@ -6,8 +6,17 @@ Formats, told by the suffix:
 * ``.npz``: named arrays (``allow_pickle=False``, so string ids must be a unicode/bytes array,
   not an object array).
 * ``.pt``: ``torch.load(weights_only=True)``, a tensor or a dict of tensors, numpy arrays
-  (numeric, unicode or bytes; never object arrays) or lists of ids. Nothing else is unpickled.
+  (numeric, unicode or bytes; never object arrays) or lists of ids. Nothing else is unpickled:
+  numpy arrays are built through :func:`~ercgraph.data.safe_pickle.torch_numpy_globals`, which
+  rebuilds each dtype from its type code (a pickled dtype's flags never reach numpy). A refusal
+  names what was refused (``unsupported GLOBAL posix.system``), never suggests loading with
+  ``weights_only=False``.
 * ``.safetensors``: named tensors (ids must then be integers).
+
+Every array read, whatever the format, must have a bool, integer, float, complex, bytes or
+unicode dtype (:func:`~ercgraph.data.safe_pickle.dtype_problem`): structured, void, datetime,
+timedelta and object arrays are refused naming the file and the key. Features must then be real
+numbers (bool, integer or float), ids strings or integers.
 
 ``key`` names the feature array; it may be left out when the file holds one array besides
 ``id_key``. The array must be 2-D ``[rows, dim]``; ``columns: [start, end)`` keeps a column range.
@@ -35,7 +44,6 @@ Every bad input raises :class:`ErcgraphError` naming the file and the modality.
 from __future__ import annotations
 
 import hashlib
-import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -47,6 +55,12 @@ import pandas as pd
 from ercgraph.config import FeatureFileConfig, resolve_data_path
 from ercgraph.data.corpus import Corpus
 from ercgraph.data.features import FeatureStore
+from ercgraph.data.safe_pickle import (
+    dtype_problem,
+    plain_arrays,
+    torch_numpy_globals,
+    weights_only_error,
+)
 from ercgraph.errors import ErcgraphError
 
 SUPPORTED_SUFFIXES = (".npy", ".npz", ".pt", ".safetensors")
@@ -135,24 +149,24 @@ def file_sha256(path: Path) -> str:
 
 # -- loading --------------------------------------------------------------------------------------
 def _one_line(exc: BaseException, limit: int = 300) -> str:
+    """The exception's text on one line, cut to ``limit`` characters."""
     text = " ".join(str(exc).split())
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _unreadable(exc: BaseException, suffix: str, where: str) -> ErcgraphError:
-    text = str(exc)
-    if "WeightsUnpickler error:" in text:  # torch's long weights_only message: keep its cause
-        text = text.split("WeightsUnpickler error:", 1)[1].split("Check the documentation")[0]
-        if "Unsupported global" in text or "Can only build" in text:
-            found = re.search(r"(?:GLOBAL|got <class) '?([\w.]+)", text)
-            what = f" ({found.group(1)})" if found else ""
-            return ErcgraphError(
-                f"{where}: holds Python objects{what} that safe loading (weights_only=True) "
-                "refuses; save a tensor or a dict of tensors, numeric/string numpy arrays or "
-                "lists of ids"
-            )
+    if suffix == ".pt":
+        refused = weights_only_error(
+            where,
+            exc,
+            ".pt file",
+            "a .pt feature file holds tensors, dicts, lists of ids and numeric or string numpy "
+            "arrays only",
+        )
+        if refused is not None:
+            return refused
     return ErcgraphError(
-        f"{where}: not a readable {suffix} file ({type(exc).__name__}: {_one_line(text)})"
+        f"{where}: not a readable {suffix} file ({type(exc).__name__}: {_one_line(exc)})"
     )
 
 
@@ -190,16 +204,13 @@ def _open_arrays(path: Path, suffix: str, where: str) -> Iterator[Arrays]:
 
 
 def _torch_load(path: Path) -> Any:
-    """``torch.load`` with ``weights_only=True``, numeric and string numpy arrays allowed."""
+    """``torch.load`` with ``weights_only=True``; numpy arrays of numbers and strings are built
+    through the checked stand-ins of :func:`~ercgraph.data.safe_pickle.torch_numpy_globals`."""
     import torch
 
-    reconstruct = np.empty(0).__reduce__()[0]  # numpy's array unpickler, whatever its module
-    allowed: list[Any] = [reconstruct, np.ndarray, np.dtype]
-    allowed += [type(np.dtype(code)) for code in "?bhilqBHILQefdUS"]
-    for module in ("numpy.core.multiarray", "numpy._core.multiarray"):  # numpy 1 and 2 files
-        allowed.append((reconstruct, f"{module}._reconstruct"))
-    with torch.serialization.safe_globals(allowed):
-        return torch.load(path, weights_only=True, map_location="cpu")
+    with torch.serialization.safe_globals(torch_numpy_globals()):
+        obj = torch.load(path, weights_only=True, map_location="cpu")
+    return plain_arrays(obj)
 
 
 def _is_tensor(obj: Any) -> bool:
@@ -250,7 +261,7 @@ def _pick_keys(
 
 
 def _read(get: Callable[[str | None], Any], name: str | None, where: str) -> Any:
-    """One array from the file, as numpy when it is a tensor."""
+    """One array from the file, as numpy when it is a tensor, of an allowed dtype."""
     value = get(name)
     if _is_tensor(value):
         import torch
@@ -259,6 +270,14 @@ def _read(get: Callable[[str | None], Any], name: str | None, where: str) -> Any
         if value.dtype in (torch.bfloat16, torch.float8_e4m3fn, torch.float8_e5m2):
             value = value.float()  # numpy has no such dtypes
         value = value.numpy()
+    if isinstance(value, np.ndarray):
+        problem = dtype_problem(value.dtype, objects=False)
+        if problem is not None:
+            label = "the array" if name is None else f"array {name!r}"
+            raise ErcgraphError(
+                f"{where}: {label} has dtype {value.dtype}, {problem}; a feature file holds "
+                "numbers, and ids as strings or integers"
+            )
     return value
 
 

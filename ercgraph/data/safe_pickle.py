@@ -765,18 +765,19 @@ def _restore(obj: Any, seen: dict[int, Any], originals: dict[int, Any]) -> Any:
 
 
 # -- torch's weights_only refusals ----------------------------------------------------------------
-# torch's own sentences about its refusal, in the wordings of torch 2.4 to 2.14: what was refused
-# is taken from the inner unpickler's message, which has kept its wording
+# What was refused, from the message of torch's restricted unpickler, which has kept its wording
+# (torch 2.4 to 2.14) while the sentences torch wraps around it changed; True marks a refusal,
+# False a file that is no pickle torch can read at all.
 _CAUSES = (
-    (r"unsupported GLOBAL (\S+) whose module (\S+) is blocked", "unsupported GLOBAL {0}"),
-    (r"GLOBAL (\S+) was not an allowed global", "unsupported GLOBAL {0}"),
-    (r"Can only build .*? but got (<class '[^']+'>|\S+)", "BUILD of {0}"),
-    (r"Can only create new object .*? but got (<class '[^']+'>|\S+)", "NEWOBJ of {0}"),
-    (r"reduce for unrecognized function (<[^>]+>|\S+)", "call of {0}"),
-    (r"Unsupported operand (\S+)", "unsupported pickle opcode {0}"),
-    (r"(\S+) must be imported to load", "{0} not imported"),
+    (r"unsupported GLOBAL (\S+) whose module (\S+) is blocked", "unsupported GLOBAL {0}", True),
+    (r"GLOBAL (\S+) was not an allowed global", "unsupported GLOBAL {0}", True),
+    (r"Can only build .*? but got (<class '[^']+'>|\S+)", "BUILD of {0}", True),
+    (r"Can only create new object .*? but got (<class '[^']+'>|\S+)", "NEWOBJ of {0}", True),
+    (r"reduce for unrecognized function (<[^>]+>|\S+)", "call of {0}", True),
+    (r"(\S+) must be imported to load", "{0} not imported", True),
+    (r"Unsupported operand (\S+)", "unsupported pickle opcode {0}", False),
 )
-# sentences of torch's boilerplate: advice to turn the check off, or to allowlist, or links
+# sentences of torch's boilerplate: advice to turn the check off or to allowlist, and links
 _BOILERPLATE = re.compile(
     r"weights.only|arbitrary code|trusted source|trust the source|documentation|file an issue|"
     r"safe_globals|two options|https?://",
@@ -784,35 +785,47 @@ _BOILERPLATE = re.compile(
 )
 
 
-def weights_only_cause(exc: BaseException) -> str | None:
-    """What ``torch.load(weights_only=True)`` refused, in one line, or None when ``exc`` is not
-    such a refusal.
+def weights_only_cause(exc: BaseException) -> tuple[bool, str] | None:
+    """What ``torch.load(weights_only=True)`` refused, in one line, or None when ``exc`` comes
+    neither from torch's restricted unpickler nor from this module's checks.
 
-    The cause (``"unsupported GLOBAL posix.system"``) comes from the message of torch's restricted
-    unpickler, whatever sentences torch wraps around it; torch's advice to load with
-    ``weights_only=False`` is dropped.
+    Returns:
+        ``(refused, cause)``: ``refused`` is False for a file that is no pickle at all (an
+        unknown opcode). The cause (``"unsupported GLOBAL posix.system"``) is taken from the
+        restricted unpickler's message, whatever sentences torch wraps around it; torch's advice
+        to load with ``weights_only=False`` (or to allowlist the global) is dropped.
     """
     if isinstance(exc, PickleRefused):
-        return str(exc)
+        return True, " ".join(str(exc).split())
     if not isinstance(exc, pickle.UnpicklingError):
         return None
     text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc))
-    for pattern, template in _CAUSES:
+    for pattern, template, refused in _CAUSES:
         found = re.search(pattern, text, re.DOTALL)
         if found:
-            return template.format(*(g.strip(".,;:`") for g in found.groups()))
+            return refused, template.format(*(g.strip(".,;:`") for g in found.groups()))
     text = text.split("WeightsUnpickler error:")[-1]
     sentences = re.split(r"(?<=[.!?])\s+|\n+", text)
     kept = [s.strip() for s in sentences if s.strip() and not _BOILERPLATE.search(s)]
-    cause = " ".join(kept).strip() or "an object outside torch's allowlist"
-    return cause if len(cause) <= 200 else cause[:197] + "..."
+    cause = " ".join(" ".join(kept).split()) or "an object outside torch's allowlist"
+    return True, cause if len(cause) <= 200 else cause[:197] + "..."
 
 
-def refused_by_weights_only(where: str, exc: BaseException, advice: str) -> ErcgraphError | None:
-    """The one-line error for a file that ``torch.load(weights_only=True)`` refused, or None
-    when ``exc`` is not such a refusal: ``"<where>: refused by safe loading
-    (weights_only=True): <cause>; <advice>"``."""
-    cause = weights_only_cause(exc)
-    if cause is None:
+def weights_only_error(
+    where: str, exc: BaseException, what: str, advice: str
+) -> ErcgraphError | None:
+    """The one-line error for a file that ``torch.load(weights_only=True)`` could not load, or
+    None when ``exc`` is not from its unpickler (see :func:`weights_only_cause`).
+
+    ``"<where>: refused by safe loading (weights_only=True): <cause>; <advice>"``, or for a file
+    that is no pickle ``"<where>: not a readable <what> (<cause>); <advice>"``.
+    """
+    found = weights_only_cause(exc)
+    if found is None:
         return None
-    return ErcgraphError(f"{where}: refused by safe loading (weights_only=True): {cause}; {advice}")
+    refused, cause = found
+    if refused:
+        return ErcgraphError(
+            f"{where}: refused by safe loading (weights_only=True): {cause}; {advice}"
+        )
+    return ErcgraphError(f"{where}: not a readable {what} ({cause}); {advice}")

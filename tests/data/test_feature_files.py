@@ -16,7 +16,7 @@ import torch
 
 from ercgraph.config import DataConfig, FeatureFileConfig
 from ercgraph.data.corpus import Corpus
-from ercgraph.data.feature_files import read_feature_file
+from ercgraph.data.feature_files import _open_arrays, read_feature_file
 from ercgraph.data.table import read_table
 from ercgraph.errors import ErcgraphError
 
@@ -125,7 +125,7 @@ def test_pt_loads_safely(tmp_path: Path) -> None:
     torch.save({"x": _features(), "extra": pd.DataFrame({"a": [1]})}, tmp_path / "unsafe.pt")
     _error(
         lambda: _read(corpus, tmp_path, path="unsafe.pt", key="x"),
-        "that safe loading (weights_only=True) refuses",
+        "refused by safe loading (weights_only=True): unsupported GLOBAL pandas",
         str(tmp_path / "unsafe.pt"),
     )
     torch.save([1, 2], tmp_path / "list.pt")
@@ -406,3 +406,109 @@ def test_ravdess_features_by_clip() -> None:
     # labels.csv's "row" column indexes X: every utterance got its own clip's features
     assert np.array_equal(x.numpy(), raw[corpus.df["row"].to_numpy(), :35])
     assert store.manifest["visual"]["corpus"] is None
+
+
+# -- untrusted .pt/.npy/.npz: what was refused, and only plain dtypes ------------------------------
+class _RunsShell:
+    """Pickles as a call to os.system; pickling only records the reference, it runs nothing."""
+
+    def __reduce__(self):
+        return (os.system, ("echo pwned",))
+
+
+def test_pt_refusal_says_what_was_refused(tmp_path: Path) -> None:
+    """torch 2.14 reworded its weights_only message; the cause must survive, and the advice to
+    load with weights_only=False must not."""
+    corpus = _corpus(tmp_path)
+    torch.save({"x": torch.zeros(5, 2), "y": _RunsShell()}, tmp_path / "evil.pt")
+    msg = _error(
+        lambda: _read(corpus, tmp_path, path="evil.pt", key="x"),
+        f"{tmp_path / 'evil.pt'} (features.files.audio): refused by safe loading "
+        f"(weights_only=True): unsupported GLOBAL {os.system.__module__}.system; ",
+    )
+    for advice in ("False", "trust", "safe_globals", "http", "\x1b"):
+        assert advice not in msg, msg
+
+
+class _Call:
+    """Pickles as ``fn(*args)`` (then ``__setstate__(state)`` when a state is given)."""
+
+    def __init__(self, fn, *args, state=None):
+        self.fn, self.args, self.state = fn, args, state
+
+    def __reduce__(self):
+        return (self.fn, self.args) if self.state is None else (self.fn, self.args, self.state)
+
+
+_RECONSTRUCT = np.ndarray.__reduce__(np.zeros(1))[0]
+
+
+def _pt_array(code: str, flags: int, data: bytes, shape: tuple, order: str = "|") -> _Call:
+    """A numpy array in a .pt whose dtype state sets ``flags`` (numpy trusts them)."""
+    dtype = _Call(np.dtype, code, False, True, state=(3, order, None, None, None, -1, -1, flags))
+    return _Call(_RECONSTRUCT, np.ndarray, (0,), b"b", state=(1, shape, dtype, False, data))
+
+
+def test_pt_numpy_dtype_flags_never_reach_numpy(tmp_path: Path) -> None:
+    """A float dtype whose state sets object flags used to give an array that numpy could not
+    free or convert (RuntimeError); an object dtype with flags 0 turns bytes into pointers."""
+    corpus = _corpus(tmp_path)
+    x = _features().astype("<f8")
+    torch.save({"x": _pt_array("f8", 1, x.tobytes(), x.shape, "<")}, tmp_path / "flags.pt")
+    with _open_arrays(tmp_path / "flags.pt", ".pt", "flags.pt") as (_, get):
+        loaded = get("x")
+        assert type(loaded) is np.ndarray and loaded.dtype.flags == np.dtype("f8").flags
+        np.testing.assert_array_equal(loaded, x)
+    np.testing.assert_array_equal(_x(_read(corpus, tmp_path, path="flags.pt"))[:, 0], ORDER)
+    pointers = (0x4141414141414141).to_bytes(8, "little") * 5
+    torch.save({"x": _pt_array("O8", 0, pointers, (5, 1))}, tmp_path / "hidden.pt")
+    _error(
+        lambda: _read(corpus, tmp_path, path="hidden.pt"),
+        f"{tmp_path / 'hidden.pt'} (features.files.audio): refused by safe loading",
+        "object dtype",
+    )
+
+
+@pytest.mark.parametrize(
+    "array, what",
+    [
+        (np.zeros((5, 2), dtype="M8[s]"), "datetime64"),
+        (np.zeros((5, 2), dtype="m8[s]"), "timedelta64"),
+        (np.zeros((5, 2), dtype="V4"), "structured or void"),
+        (np.zeros((5, 2), dtype=[("a", "f4"), ("b", "f4")]), "structured"),
+        (np.zeros((5, 2), dtype=object), "object"),
+    ],
+    ids=["datetime", "timedelta", "void", "structured", "object"],
+)
+def test_array_files_refuse_dtypes_outside_numbers_and_strings(
+    tmp_path: Path, array: np.ndarray, what: str
+) -> None:
+    """The same dtype rule for .pt, .npy and .npz, naming the file (and the key)."""
+    corpus = _corpus(tmp_path)
+    torch.save({"x": array}, tmp_path / "f.pt")
+    _error(lambda: _read(corpus, tmp_path, path="f.pt"), f"{tmp_path / 'f.pt'}", what)
+    if array.dtype.hasobject:
+        return  # np.save/np.load refuse object arrays themselves (allow_pickle=False)
+    np.save(tmp_path / "f.npy", array)
+    _error(lambda: _read(corpus, tmp_path, path="f.npy"), f"{tmp_path / 'f.npy'}", what)
+    np.savez(tmp_path / "f.npz", feats=array)
+    _error(lambda: _read(corpus, tmp_path, path="f.npz"), "array 'feats' has dtype", what)
+    # as ids beside good features
+    np.savez(tmp_path / "ids.npz", x=_features(), uid=array[:, 0])
+    _error(
+        lambda: _read(corpus, tmp_path, path="ids.npz", id_column="uid", id_key="uid"),
+        "array 'uid' has dtype",
+        what,
+    )
+
+
+def test_pt_numpy_arrays_of_numbers_and_strings_load(tmp_path: Path) -> None:
+    corpus = _corpus(tmp_path)
+    uids = np.array([f"u{i}" for i in range(5)])[::-1].copy()
+    x = _features()[::-1].astype(">f4")
+    torch.save({"x": x, "uid": uids}, tmp_path / "np.pt")
+    store = _read(corpus, tmp_path, path="np.pt", id_column="uid", id_key="uid")
+    assert _x(store)[:, 0].tolist() == ORDER
+    torch.save({"x": _features(), "uid": np.char.encode(uids)[::-1]}, tmp_path / "b.pt")
+    store = _read(corpus, tmp_path, path="b.pt", id_column="uid", id_key="uid")
+    assert _x(store)[:, 0].tolist() == ORDER
