@@ -175,7 +175,7 @@ def _same(a: Any, b: Any) -> bool:
         if not (isinstance(a, np.ndarray) and isinstance(b, np.ndarray)) or a.shape != b.shape:
             return False
         scale = max(1.0, float(np.abs(a).max(initial=0.0)))
-        return bool(np.allclose(a, b, rtol=1e-4, atol=1e-5 * scale))
+        return bool(np.allclose(a, b, rtol=1e-4, atol=1e-5 * scale, equal_nan=True))
     return bool(a == b)
 
 
