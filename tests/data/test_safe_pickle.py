@@ -399,7 +399,20 @@ def test_flags_in_a_dtype_state_never_reach_numpy() -> None:
         (_array(_dtype("f8", 0, names=("a",), fields={}), b""), "adds fields"),
         (_Call(np.dtype, np.dtype("f8")), "type code string"),
     ],
-    ids=lambda v: None if isinstance(v, str) else type(v).__name__,
+    ids=[
+        "datetime-array",
+        "timedelta-array",
+        "void-array",
+        "structured-array",
+        "structured-object-field",
+        "datetime-scalar",
+        "void-scalar",
+        "datetime-dtype",
+        "structured-code",
+        "subarray-code",
+        "fields-in-state",
+        "dtype-of-a-dtype",
+    ],
 )
 def test_dtypes_outside_the_allowed_kinds_are_refused(value: object, what: str) -> None:
     for protocol in (2, 5):
