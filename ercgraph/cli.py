@@ -235,16 +235,26 @@ def _print_metrics(metrics: dict, out: Path) -> None:
 @click.argument("run_dir", type=click.Path())
 @root_option
 @cache_option
+@click.option(
+    "--device",
+    help="Where to score: cpu, cuda[:N], mps or auto (default: the run's train.device when "
+    "this machine has it, else cpu).",
+)
 @import_option
 @trust_option
-def evaluate(run_dir, data_root, cache_dir, imports, trust) -> None:
-    """Re-score a saved run from its best checkpoints (writes rescored.json)."""
+def evaluate(run_dir, data_root, cache_dir, device, imports, trust) -> None:
+    """Re-score a saved run from its best checkpoints (writes rescored.json).
+
+    The data and the cache come from --data-root/--cache-dir or the environment, never from
+    the run's saved config."""
     from ercgraph.evaluate import evaluate_run
     from ercgraph.registry import dotted_paths_allowed
 
     _import_files(imports)
     with dotted_paths_allowed(trust):
-        res, path = evaluate_run(Path(run_dir), data_root=data_root, cache_dir=cache_dir)
+        res, path = evaluate_run(
+            Path(run_dir), data_root=data_root, cache_dir=cache_dir, device=device
+        )
     _print_split_metrics(res)
     click.echo(f"wrote {path}")
 
@@ -324,13 +334,26 @@ def ablate(
     "--out", type=click.Path(), help="Output CSV (default: <run>/predictions/<table>.csv)."
 )
 @click.option("--encoding", help="Text encoding of TABLE (default utf-8), e.g. cp1252.")
+@click.option(
+    "--format", "fmt", help="Format of TABLE: csv, tsv, parquet or jsonl (default: its suffix)."
+)
+@click.option(
+    "--features",
+    "feature_files",
+    multiple=True,
+    metavar="MODALITY=FILE",
+    help="The features of TABLE for a modality the run read from a file (features.files), "
+    "in the training file's layout; needed for each such modality.",
+)
 @cache_option
 @import_option
 @trust_option
-def predict(run_dir, table, columns, out, encoding, cache_dir, imports, trust) -> None:
+def predict(
+    run_dir, table, columns, out, encoding, fmt, feature_files, cache_dir, imports, trust
+) -> None:
     """Predict the emotion of every utterance in TABLE with a trained run."""
+    from ercgraph.predict import output_path, write_predictions
     from ercgraph.predict import predict as run_predict
-    from ercgraph.predict import write_predictions
     from ercgraph.registry import dotted_paths_allowed
 
     _import_files(imports)
@@ -340,18 +363,26 @@ def predict(run_dir, table, columns, out, encoding, cache_dir, imports, trust) -
         if not sep or not field or not col:
             raise ErcgraphError(f"--column expects FIELD=COLUMN, got {item!r}")
         mapping[field.strip()] = col.split("+") if "+" in col else col.strip()
-    path = Path(out) if out else Path(run_dir) / "predictions" / f"{Path(table).stem}.csv"
-    if path.exists():
-        raise ErcgraphError(f"{str(path)!r} already exists; choose another --out")
+    given: dict[str, str] = {}
+    for item in feature_files:
+        modality, sep, file = item.partition("=")
+        if not sep or not modality.strip() or not file:
+            raise ErcgraphError(f"--features expects MODALITY=FILE, got {item!r}")
+        if modality.strip() in given:
+            raise ErcgraphError(f"--features {modality.strip()} is given twice")
+        given[modality.strip()] = file
+    options = {k: v for k, v in (("encoding", encoding), ("format", fmt)) if v}
+    path = output_path(Path(run_dir), Path(table), out)  # before any work
     with dotted_paths_allowed(trust):
         df = run_predict(
             Path(run_dir),
             Path(table),
             mapping,
-            {"encoding": encoding} if encoding else None,
+            options or None,
             cache_dir=cache_dir,
+            features=given,
         )
-    write_predictions(df, path)
+    write_predictions(df, path, None if out else Path(run_dir))
     click.echo(f"wrote {len(df)} predictions to {path}")
     if "label" in df.columns and "predicted" in df.columns:
         acc = 100.0 * (df["label"] == df["predicted"]).mean()

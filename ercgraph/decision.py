@@ -125,10 +125,26 @@ def save(seed_dir: Path, decision: dict[str, Any]) -> None:
     write_json(seed_dir / FILE, decision)
 
 
-def load(seed_dir: Path, num_classes: int) -> list[float] | None:
-    """The offsets a seed saved, or None when it used plain argmax; a bad file is an error."""
+def load(seed_dir: Path, num_classes: int, required: bool = False) -> list[float] | None:
+    """The offsets a seed saved, or None when it saved none (plain argmax).
+
+    Args:
+        seed_dir: the seed's folder in the run directory.
+        num_classes: how many offsets the file must hold.
+        required: the run was trained with ``decision.rule: offsets``, so a missing file is an
+            error, not plain argmax (``evaluate`` and ``predict`` pass it).
+
+    Raises:
+        ErcgraphError: naming the file, when it is required and missing, not valid JSON, or
+            holds a wrong number of offsets or a non-finite one.
+    """
     path = seed_dir / FILE
     if not path.exists():
+        if required:
+            raise ErcgraphError(
+                f"{str(path)!r} is missing, but the run was trained with decision.rule: offsets; "
+                "restore the file or train again"
+            )
         return None
     try:
         offsets = json.loads(path.read_text())["offsets"]
@@ -138,6 +154,6 @@ def load(seed_dir: Path, num_classes: int) -> list[float] | None:
     if len(values) != num_classes or not all(np.isfinite(values)):
         raise ErcgraphError(
             f"{str(path)!r} holds {len(values)} offsets for {num_classes} classes (or non-finite "
-            "ones); delete it to use plain argmax"
+            "ones); restore the file or train again"
         )
     return values

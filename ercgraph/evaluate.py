@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from ercgraph import decision
 from ercgraph.errors import ErcgraphError
 
 
@@ -35,14 +36,22 @@ def evaluate_run(
     out_name: str = "rescored.json",
     data_root: str | None = None,
     cache_dir: str | None = None,
+    device: str | None = None,
 ) -> tuple[dict[str, Any], Path]:
     """Re-score every seed of ``run_dir`` on dev and test.
 
+    Where the data and the cache are comes from the user, never from the run directory: its
+    saved ``data_root`` and ``cache_dir`` name folders on the machine it was trained on (and a
+    run from someone else could point them anywhere).
+
     Args:
         run_dir: the run directory.
-        out_name: the JSON written into it.
-        data_root: where the data is now (default: the run's, else ``$ERCGRAPH_DATA``).
-        cache_dir: a cache folder for re-made features (default: the run's, else the usual).
+        out_name: the JSON written into it (its folder is checked writable before any work).
+        data_root: where the data is (default: ``$ERCGRAPH_DATA``).
+        cache_dir: a cache folder for re-made features (default: ``$ERCGRAPH_CACHE``, else
+            ``~/.cache/ercgraph``).
+        device: where to score (default: the run's ``train.device`` if this machine has it,
+            else the CPU).
 
     Returns:
         ``{split: aggregated metrics}`` and the path of the JSON written into the run directory.
@@ -50,14 +59,33 @@ def evaluate_run(
 
     import dataclasses
 
-    from ercgraph.rundir import read_run
+    from ercgraph.rundir import check_writable, read_run, run_device, run_file
 
     cfg, meta, ckpts = read_run(run_dir)
-    cfg = dataclasses.replace(
-        cfg, data_root=data_root or cfg.data_root, cache_dir=cache_dir or cfg.cache_dir
-    )
-    with naming_imports(cfg.imports):
-        return _evaluate(run_dir, cfg, meta, ckpts, out_name)
+    out = run_file(run_dir, out_name, "the re-scored metrics")
+    if out.is_symlink() or (out.exists() and not out.is_file()):
+        raise ErcgraphError(f"{str(run_dir / out_name)!r} is not a plain file; remove it first")
+    check_writable(out.parent, "the run directory")
+    trained_root = cfg.data_root
+    cfg = dataclasses.replace(cfg, data_root=data_root, cache_dir=cache_dir)
+    dev = run_device(cfg.train.device, device)
+    with naming_imports(cfg.imports), naming_data_root(data_root, trained_root):
+        return _evaluate(run_dir, cfg, meta, ckpts, out, dev)
+
+
+@contextlib.contextmanager
+def naming_data_root(given: str | None, trained: str | None) -> Iterator[None]:
+    """When the data is not found, say where it is looked for, and where the run was trained
+    (its saved ``data_root`` is never used by itself)."""
+    try:
+        yield
+    except ErcgraphError as exc:
+        if given or not trained or "does not exist" not in str(exc):
+            raise
+        raise ErcgraphError(
+            f"{exc}; the run was trained with its data under {trained!r}: pass --data-root (the "
+            "run's saved data root is not used)"
+        ) from exc
 
 
 @contextlib.contextmanager
@@ -74,23 +102,23 @@ def naming_imports(imports: list[str]) -> Iterator[None]:
         raise
 
 
-def _evaluate(run_dir, cfg, meta, ckpts, out_name):
+def _evaluate(run_dir, cfg, meta, ckpts, path, device):
     import dataclasses
 
-    from ercgraph import decision
     from ercgraph.pipeline import prepare, read_corpus
     from ercgraph.report import aggregate, write_json
-    from ercgraph.rundir import feature_config, load_normaliser, load_weights
-    from ercgraph.train import eval_batches, evaluate_batches, pick_device, score_heads
+    from ercgraph.rundir import feature_config, load_normaliser, load_weights, seed_offsets
+    from ercgraph.train import eval_batches, evaluate_batches, score_heads
 
     cfg = feature_config(cfg, run_dir)
+    normaliser = load_normaliser(run_dir, meta)  # checked before the data is read
     corpus, provided = read_corpus(cfg)
     check_labels(list(corpus.labels), list(meta["labels"]), corpus.source or corpus.name)
     del provided  # prepare() reads a pickle corpus again (features and corpus together)
     prep = prepare(
         dataclasses.replace(cfg),
         corpus if cfg.data.reader != "pickle" else None,
-        normaliser=load_normaliser(run_dir, meta),
+        normaliser=normaliser,
         head_states=meta["head_states"],
     )
     if dict(prep.store.dims()) != dict(meta["in_dims"]):
@@ -99,7 +127,6 @@ def _evaluate(run_dir, cfg, meta, ckpts, out_name):
         )
     from ercgraph.models import build_model
 
-    device = pick_device(cfg.train.device)
     per_split: dict[str, dict[int, dict]] = {"dev": {}, "test": {}}
     edge_types = [tuple(et) for et in meta["edge_types"]]
     for seed, ckpt in zip(cfg.train.seeds, ckpts):
@@ -112,15 +139,16 @@ def _evaluate(run_dir, cfg, meta, ckpts, out_name):
             meta["head_states"],
         ).to(device)
         load_weights(model, ckpt)
-        offsets = decision.load(Path(ckpt).parent, len(meta["labels"]))
+        offsets = None
+        if "emotion" in model.heads:  # the seed's dev-fitted rule (decision.rule: offsets)
+            offsets = seed_offsets(run_dir, cfg, seed, len(meta["labels"]))
         for split in per_split:
             arrays, _, _ = evaluate_batches(model, eval_batches(prep.graphs[split]), device)
-            if offsets is not None and "emotion" in arrays:  # the seed's dev-fitted rule
+            if offsets is not None and "emotion" in arrays:
                 arrays["emotion"]["pred"] = decision.apply_offsets(
                     arrays["emotion"]["pred"], offsets
                 )
             per_split[split][seed] = score_heads(model, arrays)
     rescored = {split: aggregate(v) for split, v in per_split.items()}
-    path = run_dir / out_name
     write_json(path, rescored)
     return rescored, path

@@ -8,6 +8,7 @@ run's builders, and the probabilities of every seed's dev-selected checkpoint ar
 from __future__ import annotations
 
 import dataclasses
+import re
 from pathlib import Path
 from typing import Any
 
@@ -26,8 +27,20 @@ def predict(
     columns: dict[str, Any] | None = None,
     options: dict[str, Any] | None = None,
     cache_dir: str | None = None,
+    features: dict[str, str] | None = None,
 ) -> pd.DataFrame:
     """Predict every utterance of ``table``.
+
+    Args:
+        run_dir: the trained run.
+        table: the conversations (any layout the ``table`` reader maps).
+        columns: ``{field: column}`` of the table (``--column``).
+        options: table reader options (``encoding``, ``format``).
+        cache_dir: a cache folder for made features (default: ``$ERCGRAPH_CACHE``, else
+            ``~/.cache/ercgraph``; the run's saved one is never used).
+        features: ``{modality: array file}`` for every modality the run read from a file
+            (``features.files``): the new table's own features (``--features``), in the format
+            the run's ``features.files`` section describes; the training file is never reused.
 
     Returns:
         One row per utterance: ``dialogue_id``, ``turn``, ``speaker``, ``text`` (if given),
@@ -39,10 +52,84 @@ def predict(
     from ercgraph.rundir import read_run
 
     cfg, meta, ckpts = read_run(run_dir)
-    if cache_dir:
-        cfg = dataclasses.replace(cfg, cache_dir=cache_dir)
-    with naming_imports(cfg.imports):
-        return _predict(run_dir, table, columns, options, cfg, meta, ckpts)
+    # where things live is the user's to say: the run's saved folders are another machine's
+    cfg = dataclasses.replace(cfg, data_root=None, cache_dir=cache_dir)
+    cfg = with_feature_files(cfg, run_dir, features or {})
+    try:
+        with naming_imports(cfg.imports):
+            return _predict(run_dir, table, columns, options, cfg, meta, ckpts)
+    except ErcgraphError as exc:
+        hinted = predict_hints(str(exc))
+        if hinted == str(exc):
+            raise
+        raise ErcgraphError(hinted) from exc
+
+
+def predict_hints(message: str) -> str:
+    """An error message with config keys that ``predict`` cannot set replaced by the options
+    that set the same thing (``data.columns.speaker`` → ``--column speaker=<column>``)."""
+    message = re.sub(r"\bdata\.columns\.(\w+)", r"--column \1=<column>", message)
+    message = message.replace("data.options.encoding", "--encoding")
+    message = message.replace("data.options.format", "--format")
+    return re.sub(r"\bfeatures\.files\.(\w+)\.path\b", r"--features \1=FILE", message)
+
+
+def with_feature_files(cfg: Any, run_dir: Path, given: dict[str, str]) -> Any:
+    """The run's config with every ``features.files`` modality read from the file the user gave
+    for the new table (its ``key``, ``columns``, ``id_column`` and ``id_key`` stay the run's:
+    the new file has the training file's layout).
+
+    Raises:
+        ErcgraphError: when a modality the run read from a file has none given, or a file is
+            given for a modality the run did not read from a file.
+    """
+    need = [m for m in cfg.features.modalities if m in cfg.features.files]
+    extra = sorted(set(given) - set(need))
+    if extra:
+        raise ErcgraphError(
+            f"--features {extra[0]}=...: the run {str(run_dir)!r} reads no {extra[0]!r} features "
+            f"from a file (it reads {need or 'none'} from files)"
+        )
+    missing = [m for m in need if m not in given]
+    if missing:
+        flags = " ".join(f"--features {m}=FILE" for m in missing)
+        raise ErcgraphError(
+            f"the run {str(run_dir)!r} read modality(ies) {missing} from feature files "
+            f"(features.files), which hold the training rows only; give the new table's own: "
+            f"{flags}"
+        )
+    files = {
+        m: dataclasses.replace(
+            cfg.features.files[m], path=str(Path(given[m]).expanduser().absolute())
+        )
+        for m in need
+    }
+    return dataclasses.replace(cfg, features=dataclasses.replace(cfg.features, files=files))
+
+
+def output_path(run_dir: Path, table: Path, out: str | None) -> Path:
+    """Where the predictions go, checked before any work: ``out``, else
+    ``<run>/predictions/<table>.csv``. An existing file is never overwritten, the folder must
+    be writable, and inside the run neither ``predictions/`` nor the file may be a symlink or
+    lead outside it."""
+    from ercgraph.rundir import check_writable, run_file
+
+    if out:
+        path = Path(out)
+    else:
+        name = f"{Path(table).stem}.csv"
+        folder = run_dir / "predictions"
+        if folder.is_symlink() or (folder.exists() and not folder.is_dir()):
+            raise ErcgraphError(
+                f"{str(folder)!r} is a symlink or a file; predict writes only into a plain "
+                "predictions/ folder inside the run (or pass --out)"
+            )
+        run_file(run_dir, f"predictions/{name}", "the predictions file")
+        path = folder / name
+    if path.is_symlink() or path.exists():
+        raise ErcgraphError(f"{str(path)!r} already exists; choose another --out")
+    check_writable(path.parent, "the output folder")
+    return path
 
 
 def _predict(run_dir, table, columns, options, cfg, meta, ckpts) -> pd.DataFrame:
@@ -50,10 +137,19 @@ def _predict(run_dir, table, columns, options, cfg, meta, ckpts) -> pd.DataFrame
     from ercgraph.data.table import read_table, read_table_file
     from ercgraph.models import build_model
     from ercgraph.pipeline import prepare
-    from ercgraph.rundir import feature_config, load_normaliser, load_weights
+    from ercgraph.rundir import feature_config, load_normaliser, load_weights, seed_offsets
     from ercgraph.train import eval_batches, evaluate_batches
 
     labels = meta["labels"]
+    if cfg.data.reader == "pickle":
+        raise ErcgraphError(
+            f"{str(run_dir)!r} was trained on features read from a pickle "
+            f"({cfg.data.path}); predict can only remake features it extracts itself "
+            "(text, audio, visual encoders)"
+        )
+    # the run's own files are checked before the table is read or any feature is made
+    pcfg = feature_config(cfg, run_dir)
+    normaliser = load_normaliser(run_dir, meta)
     if not Path(table).is_file():
         raise ErcgraphError(f"no such input table {str(table)!r}")
     columns = dict(columns or {})
@@ -76,18 +172,11 @@ def _predict(run_dir, table, columns, options, cfg, meta, ckpts) -> pd.DataFrame
                 f"{table}: the model needs a {need!r} column (map it with "
                 f"--column {need}=<your column>); the file has {header}"
             )
-    if cfg.data.reader == "pickle":
-        raise ErcgraphError(
-            f"{str(run_dir)!r} was trained on features read from a pickle "
-            f"({cfg.data.path}); predict can only remake features it extracts itself "
-            "(text, audio, visual encoders)"
-        )
-    pcfg = feature_config(cfg, run_dir)
     prep = prepare(
         dataclasses.replace(pcfg, data=data),
         corpus,
         splits=(),
-        normaliser=load_normaliser(run_dir, meta),
+        normaliser=normaliser,
         head_states=meta["head_states"],
     )
     if dict(prep.store.dims()) != dict(meta["in_dims"]):
@@ -103,15 +192,17 @@ def _predict(run_dir, table, columns, options, cfg, meta, ckpts) -> pd.DataFrame
     batches = [b for split in prep.graphs.values() for b in eval_batches(split)]
     sums: dict[str, np.ndarray] = {}
     heads = None
-    for ckpt in ckpts:
+    for seed, ckpt in zip(cfg.train.seeds, ckpts):
         model = build_model(
             cfg.model, meta["in_dims"], model_types, labels, meta["heads"], meta["head_states"]
         )
         load_weights(model, ckpt)
         heads = model.heads
         arrays, _, rows = evaluate_batches(model, batches, torch.device("cpu"))
-        offsets = decision.load(Path(ckpt).parent, len(labels))
-        if offsets is not None and "emotion" in arrays:  # the seed's dev-fitted rule
+        offsets = None
+        if "emotion" in model.heads:  # the seed's dev-fitted rule (decision.rule: offsets)
+            offsets = seed_offsets(run_dir, cfg, seed, len(labels))
+        if offsets is not None and "emotion" in arrays:
             arrays["emotion"]["pred"] = decision.apply_offsets(arrays["emotion"]["pred"], offsets)
         for name, parts in arrays.items():
             if name not in sums:
@@ -139,8 +230,16 @@ def _predict(run_dir, table, columns, options, cfg, meta, ckpts) -> pd.DataFrame
     return out
 
 
-def write_predictions(df: pd.DataFrame, path: Path) -> None:
-    """Write the predictions CSV atomically; an existing file is never overwritten."""
-    if path.exists():
+def write_predictions(df: pd.DataFrame, path: Path, run_dir: Path | None = None) -> None:
+    """Write the predictions CSV atomically; an existing file is never overwritten. With
+    ``run_dir`` (the default place, inside the run) its folder is checked again, so a symlink
+    put there while predicting is not followed."""
+    if run_dir is not None:
+        from ercgraph.rundir import run_file
+
+        if path.parent.is_symlink():
+            raise ErcgraphError(f"{str(path.parent)!r} is a symlink; nothing was written")
+        run_file(run_dir, f"{path.parent.name}/{path.name}", "the predictions file")
+    if path.is_symlink() or path.exists():
         raise ErcgraphError(f"{str(path)!r} already exists; choose another --out")
     atomic_write_bytes(path, df.to_csv(index=False).encode())

@@ -208,6 +208,8 @@ def keep_encoder(out: Path, feature_info: dict[str, Any]) -> None:
         shutil.copytree(src, tmp)
         os.replace(tmp, dest)
     text["encoder_sha256"] = encoder_fingerprint(str(dest))
+    # every file in full: what evaluate and predict check before they load the encoder
+    text["encoder_files"] = encoder_files(dest)
     text["run_encoder"] = ENCODER
 
 
@@ -235,15 +237,68 @@ def write_setup(out: Path, cfg: Config, prep: Any) -> None:
 
 
 # -- reading a finished run back (evaluate, predict) -------------------------------------------
+# A run directory may come from someone else, so everything read from it is data, checked
+# before use: every file it names lies inside it (no absolute path, no "..", no symlink out),
+# the values it loads are finite, its encoder is the one it recorded and holds no pickle, and
+# where things live on this machine (data root, cache) comes from the user, never from it.
+
+#: model.json keys evaluate and predict need, and the type each must have
+MODEL_KEYS: dict[str, type] = {
+    "labels": list,
+    "in_dims": dict,
+    "edge_types": list,
+    "heads": list,
+    "head_states": dict,
+}
+#: weights formats that are pickles (loading one can run code): never in a run's encoder
+PICKLED_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt", ".joblib", ".h5")
+
+
+def run_file(run_dir: Path, rel: Any, key: str) -> Path:
+    """The path of a file or folder the run names, which must lie inside the run directory.
+
+    Args:
+        run_dir: the run directory.
+        rel: the name the run gives (relative to ``run_dir``).
+        key: where the name comes from, for the error (e.g. ``model.json "normaliser"``).
+
+    Returns:
+        The resolved path (it may not exist).
+
+    Raises:
+        ErcgraphError: for a name that is not a relative path, contains ``..``, or resolves
+            (through a symlink) outside the run directory.
+    """
+    if not isinstance(rel, str) or not rel.strip():
+        raise ErcgraphError(f"{str(run_dir)!r}: {key} must name a file in the run, got {rel!r}")
+    if Path(rel).is_absolute() or ".." in Path(rel).parts or "\\" in rel:
+        raise ErcgraphError(
+            f"{str(run_dir)!r}: {key} is {rel!r}; a run may only name files inside itself "
+            "(a relative path without '..')"
+        )
+    root = run_dir.resolve()
+    path = (run_dir / rel).resolve()
+    if not path.is_relative_to(root):
+        raise ErcgraphError(
+            f"{str(run_dir / rel)!r} ({key}) resolves to {str(path)!r}, outside the run "
+            "directory (a symlink?); a run may only use files inside itself"
+        )
+    return path
+
+
 def read_run(run_dir: Path) -> tuple[Config, dict[str, Any], list[Path]]:
     """The run's config, ``model.json`` and its seeds' dev-selected checkpoints.
 
     Dotted paths in the saved config are not imported (see
-    :func:`ercgraph.registry.dotted_paths_allowed`).
+    :func:`ercgraph.registry.dotted_paths_allowed`). The config's ``data_root`` and
+    ``cache_dir`` are where the run was trained; callers replace them with the user's.
     """
     from ercgraph.config import load_config
 
-    if not (run_dir / CONFIG).is_file():
+    if not run_dir.is_dir():
+        raise ErcgraphError(f"{str(run_dir)!r} is not a run directory (not a folder)")
+    config = run_file(run_dir, CONFIG, "the config")
+    if not config.is_file():
         raise ErcgraphError(f"{str(run_dir)!r} is not a run directory (no config.yaml)")
     if (run_dir / "folds.json").is_file():
         folds = sorted(p.name for p in run_dir.glob("fold_*") if p.is_dir())
@@ -251,25 +306,22 @@ def read_run(run_dir: Path) -> tuple[Config, dict[str, Any], list[Path]]:
             f"{str(run_dir)!r} is a cross-validation folder; open one fold's run directory, "
             f"e.g. {str(run_dir / (folds[0] if folds else 'fold_0'))!r}"
         )
-    if not (run_dir / MODEL).is_file():
+    model = run_file(run_dir, MODEL, "the model facts")
+    if not model.is_file():
         raise ErcgraphError(
             f"{str(run_dir)!r} has no model.json; it was not trained to the point of saving a model"
         )
-    cfg = load_config(run_dir / CONFIG)
-    try:
-        meta = json.loads((run_dir / MODEL).read_text())
-    except ValueError as exc:
-        raise ErcgraphError(f"{str(run_dir / MODEL)!r} is not valid JSON: {exc}") from exc
-    if "head_states" not in meta:
-        raise ErcgraphError(
-            f"{str(run_dir)!r} was written by an older ercgraph (its model.json has no heads); "
-            "train it again"
-        )
-    ckpts = [run_dir / f"seed_{s}" / "best.safetensors" for s in cfg.train.seeds]
+    cfg = load_config(config)
+    meta = read_model_json(run_dir)
+    ckpts = [
+        run_file(run_dir, f"seed_{s}/best.safetensors", f"seed {s}'s checkpoint")
+        for s in cfg.train.seeds
+    ]
     unfinished = [
         s
         for s, c in zip(cfg.train.seeds, ckpts)
-        if not c.is_file() or not (c.parent / "result.json").is_file()
+        if not c.is_file()
+        or not run_file(run_dir, f"seed_{s}/result.json", f"seed {s}'s result").is_file()
     ]
     if unfinished:
         raise ErcgraphError(
@@ -280,33 +332,173 @@ def read_run(run_dir: Path) -> tuple[Config, dict[str, Any], list[Path]]:
     return cfg, meta, ckpts
 
 
+def read_model_json(run_dir: Path) -> dict[str, Any]:
+    """``model.json``, with every key evaluate and predict read checked for presence and type."""
+    path = run_file(run_dir, MODEL, "the model facts")
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ErcgraphError(f"{str(path)!r} is not valid JSON: {exc}") from exc
+    if not isinstance(meta, dict):
+        raise ErcgraphError(f"{str(path)!r} must hold a JSON object")
+    if "head_states" not in meta:
+        raise ErcgraphError(
+            f"{str(run_dir)!r} was written by an older ercgraph (its model.json has no heads); "
+            "train it again"
+        )
+    for key, kind in MODEL_KEYS.items():
+        if key not in meta:
+            raise ErcgraphError(f"{str(path)!r} has no {key!r}; the run is incomplete")
+        if not isinstance(meta[key], kind):
+            raise ErcgraphError(
+                f"{str(path)!r}: {key!r} must be a JSON {kind.__name__.replace('dict', 'object')},"
+                f" got {type(meta[key]).__name__}"
+            )
+    labels = meta["labels"]
+    if not labels or not all(isinstance(x, str) for x in labels) or len(set(labels)) < len(labels):
+        raise ErcgraphError(f"{str(path)!r}: 'labels' must be distinct strings, got {labels!r}")
+    for m, dim in meta["in_dims"].items():
+        if isinstance(dim, bool) or not isinstance(dim, int) or not 0 < dim <= 2**31 - 1:
+            raise ErcgraphError(f"{str(path)!r}: in_dims[{m!r}] must be a positive integer")
+    for et in meta["edge_types"]:
+        if not (isinstance(et, list) and len(et) == 3 and all(isinstance(x, str) for x in et)):
+            raise ErcgraphError(
+                f"{str(path)!r}: each edge type must be [source, relation, target], got {et!r}"
+            )
+    return meta
+
+
 def load_normaliser(run_dir: Path, meta: dict[str, Any]) -> Any:
+    """The run's saved normaliser (None when it has none), checked against the model's input
+    dimensions: a modality without statistics, or of another length, is an error."""
     from ercgraph.data.normalise import Standardiser
 
     if not meta.get("normaliser"):
         return None
-    return Standardiser.load(run_dir / meta["normaliser"])
+    path = run_file(run_dir, meta["normaliser"], 'model.json "normaliser"')
+    norm = Standardiser.load(path)
+    for m, dim in meta["in_dims"].items():
+        if m not in norm.mean:
+            raise ErcgraphError(
+                f"normaliser {str(path)!r} has no statistics for modality {m!r} (model.json "
+                f"in_dims has {sorted(meta['in_dims'])})"
+            )
+        if norm.mean[m].numel() != dim:
+            raise ErcgraphError(
+                f"normaliser {str(path)!r}: mean/{m} has {norm.mean[m].numel()} values, the "
+                f"model takes {dim}-d {m} features (model.json in_dims)"
+            )
+    return norm
+
+
+def read_features_json(run_dir: Path) -> dict[str, Any]:
+    """``features.json`` (how the run made its features), or an error naming it."""
+    path = run_file(run_dir, FEATURES, "the feature record")
+    try:
+        info = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ErcgraphError(f"{str(path)!r} is missing; the run is incomplete") from None
+    except (OSError, ValueError) as exc:
+        raise ErcgraphError(f"{str(path)!r} is not valid JSON: {exc}") from exc
+    if not isinstance(info, dict):
+        raise ErcgraphError(f"{str(path)!r} must hold a JSON object")
+    return info
+
+
+def encoder_files(folder: Path) -> dict[str, str]:
+    """``relative path → SHA-256`` of every file in ``folder`` (what a run records of its
+    fine-tuned encoder)."""
+    from ercgraph.data.features import sha256_file
+
+    return {
+        p.relative_to(folder).as_posix(): sha256_file(p)
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
+
+
+def check_encoder(run_dir: Path, info: dict[str, Any]) -> Path:
+    """The run's fine-tuned encoder folder, checked before anything loads it.
+
+    It must be a plain folder inside the run holding plain files, none of them a pickle
+    (``pytorch_model.bin`` and the like: the encoder loads from safetensors only), and its
+    content must be what ``features.json`` recorded: every file's SHA-256 (``encoder_files``),
+    or for runs that recorded only that, the quick fingerprint (``encoder_sha256``).
+
+    Raises:
+        ErcgraphError: naming the file or folder and, for a changed encoder, both hashes.
+    """
+    from ercgraph.encoders.text import encoder_fingerprint
+
+    folder = run_file(run_dir, ENCODER, "the fine-tuned text encoder")
+    shown = str(run_dir / ENCODER)
+    if not folder.is_dir():
+        raise ErcgraphError(
+            f"the run's fine-tuned text encoder is gone: {shown!r} is missing (content hash "
+            f"{info.get('encoder_sha256', 'unknown')}); restore that folder or train again"
+        )
+    if (run_dir / ENCODER).is_symlink():
+        raise ErcgraphError(f"{shown!r} is a symlink; the run's encoder must be a plain folder")
+    for p in sorted(folder.rglob("*")):
+        rel = p.relative_to(folder).as_posix()
+        if p.is_symlink():
+            raise ErcgraphError(
+                f"{shown}/{rel} is a symlink; the run's encoder holds plain files only"
+            )
+        if p.is_file() and p.suffix.lower() in PICKLED_SUFFIXES:
+            raise ErcgraphError(
+                f"{shown}/{rel} is a pickled weights file, which can run code when loaded; the "
+                "run's encoder is loaded from safetensors only: delete that file"
+            )
+    recorded = info.get("encoder_files")
+    if isinstance(recorded, dict) and recorded:
+        found = encoder_files(folder)
+        extra = sorted(set(found) - set(recorded))
+        gone = sorted(set(recorded) - set(found))
+        if extra or gone:
+            raise ErcgraphError(
+                f"{shown!r} does not hold the files features.json recorded (encoder_files): "
+                f"{'unrecorded ' + str(extra) if extra else ''}"
+                f"{'; ' if extra and gone else ''}{'missing ' + str(gone) if gone else ''}"
+            )
+        for name, digest in recorded.items():
+            if found[name] != digest:
+                raise ErcgraphError(
+                    f"{shown}/{name} has content hash {found[name]}, but features.json recorded "
+                    f"{digest}; the run's encoder was changed: restore it or train again"
+                )
+    elif info.get("encoder_sha256"):
+        now = encoder_fingerprint(str(folder))
+        if now != info["encoder_sha256"]:
+            raise ErcgraphError(
+                f"{shown!r} has content hash {now}, but features.json recorded "
+                f"{info['encoder_sha256']} (encoder_sha256); the run's encoder was changed: "
+                "restore it or train again"
+            )
+    else:
+        raise ErcgraphError(
+            f"{str(run_dir / FEATURES)!r} records no content hash of the run's encoder "
+            "(encoder_files or encoder_sha256); it cannot be checked, so it is not used"
+        )
+    return folder
 
 
 def feature_config(cfg: Config, run_dir: Path) -> Config:
     """The run's feature settings for new data: a fine-tuned encoder is the run's own copy
-    (``encoder/``), reused as is and never re-trained."""
+    (``encoder/``, checked by :func:`check_encoder`), reused as is and never re-trained."""
     import dataclasses
 
     text = cfg.features.text
-    if not text.finetune.enabled:
+    if not text.finetune.enabled or "text" not in cfg.features.modalities:
         return cfg
-    info = json.loads((run_dir / FEATURES).read_text()).get("text") or {}
-    path = run_dir / ENCODER
-    if not path.is_dir():
-        raise ErcgraphError(
-            f"the run's fine-tuned text encoder is gone: {str(path)!r} is missing (content hash "
-            f"{info.get('encoder_sha256', 'unknown')}); restore that folder or train again"
-        )
+    info = read_features_json(run_dir).get("text") or {}
+    if not isinstance(info, dict):
+        raise ErcgraphError(f"{str(run_dir / FEATURES)!r}: 'text' must be a JSON object")
+    path = check_encoder(run_dir, info)
     ft = text.finetune
     text = dataclasses.replace(
         text,
-        encoder=str(path.resolve()),
+        encoder=str(path),
         context_turns=ft.context_turns,
         future_turns=ft.future_turns,
         pool=ft.pool,
@@ -318,15 +510,114 @@ def feature_config(cfg: Config, run_dir: Path) -> Config:
 
 def load_weights(model: Any, path: Path) -> None:
     """Load a ``best.safetensors`` into ``model`` with an error naming the file when it is
-    truncated, corrupt or from another model."""
+    truncated, corrupt, from another model, or holds a NaN or infinite value (naming the
+    tensor)."""
+    import torch
     from safetensors.torch import load_file
 
     try:
         state = load_file(path)
     except Exception as exc:
         raise ErcgraphError(f"checkpoint {str(path)!r} is corrupt or truncated: {exc}") from exc
+    for key, value in state.items():
+        if value.is_floating_point() and not bool(torch.isfinite(value).all()):
+            raise ErcgraphError(
+                f"checkpoint {str(path)!r}: tensor {key!r} holds NaN or infinite values"
+            )
     try:
         model.load_state_dict(state)
     except RuntimeError as exc:
         first = str(exc).splitlines()[0]
         raise ErcgraphError(f"checkpoint {str(path)!r} does not fit this model: {first}") from exc
+
+
+def seed_offsets(run_dir: Path, cfg: Config, seed: int, num_classes: int) -> list[float] | None:
+    """The decision offsets of one seed (``seed_<s>/decision.json``), for a run with an emotion
+    head: required with ``decision.rule: offsets``, refused with ``argmax`` (the run never
+    wrote one, so it is not the run's). None means plain argmax."""
+    from ercgraph import decision
+
+    path = run_file(run_dir, f"seed_{seed}/{decision.FILE}", f"seed {seed}'s decision rule")
+    if cfg.decision.rule != "offsets":
+        if path.exists():
+            raise ErcgraphError(
+                f"{str(path)!r} exists, but the run's config has decision.rule: "
+                f"{cfg.decision.rule}, which saves none; remove the file or restore the config"
+            )
+        return None
+    if not path.is_file():
+        raise ErcgraphError(
+            f"{str(path)!r} is missing: the run was trained with decision.rule: offsets, and "
+            "without its dev-fitted offsets its predictions would be plain argmax; restore it "
+            "or train again"
+        )
+    return decision.load(run_dir / f"seed_{seed}", num_classes, required=True)
+
+
+def run_device(saved: str, asked: str | None) -> Any:
+    """Where to score a run: ``asked`` (``--device``; refused when not available here), else
+    the run's ``train.device`` when it is available here, else the CPU (with a warning)."""
+    import logging
+
+    import torch
+
+    def available(name: str) -> bool:
+        if name.startswith("cuda"):
+            return torch.cuda.is_available()
+        if name == "mps":
+            return bool(getattr(torch.backends, "mps", None)) and torch.backends.mps.is_available()
+        return name in ("cpu", "auto")
+
+    def parse(name: str, what: str) -> str:
+        name = str(name).strip()
+        ok = name in ("auto", "cpu", "mps", "cuda") or (
+            name.startswith("cuda:") and name[5:].isdigit()
+        )
+        if not ok:
+            raise ErcgraphError(f"{what} must be auto, cpu, mps or cuda[:N], got {name!r}")
+        return name
+
+    if asked is not None:
+        name = parse(asked, "--device")
+        if not available(name):
+            raise ErcgraphError(f"--device {name}: not available on this machine")
+    else:
+        name = parse(saved, "the run's train.device")
+        if not available(name):
+            logging.getLogger(__name__).warning(
+                "the run was trained on %s, which this machine does not have; scoring on the "
+                "CPU (choose with --device)",
+                name,
+            )
+            name = "cpu"
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    return torch.device(name)
+
+
+def check_writable(folder: Path, what: str) -> None:
+    """Refuse, before any work, an output folder that cannot take a new file: one that is a
+    file or lies under one, is read-only, or where a probe file cannot be created (``os.access``
+    is not enough: network file systems and ACLs can say yes and refuse the write)."""
+    import tempfile
+
+    probe_dir = folder
+    while not probe_dir.exists():
+        if probe_dir.parent == probe_dir:
+            break
+        probe_dir = probe_dir.parent
+    if not probe_dir.is_dir():
+        if probe_dir == folder:
+            raise ErcgraphError(f"{what} {str(folder)!r} is a file, not a folder")
+        raise ErcgraphError(
+            f"{what} {str(folder)!r} lies under {str(probe_dir)!r}, which is a file, not a folder"
+        )
+    shown = f"{what} {str(folder)!r}" + ("" if probe_dir == folder else f" ({str(probe_dir)!r})")
+    if not os.access(probe_dir, os.W_OK | os.X_OK):
+        raise ErcgraphError(f"{shown} is read-only; choose a folder you can write to")
+    try:
+        fd, name = tempfile.mkstemp(dir=probe_dir, prefix=".ercgraph-probe.")
+    except OSError as exc:
+        raise ErcgraphError(f"{shown} cannot be written: {exc.strerror or exc}") from None
+    os.close(fd)
+    os.unlink(name)

@@ -75,7 +75,8 @@ def test_a_users_loss_term_from_import_trains_and_is_logged(tmp_path, meld_slice
     hist = json.loads((out / "seed_0" / "result.json").read_text())["history"]
     assert all(h["train_loss_logit_l2"] > 0 for h in hist)
     # the run names the plug-in; reading it back without --import is refused, with it works
-    assert cli("evaluate", str(out)) == 0  # built-in names only: logit_l2 is not needed to score
+    # built-in names only: logit_l2 is not needed to score
+    assert cli("evaluate", str(out), "--data-root", str(meld_slice)) == 0
 
 
 def test_predict_and_evaluate_need_no_cache(tmp_path, meld_slice):
@@ -95,6 +96,7 @@ def test_predict_and_evaluate_need_no_cache(tmp_path, meld_slice):
     ).is_file()
     info = json.loads((out / "features.json").read_text())["text"]
     assert len(info["encoder_sha256"]) >= 16
+    assert {"model.safetensors", "config.json"} <= set(info["encoder_files"])  # full SHA-256
     before = json.loads((out / "metrics.json").read_text())["test"]["weighted_f1"]["mean"]
     shutil.rmtree(cache)
     table = meld_slice / "meld" / "test_sent_emo.csv"
@@ -112,7 +114,8 @@ def test_predict_and_evaluate_need_no_cache(tmp_path, meld_slice):
     assert cli("predict", str(out), str(table), *mapping, "--out", str(pred)) == 0
     assert len(pd.read_csv(pred)) == len(pd.read_csv(table))
     shutil.rmtree(cache, ignore_errors=True)
-    assert cli("evaluate", str(out)) == 0
+    # the data root and the cache come from the user, never from the run's saved config
+    assert cli("evaluate", str(out), "--data-root", str(meld_slice), "--cache-dir", str(cache)) == 0
     again = json.loads((out / "rescored.json").read_text())["test"]["weighted_f1"]["mean"]
     assert abs(again - before) < 1e-6
     shutil.rmtree(out / "encoder")
@@ -324,7 +327,8 @@ def test_evaluate_names_the_import_a_run_needs_and_runs_none_by_itself(
 
     BUILDERS._items.pop("first_turn_test")  # a fresh process would not know it either
     capsys.readouterr()
-    assert cli("evaluate", str(out)) == 2
+    root = ["--data-root", str(meld_slice)]
+    assert cli("evaluate", str(out), *root) == 2
     err = capsys.readouterr().err
     assert f"--import {plugin.resolve()}" in err and not marker.exists()
-    assert cli("evaluate", str(out), "--import", str(plugin)) == 0 and marker.exists()
+    assert cli("evaluate", str(out), *root, "--import", str(plugin)) == 0 and marker.exists()

@@ -131,7 +131,32 @@ class Standardiser:
         std = {k.split("/", 1)[1]: v for k, v in tensors.items() if k.startswith("std/")}
         if set(mean) != set(std) or not mean:
             raise ErcgraphError(f"normaliser {str(path)!r} is incomplete")
+        for m in mean:
+            _check_stats(path, m, mean[m], std[m])
         return cls(mean, std)
+
+
+def _check_stats(path: Path, modality: str, mean: Tensor, std: Tensor) -> None:
+    """Refuse saved statistics that would make every standardised feature NaN or infinite
+    (a NaN or infinite mean or std, a std that is not positive) or that do not pair up."""
+    for name, t in ((f"mean/{modality}", mean), (f"std/{modality}", std)):
+        if t.dim() != 1 or not t.is_floating_point():
+            raise ErcgraphError(
+                f"normaliser {str(path)!r}: {name} must be a 1-d float tensor, got "
+                f"{t.dtype} of shape {list(t.shape)}"
+            )
+        if not bool(torch.isfinite(t).all()):
+            raise ErcgraphError(f"normaliser {str(path)!r}: {name} holds NaN or infinite values")
+    if mean.numel() != std.numel():
+        raise ErcgraphError(
+            f"normaliser {str(path)!r}: mean/{modality} has {mean.numel()} values but "
+            f"std/{modality} has {std.numel()}"
+        )
+    if not bool((std > 0).all()):
+        raise ErcgraphError(
+            f"normaliser {str(path)!r}: std/{modality} holds {int((std <= 0).sum())} value(s) "
+            "<= 0 (a standard deviation is positive)"
+        )
 
 
 def _blockwise_moments(x: Tensor, rows: Tensor, block: int = 1024) -> tuple[Tensor, Tensor]:
