@@ -17,11 +17,11 @@ import click
 from ercgraph.errors import ErcgraphError
 
 
-def _import_files(paths: tuple[str, ...]) -> None:
+def _import_files(paths: tuple[str, ...], what: str = "--import") -> None:
     from ercgraph.registry import import_file
 
     for p in paths:
-        import_file(p)
+        import_file(p, what)
 
 
 def _seeds(text: str | None) -> list[int] | None:
@@ -42,8 +42,14 @@ def _load(
     seeds: str | None,
     cache_dir: str | None,
     imports: tuple[str, ...],
+    trusted: bool = True,
 ):
-    """Import ``--import`` files, read the config with overrides, import the config's files."""
+    """Import ``--import`` files, read the config with overrides, import the config's files.
+
+    ``trusted=False`` (the config came with a run directory: ``train --resume`` without
+    ``-c``): its ``imports:`` files are not imported. Without ``--import`` that is refused,
+    naming the first file; with ``--import`` the user's files stand in for them.
+    """
     import dataclasses
 
     from ercgraph.config import load_config
@@ -51,7 +57,24 @@ def _load(
     _import_files(imports)
     direct = {"data_root": data_root, "cache_dir": cache_dir, "train.seeds": _seeds(seeds)}
     cfg = load_config(config, overrides, **direct)
-    _import_files(tuple(p for p in cfg.imports if p not in imports))
+    given = {str(Path(p).resolve()) for p in imports}
+    listed = tuple(
+        p for p in cfg.imports if p not in imports and str(Path(p).resolve()) not in given
+    )
+    if trusted:
+        _import_files(listed, f"config {str(config)!r}, imports:")
+    elif listed and not imports:
+        raise ErcgraphError(
+            f"{str(config)!r} lists imports: {listed[0]!r}; a run directory's files are not "
+            f"imported (they run code). If you trust it, pass --import {listed[0]} or --trust"
+        )
+    elif listed:
+        logging.getLogger(__name__).warning(
+            "not importing %s listed in %s (it came with the run directory; your --import files "
+            "stand in for it)",
+            ", ".join(listed),
+            config,
+        )
     # the run records which files defined its components (never re-imported from the run
     # directory; evaluate/predict name them when they are needed)
     recorded = list(cfg.imports) + [
@@ -152,22 +175,45 @@ TORCHRUN_COMMANDS = ("train", "extract")
     "--resume, into an existing cross-validation folder.",
 )
 @JOBS_OPTION
+@click.option(
+    "--trust",
+    is_flag=True,
+    help="With --resume and the run directory's own config.yaml (no -c): import the files "
+    "under its imports: and the dotted paths (pkg.module:Class) it names. Off by default: "
+    "resuming a run executes nothing that came with it. A config from outside the run "
+    "directory, given with -c, is yours and always trusted.",
+)
 def train(
-    config, overrides, data_root, cache_dir, imports, seeds, out, resume, folds, jobs
+    config, overrides, data_root, cache_dir, imports, seeds, out, resume, folds, jobs, trust
 ) -> None:
     """Train and evaluate (dev-selected, per seed) and write a run directory.
 
     With ``protocol.name: group_kfold`` every fold is such a run (``--out/fold_<k>``), and the
     folder's metrics.json holds mean ± std over folds."""
-    from ercgraph.train import run
+    from ercgraph.registry import dotted_paths_allowed
 
     if resume and not out:
         raise ErcgraphError("--resume needs --out RUN_DIR (the run to continue)")
     if config is None and resume and (Path(out) / "config.yaml").exists():
         config = str(Path(out) / "config.yaml")
+    # Where trust ends: a config the user names with -c is theirs (its imports: and dotted paths
+    # run, as in any fresh train); a config that lies inside the run directory being resumed
+    # came with that directory, which may have been downloaded, so like evaluate and predict
+    # nothing it names is imported unless the user says so (--import FILE, --trust).
+    trusted = trust or not (
+        resume and config is not None and Path(config).resolve().is_relative_to(Path(out).resolve())
+    )
     if jobs:
         overrides = (*overrides, f"train.jobs={jobs}")
-    cfg = _load(config, overrides, data_root, seeds, cache_dir, imports)
+    with dotted_paths_allowed(trusted):
+        _train(config, overrides, data_root, cache_dir, imports, seeds, out, resume, folds, trusted)
+
+
+def _train(config, overrides, data_root, cache_dir, imports, seeds, out, resume, folds, trusted):
+    """The body of ``train``, run with dotted paths allowed only for a trusted config."""
+    from ercgraph.train import run
+
+    cfg = _load(config, overrides, data_root, seeds, cache_dir, imports, trusted=trusted)
     if out is None:
         stem = Path(config).stem if config else "run"
         out = cfg.out or f"runs/{stem}-{time.strftime('%Y%m%d-%H%M%S')}"

@@ -9,6 +9,7 @@ absolute paths: relative data paths are resolved against the data root (``--data
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
 import os
 from dataclasses import dataclass, field, fields, is_dataclass
@@ -18,6 +19,67 @@ from typing import Any, get_args, get_origin, get_type_hints
 import yaml
 
 from ercgraph.errors import ErcgraphError
+
+log = logging.getLogger(__name__)
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses a key given twice in one mapping: plain YAML keeps the
+    last one, so a second ``train:`` block would silently replace the first. Keys brought in by
+    a merge (``<<: *anchor``) may still be overridden, as YAML intends."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        if isinstance(node, yaml.MappingNode):
+            seen: dict[Any, yaml.Node] = {}
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue
+                key = self.construct_object(key_node, deep=True)
+                try:
+                    first = seen.get(key)
+                except TypeError:  # an unhashable key: the base class reports it
+                    continue
+                if first is not None:
+                    raise yaml.constructor.ConstructorError(
+                        None,
+                        None,
+                        f"duplicate key {key!r} (first given on line {first.start_mark.line + 1})",
+                        key_node.start_mark,
+                    )
+                seen[key] = key_node
+        return super().construct_mapping(node, deep=deep)
+
+
+def yaml_problem(exc: yaml.YAMLError) -> str:
+    """One line for a YAML error: ``line L, column C: problem`` (PyYAML's own text spans three
+    lines with a copy of the offending source)."""
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    problem = " ".join(str(getattr(exc, "problem", None) or exc).split())
+    context = getattr(exc, "context", None)
+    if context:
+        problem += f" ({' '.join(str(context).split())})"
+    return f"line {mark.line + 1}, column {mark.column + 1}: {problem}" if mark else problem
+
+
+def read_value(text: str) -> Any:
+    """One YAML value (``--set`` and the like) with the strict loader; raises ``yaml.YAMLError``."""
+    return yaml.load(text, Loader=_StrictLoader)  # a SafeLoader: no Python tags
+
+
+def read_yaml(text: str, source: str) -> Any:
+    """Parse YAML with the safe loader, refusing duplicate keys at any depth.
+
+    Args:
+        text: The YAML text.
+        source: What it is, for the error (e.g. ``config 'run/config.yaml'``).
+
+    Raises:
+        ErcgraphError: one line naming ``source``, the line, the column and the problem.
+    """
+    try:
+        return read_value(text)
+    except yaml.YAMLError as exc:
+        raise ErcgraphError(f"{source} is not valid YAML: {yaml_problem(exc)}") from None
 
 
 @dataclass
@@ -432,14 +494,78 @@ def _coerce(value: Any, hint: Any, path: str) -> Any:
                 raise ErcgraphError(f"config: {path} must be a number, got {value!r}") from None
         return float(value)
     if origin is list and not isinstance(value, list):
-        if isinstance(value, (int, str)):
+        # one value for a list of one: a string for a list of strings, an integer for a list
+        # of integers (``imports: 3`` is no file name)
+        item = get_args(hint)[0] if get_args(hint) else Any
+        if isinstance(value, str) and item in (str, Any):
             return [value]
-        raise ErcgraphError(f"config: {path} must be a list, got {value!r}")
+        if isinstance(value, int) and not isinstance(value, bool) and item in (int, Any):
+            return [value]
+        kind = {str: "a list of strings", int: "a list of integers"}.get(item, "a list")
+        raise ErcgraphError(f"config: {path} must be {kind}, got {value!r}")
     if origin is dict and not isinstance(value, dict):
         raise ErcgraphError(f"config: {path} must be a mapping, got {value!r}")
     if hint is str and not isinstance(value, str):
         return str(value)
     return value
+
+
+def _section(dotted: str) -> tuple[type | None, bool]:
+    """What ``dotted`` names in :class:`Config`: ``(dataclass, False)`` for a section
+    (``model``, ``features.text``, ``features.files.audio``), ``(dataclass, True)`` for a list
+    of them (``loss``), ``(None, False)`` for a value or a key that does not exist."""
+    keys = dotted.split(".")
+    node: Any = Config
+    entries = False  # node is the value type of a dict[str, Section]: the key is an entry name
+    for i, key in enumerate(keys):
+        last = i == len(keys) - 1
+        if entries:
+            entries = False
+            if last:
+                return node, False
+            continue
+        if not (isinstance(node, type) and is_dataclass(node)):
+            return None, False
+        hint = get_type_hints(node).get(key)
+        if hint is None:
+            return None, False
+        args = [a for a in get_args(hint) if a is not type(None)]
+        if type(None) in get_args(hint) and len(args) == 1:
+            hint = args[0]  # X | None
+        origin, args = get_origin(hint), get_args(hint)
+        if origin is list and args and is_dataclass(args[0]):
+            return (args[0], True) if last else (None, False)
+        if origin is dict and len(args) == 2 and is_dataclass(args[1]):
+            node, entries = args[1], True
+            if last:
+                return None, False
+        else:
+            node = hint
+    return (node, False) if isinstance(node, type) and is_dataclass(node) else (None, False)
+
+
+def _override(raw: dict, dotted: str, value: Any) -> None:
+    """``--set dotted=value``: a section's value is merged key by key (``--set model={hidden:
+    64}`` is ``--set model.hidden=64``); anything but a mapping for a section is refused, since
+    it would silently reset every key of the section to its default."""
+    section, many = _section(dotted)
+    if section is not None and not many:
+        if not isinstance(value, dict):
+            first = fields(section)[0].name
+            given = "" if value is None else repr(value)
+            raise ErcgraphError(
+                f"--set {dotted}={given}: {dotted} is a section of "
+                f"the config, not a value; set its keys, e.g. --set {dotted}.{first}=..."
+            )
+        for key, item in value.items():
+            _override(raw, f"{dotted}.{key}", item)
+        return
+    if many and value is None:
+        raise ErcgraphError(
+            f"--set {dotted}=: {dotted} is a list of entries; give at least one, e.g. "
+            f"--set {dotted}=[{{name: ...}}]"
+        )
+    _set_path(raw, dotted, value)
 
 
 def _set_path(raw: dict, dotted: str, value: Any) -> None:
@@ -460,11 +586,11 @@ def parse_override(text: str) -> tuple[str, Any]:
         raise ErcgraphError(f"--set expects key=value, got {text!r}")
     key, _, val = text.partition("=")
     try:
-        return key.strip(), yaml.safe_load(val) if val.strip() else None
+        return key.strip(), read_value(val) if val.strip() else None
     except yaml.YAMLError as exc:
-        where = str(getattr(exc, "problem", "") or exc).splitlines()[0]
         raise ErcgraphError(
-            f"--set {text!r}: the value is not valid YAML ({where}); quote it or fix the brackets"
+            f"--set {text!r}: the value is not valid YAML ({yaml_problem(exc)}); quote it or fix "
+            "the brackets"
         ) from None
 
 
@@ -478,14 +604,15 @@ def load_config(
         if not path.is_file():
             raise ErcgraphError(f"config file not found: {str(path)!r}")
         try:
-            raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        except yaml.YAMLError as exc:
-            raise ErcgraphError(f"config {str(path)!r} is not valid YAML: {exc}") from exc
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ErcgraphError(f"config {str(path)!r} cannot be read: {exc}") from None
+        raw = read_yaml(text, f"config {str(path)!r}") or {}
         if not isinstance(raw, dict):
             raise ErcgraphError(f"config {str(path)!r} must be a mapping at the top level")
     for item in overrides:
         key, value = parse_override(item)
-        _set_path(raw, key, value)
+        _override(raw, key, value)
     for key, value in direct.items():
         if value is not None:
             _set_path(raw, key, value)
@@ -495,36 +622,78 @@ def load_config(
 
 
 #: section.key → (lowest allowed, highest allowed or None, high end excluded)
+#: Sizes have a ceiling so that a typo (``model.hidden: 1000000000000``) is refused here, not
+#: by the allocator after the run folder exists; ``train.threads`` and ``train.jobs`` stop at a
+#: fixed 1024 (not a multiple of this machine's cores: a saved config must stay valid when the
+#: run is evaluated on a smaller machine), far above any CPU's cores and far below the tens of
+#: thousands of threads that crash OpenMP.
 _RANGES: dict[str, tuple[float, float | None, bool]] = {
-    "model.hidden": (1, None, False),
-    "model.intra_layers": (0, None, False),
-    "model.cross_layers": (0, None, False),
-    "model.heads": (1, None, False),
+    "model.hidden": (1, 65536, False),
+    "model.intra_layers": (0, 256, False),
+    "model.cross_layers": (0, 256, False),
+    "model.heads": (1, 1024, False),
     "model.dropout": (0.0, 1.0, True),
-    "model.max_speakers": (1, None, False),
+    "model.max_speakers": (1, 65536, False),
     "train.epochs": (1, None, False),
     "train.batch_size": (1, None, False),
     "train.weight_decay": (0.0, None, False),
     "train.patience": (1, None, False),
     "train.grad_clip": (0.0, None, False),
-    "train.jobs": (1, None, False),
+    "train.jobs": (1, 1024, False),
+    "train.threads": (1, 1024, False),
+    "augment.hidden": (1, 65536, False),
+    "augment.noise": (1, 65536, False),
     "multitask.mask_ratio": (0.0, 1.0, True),
     "multitask.weight": (0.0, None, False),
     "features.speaker_min": (2, None, False),
 }
 
 
+#: the largest integer any typed config key takes (seeds, sizes, counts): numpy seeds stop at
+#: 2**32 - 1, and C ints in torch and OpenMP at 2**31 - 1
+INT_MAX = 2**31 - 1
+
+
+def _check_numbers(node: Any, path: str, typed: bool = True) -> None:
+    """Every number anywhere in the config must be finite (NaN passes every ``<``/``>`` range
+    check, and ``.inf`` is no setting: ``null`` is how a key says "no limit"), and every integer
+    of a typed key at most :data:`INT_MAX`. Walks sections, lists and mappings (plug-in
+    ``options`` included), naming the first offending key."""
+    if is_dataclass(node):
+        for f in fields(node):
+            free = f.name == "options" or get_type_hints(type(node))[f.name] in (Any, list[Any])
+            _check_numbers(getattr(node, f.name), f"{path}.{f.name}" if path else f.name, not free)
+    elif isinstance(node, dict):
+        for key, value in node.items():
+            _check_numbers(value, f"{path}.{key}", False)
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            _check_numbers(value, f"{path}[{i}]", typed)
+    elif isinstance(node, float) and not math.isfinite(node):
+        raise ErcgraphError(f"config: {path} must be a finite number, got {node!r}")
+    elif typed and isinstance(node, int) and not isinstance(node, bool) and abs(node) > INT_MAX:
+        raise ErcgraphError(f"config: {path} must be at most {INT_MAX}, got {node!r}")
+
+
 def validate(cfg: Config) -> None:
     """Range checks that need no registry: every value that makes no sense is refused up front,
     naming the key and the allowed range."""
+    if not isinstance(cfg.imports, list) or not all(
+        isinstance(p, str) and p.strip() for p in cfg.imports
+    ):
+        raise ErcgraphError(
+            f"config: imports must be a list of Python file paths, got {cfg.imports!r}"
+        )
     for dotted, (lo, hi, hi_open) in _RANGES.items():
-        sec, key = dotted.split(".")
-        value = getattr(getattr(cfg, sec), key)
+        value = cfg
+        for key in dotted.split("."):
+            value = getattr(value, key)
         if value is None:
             continue
         if value < lo or (hi is not None and (value >= hi if hi_open else value > hi)):
             rng = f">= {lo}" + ("" if hi is None else f" and {'<' if hi_open else '<='} {hi}")
             raise ErcgraphError(f"config: {dotted} must be {rng}, got {value!r}")
+    _check_numbers(cfg, "")  # after the ranges, whose messages say more; NaN passes them
     if not (cfg.train.lr > 0 and math.isfinite(cfg.train.lr)):
         raise ErcgraphError(f"config: train.lr must be a finite number > 0, got {cfg.train.lr!r}")
     if cfg.features.normalise not in NORMALISERS:
@@ -548,9 +717,21 @@ def validate(cfg: Config) -> None:
             f"config: train.baselines must be a list of {list(BASELINES)} (or [] for none), "
             f"got {cfg.train.baselines!r}"
         )
-    if cfg.train.threads is not None and cfg.train.threads < 1:
-        raise ErcgraphError(f"config: train.threads must be >= 1, got {cfg.train.threads}")
     _validate_protocol(cfg)
+    if cfg.graph.edge_types == [] or not cfg.graph.builders:
+        # legal (an ablation baseline), but a graph model without edges is easily mistaken
+        # for a graph model: say so rather than refuse
+        key, fix = (
+            ("graph.edge_types", "null keeps every edge type of the builders")
+            if cfg.graph.edge_types == []
+            else ("graph.builders", "list at least one builder, e.g. [temporal, speaker]")
+        )
+        log.warning(
+            "config: %s is []: the graph has no edges, so the model sees every utterance alone, "
+            "without its dialogue context (like an MLP over its features); %s",
+            key,
+            fix,
+        )
     for m, spec in cfg.features.files.items():
         if not spec.path:
             raise ErcgraphError(f"config: features.files.{m}.path is not set")

@@ -11,9 +11,10 @@ modules, and every module of its built-in packages, on first lookup, so a new co
 new file in such a package.
 
 Dotted paths are code execution, so they are resolved only while :func:`dotted_paths_allowed`
-is on (a fresh ``train`` from the user's own config), and what they name must be a class of the
-registry's kind before anything calls it. Re-reading a run directory (``evaluate``, ``predict``)
-switches them off unless the user passes ``--import`` or ``--trust``.
+is on (``train`` from the user's own config), and what they name must be a class of the
+registry's kind before anything calls it. Re-reading a run directory (``evaluate``, ``predict``,
+``train --resume`` with the run's own ``config.yaml``) switches them off unless the user passes
+``--trust``; ``--import FILE`` registers plain names and unlocks no dotted path.
 """
 
 from __future__ import annotations
@@ -140,8 +141,9 @@ class Registry(Generic[T]):
             if not _DOTTED["allowed"]:
                 raise ErcgraphError(
                     f"{self.kind} {name!r} is a dotted path to code outside ercgraph; it is not "
-                    "imported when reading a run directory. If you trust that module, pass "
-                    "--trust (it must be importable, e.g. on PYTHONPATH)"
+                    "imported from a run directory's config (evaluate, predict, train --resume). "
+                    "If you trust that module, pass --trust (it must be importable, e.g. on "
+                    "PYTHONPATH)"
                 )
             obj = load_dotted(name, self.kind)
             self.check_class(obj, name)
@@ -211,15 +213,22 @@ def load_dotted(path: str, kind: str = "object") -> Any:
         raise ErcgraphError(f"module {mod_name!r} has no {kind} named {attr!r}") from exc
 
 
-def import_file(path: str | Path) -> None:
-    """Execute a user's Python file (``--import file.py``) so its decorators register components."""
+def import_file(path: str | Path, what: str = "--import") -> None:
+    """Execute a user's Python file (``--import file.py``) so its decorators register components.
+
+    Args:
+        path: The ``.py`` file.
+        what: Where the path came from, for errors (``--import``, a config's ``imports:``).
+    """
+    if not isinstance(path, (str, Path)):
+        raise ErcgraphError(f"{what}: expected a Python file path, got {path!r}")
     path = Path(path)
     if not path.is_file():
-        raise ErcgraphError(f"--import: no such file {str(path)!r}")
+        raise ErcgraphError(f"{what}: no such file {str(path)!r}")
     name = f"ercgraph_user_{path.stem}"
     spec = importlib.util.spec_from_file_location(name, path)
     if spec is None or spec.loader is None:
-        raise ErcgraphError(f"--import: cannot load {str(path)!r} as a Python module")
+        raise ErcgraphError(f"{what}: cannot load {str(path)!r} as a Python module")
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
     spec.loader.exec_module(module)

@@ -120,14 +120,18 @@ def check_out_dir(out: Path, cfg: Config, resume: bool) -> None:
             "pass --resume to continue it or choose another --out"
         )
     saved_path = out / CONFIG
+    if resume and nonempty:
+        for folder in [out, *sorted(p for p in out.glob("seed_*") if p.is_dir())]:
+            check_writable(folder, "--resume: the run folder")
     if resume and saved_path.exists():
-        import yaml
+        from ercgraph.config import read_yaml
 
         try:
-            saved = yaml.safe_load(saved_path.read_text())
-        except yaml.YAMLError as exc:
-            raise ErcgraphError(f"--resume: {str(saved_path)!r} is not valid YAML") from exc
-        new = yaml.safe_load(dump_config(cfg))
+            text = saved_path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ErcgraphError(f"--resume: cannot read {str(saved_path)!r}: {exc}") from None
+        saved = read_yaml(text, f"--resume: {str(saved_path)!r}")
+        new = read_yaml(dump_config(cfg), "the resolved config")
         for d in (saved, new):
             if isinstance(d, dict) and isinstance(d.get("train"), dict):
                 d["train"].pop("epochs", None)
@@ -180,8 +184,19 @@ def locked(out: Path) -> Iterator[None]:
             f"run directory {str(out)!r} is in use by {holder}; wait for it to finish or choose "
             "another --out"
         ) from None
+    except OSError as exc:  # a read-only folder or file system
+        raise ErcgraphError(
+            f"cannot lock the run directory {str(out)!r} ({exc.strerror or exc}); make it "
+            "writable or choose another --out"
+        ) from None
     try:
-        owner.write_text(f"pid {os.getpid()} on {socket.gethostname()}\n")
+        try:
+            owner.write_text(f"pid {os.getpid()} on {socket.gethostname()}\n")
+        except OSError as exc:
+            raise ErcgraphError(
+                f"cannot write in the run directory {str(out)!r} ({exc.strerror or exc}); make "
+                "it writable or choose another --out"
+            ) from None
         yield
     finally:
         owner.unlink(missing_ok=True)

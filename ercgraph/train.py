@@ -275,7 +275,7 @@ def fit_seed(
     result_path = seed_dir / "result.json"
     ckpt = seed_dir / "last.pt"
     if resume and result_path.exists():
-        finished = json.loads(result_path.read_text())
+        finished = read_result(result_path)
         last = finished["history"][-1]["epoch"] if finished["history"] else 0
         if finished.get("stopped_early") or last >= cfg.train.epochs or not ckpt.exists():
             log.info("seed %d already finished; reusing %s", seed, result_path)
@@ -501,6 +501,52 @@ def _load_checkpoint(path: Path) -> dict[str, Any]:
         ) from exc
 
 
+def read_result(path: Path) -> dict[str, Any]:
+    """A finished seed's ``result.json`` (a resume reuses it), or a one-line error naming the
+    file and what to do."""
+    try:
+        result = json.loads(path.read_text(encoding="utf-8"))
+        history = result["history"]
+        if history and not isinstance(history[-1]["epoch"], int):
+            raise TypeError("epoch is not an integer")
+    except (OSError, ValueError, KeyError, TypeError, IndexError) as exc:
+        why = "not valid JSON" if isinstance(exc, ValueError) else f"unreadable ({exc!r})"
+        raise ErcgraphError(
+            f"--resume: {str(path)!r} is {why}, so the seed's result is lost; delete the folder "
+            f"{str(path.parent)!r} to train that seed again"
+        ) from None
+    return result
+
+
+def _epochs_trained(seed_dir: Path) -> tuple[int, Path | None]:
+    """How many epochs a seed folder holds (its ``result.json``, else its ``last.pt``), and the
+    file that says so."""
+    result, ckpt = seed_dir / "result.json", seed_dir / "last.pt"
+    if result.exists():
+        history = read_result(result)["history"]
+        return (history[-1]["epoch"] if history else 0), result
+    if ckpt.exists():
+        return int(_load_checkpoint(ckpt)["epoch"]), ckpt
+    return 0, None
+
+
+def check_resume(out: Path, cfg: Config) -> None:
+    """Before a resume does any work: every seed folder's record reads, and no seed has trained
+    more epochs than ``train.epochs`` asks for. A shorter run is refused rather than recorded:
+    the rewritten ``config.yaml`` would no longer describe the seeds' results."""
+    for seed_dir in sorted(out.glob("seed_*"), key=lambda p: (len(p.name), p.name)):
+        if not seed_dir.is_dir():
+            continue
+        done, source = _epochs_trained(seed_dir)
+        if done > cfg.train.epochs:
+            raise ErcgraphError(
+                f"--resume: {seed_dir.name} has already trained {done} epochs ({str(source)!r}), "
+                f"more than train.epochs {cfg.train.epochs}; a run is not shortened after the "
+                f"fact (its config.yaml would no longer match its results): resume with "
+                f"train.epochs >= {done}, or train into another --out"
+            )
+
+
 # -- the run ----------------------------------------------------------------------------------
 def run(
     cfg: Config,
@@ -538,6 +584,8 @@ def run(
     with ExitStack() as stack:
         sess.on_main(lambda: stack.enter_context(locked(out)))
         sess.on_main(lambda: check_out_dir(out, cfg, resume))  # again, now that we hold the lock
+        if resume:
+            sess.on_main(lambda: check_resume(out, cfg))
         if prep is None:
             prep = _prepare_ranked(cfg, sess)
         if sess.is_main:

@@ -72,3 +72,146 @@ def test_empty_value_for_a_required_field_is_an_error():
 def test_bool_is_not_a_number():
     with pytest.raises(ErcgraphError, match="train.lr must be a number"):
         load_config(None, ["train.lr=true"])
+
+
+# -- issue 22: duplicate keys, whole-section overrides, non-finite and huge values, one-line YAML
+
+
+@pytest.mark.parametrize(
+    "text, key, line",
+    [
+        ("train:\n  epochs: 3\nmodel:\n  hidden: 8\ntrain:\n  lr: 0.1\n", "'train'", 5),
+        ("model:\n  hidden: 8\n  dropout: 0.1\n  hidden: 16\n", "'hidden'", 4),
+        ("loss:\n  - name: ce\n    weight: 1\n    weight: 2\n", "'weight'", 4),
+    ],
+)
+def test_duplicate_yaml_keys_are_refused_naming_key_and_line(tmp_path, text, key, line):
+    p = tmp_path / "c.yaml"
+    p.write_text(text)
+    with pytest.raises(ErcgraphError) as exc:
+        load_config(p)
+    msg = str(exc.value)
+    assert "duplicate key" in msg and key in msg and f"line {line}," in msg and "c.yaml" in msg
+
+
+def test_yaml_merge_keys_may_still_be_overridden(tmp_path):
+    p = tmp_path / "c.yaml"
+    p.write_text("model: &m\n  hidden: 8\n  dropout: 0.1\nmodel_b: &b {<<: *m, hidden: 16}\n")
+    from ercgraph.config import read_yaml
+
+    assert read_yaml(p.read_text(), "x")["model_b"] == {"hidden": 16, "dropout": 0.1}
+
+
+def test_duplicate_key_in_an_override_value():
+    with pytest.raises(ErcgraphError, match="duplicate key 'hidden'"):
+        load_config(None, ["model={hidden: 8, hidden: 16}"])
+
+
+@pytest.mark.parametrize("override", ["model=", "model=null", "model=3", "features.text="])
+def test_a_whole_section_cannot_be_reset_by_set(override):
+    key = override.partition("=")[0]
+    with pytest.raises(ErcgraphError, match=f"{key} is a section"):
+        load_config(None, [override])
+
+
+def test_a_section_mapping_override_merges_key_by_key(tmp_path):
+    p = tmp_path / "c.yaml"
+    p.write_text("model:\n  hidden: 8\n  dropout: 0.1\n")
+    cfg = load_config(p, ["model={hidden: 16}", "model.heads=2"])
+    assert (cfg.model.hidden, cfg.model.dropout, cfg.model.heads) == (16, 0.1, 2)
+    with pytest.raises(ErcgraphError, match="loss is a list of entries"):
+        load_config(p, ["loss="])
+
+
+@pytest.mark.parametrize(
+    "override, key",
+    [
+        ("model.dropout=.nan", "model.dropout"),
+        ("train.weight_decay=.nan", "train.weight_decay"),
+        ("train.grad_clip=.nan", "train.grad_clip"),
+        ("train.grad_clip=.inf", "train.grad_clip"),
+        ("loss=[{name: ce, weight: .nan}]", "loss[0].weight"),
+        ("loss=[{name: ce, weight: .inf}]", "loss[0].weight"),
+        ("multitask.weight=.nan", "multitask.weight"),
+        ("features.text.finetune.lr=.nan", "features.text.finetune.lr"),
+        ("features.text.finetune.warmup_fraction=.nan", "features.text.finetune.warmup_fraction"),
+        ("augment.lr=.inf", "augment.lr"),
+        ("decision.max_weighted_f1_drop=.nan", "decision.max_weighted_f1_drop"),
+        ("features.audio.max_seconds=.nan", "features.audio.max_seconds"),
+        ("model.options={gamma: .nan}", "model.options.gamma"),
+        ("sampler.options={power: -.inf}", "sampler.options.power"),
+    ],
+)
+def test_non_finite_numbers_are_refused_naming_the_key(override, key):
+    with pytest.raises(ErcgraphError) as exc:
+        load_config(None, [override])
+    assert f"config: {key} must be a finite number" in str(exc.value)
+
+
+@pytest.mark.parametrize(
+    "override, key",
+    [
+        ("train.threads=100000", "train.threads must be >= 1 and <= 1024"),
+        ("train.jobs=5000", "train.jobs must be >= 1 and <= 1024"),
+        ("model.hidden=1000000000000", "model.hidden must be >= 1 and <= 65536"),
+        ("model.hidden=65537", "model.hidden must be >= 1 and <= 65536"),
+        ("model.hidden=64.0", "model.hidden must be an integer"),
+        ("model.heads=100000", "model.heads must be >= 1 and <= 1024"),
+        ("train.seeds=[0, 99999999999]", "train.seeds[1] must be at most 2147483647"),
+        ("train.batch_size=99999999999", "train.batch_size must be at most 2147483647"),
+    ],
+)
+def test_sizes_and_counts_have_a_ceiling(override, key):
+    with pytest.raises(ErcgraphError, match=key.replace("[", r"\[").replace("]", r"\]")):
+        load_config(None, [override])
+    assert load_config(None, ["model.hidden=65536", "train.threads=1024"]).model.hidden == 65536
+
+
+@pytest.mark.parametrize("value", ["3", "[3]", "{a: b}", "[[x.py]]", "['']"])
+def test_imports_must_be_a_list_of_file_paths(tmp_path, value):
+    p = tmp_path / "c.yaml"
+    p.write_text(f"imports: {value}\n")
+    with pytest.raises(ErcgraphError, match="config: imports must be a list of"):
+        load_config(p)
+
+
+def test_yaml_syntax_error_is_one_line_with_line_and_column(tmp_path):
+    p = tmp_path / "c.yaml"
+    p.write_text("train:\n  epochs: 3\n   lr: [1\n")
+    with pytest.raises(ErcgraphError) as exc:
+        load_config(p)
+    msg = str(exc.value)
+    assert len(msg.splitlines()) == 1 and "c.yaml" in msg and "line 3, column" in msg
+
+
+def test_no_edge_types_warns(caplog):
+    with caplog.at_level("WARNING", logger="ercgraph.config"):
+        load_config(None, ["graph.edge_types=[]"])
+    assert "graph.edge_types" in caplog.text and "no edges" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="ercgraph.config"):
+        load_config(None, ["graph.edge_types=[past]"])
+    assert "no edges" not in caplog.text
+
+
+@pytest.mark.parametrize(
+    "override",
+    [
+        "model.dropout=.nan",
+        "train.grad_clip=.nan",
+        "train.threads=100000",
+        "model.hidden=1000000000000",
+        "loss=[{name: ce, weight: .nan}]",
+        "model=",
+        "imports=3",
+    ],
+)
+def test_cli_refuses_before_any_folder_is_made(tmp_path, override, meld_slice, cache, capsys):
+    from tests.cli_helpers import cli, train_args
+
+    out = tmp_path / "run"
+    code = cli(*train_args(out, meld_slice, cache, "--set", "model.hidden=16", "--set", override))
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1, err
+    assert override.partition("=")[0].split("[")[0] in err
+    assert not out.exists()
