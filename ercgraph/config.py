@@ -1,8 +1,11 @@
 """Run configuration: plain YAML validated into dataclasses.
 
 Unknown keys are an error that names the key and the allowed ones; ``--set a.b=c`` overrides any
-value (the value is parsed as YAML, so ``--set train.seeds=[0,1]`` works). Shipped configs hold no
-absolute paths: relative data paths are resolved against the data root (``--data-root`` or
+value (the value is parsed as YAML, so ``--set train.seeds=[0,1]`` works). A section takes a
+mapping, merged key by key (``--set model={hidden: 64}`` is ``--set model.hidden=64``); an empty
+value or a scalar for a section is refused, as it would reset every key of it. A key given twice
+in one YAML mapping is refused (YAML would keep the last one). Shipped configs hold no absolute
+paths: relative data paths are resolved against the data root (``--data-root`` or
 ``ERCGRAPH_DATA``).
 """
 
@@ -693,9 +696,9 @@ def validate(cfg: Config) -> None:
         if value < lo or (hi is not None and (value >= hi if hi_open else value > hi)):
             rng = f">= {lo}" + ("" if hi is None else f" and {'<' if hi_open else '<='} {hi}")
             raise ErcgraphError(f"config: {dotted} must be {rng}, got {value!r}")
-    _check_numbers(cfg, "")  # after the ranges, whose messages say more; NaN passes them
     if not (cfg.train.lr > 0 and math.isfinite(cfg.train.lr)):
         raise ErcgraphError(f"config: train.lr must be a finite number > 0, got {cfg.train.lr!r}")
+    _check_numbers(cfg, "")  # after the checks above, whose messages say more; NaN passes them
     if cfg.features.normalise not in NORMALISERS:
         raise ErcgraphError(
             f"config: features.normalise must be one of {list(NORMALISERS)}, "
