@@ -209,7 +209,9 @@ def locked(out: Path) -> Iterator[None]:
 # -- what a run writes before training ---------------------------------------------------------
 def keep_encoder(out: Path, feature_info: dict[str, Any]) -> None:
     """Copy a fine-tuned text encoder into the run directory (``encoder/``) and record its
-    content hash in ``feature_info``, so the run does not depend on the cache."""
+    content hashes in ``feature_info`` (``encoder_files``: the SHA-256 of every file;
+    ``encoder_sha256``: the quick fingerprint older runs recorded), so the run does not depend
+    on the cache and a changed copy is noticed."""
     from ercgraph.encoders.text import encoder_fingerprint
 
     text = feature_info.get("text") or {}
@@ -466,7 +468,7 @@ def check_encoder(run_dir: Path, info: dict[str, Any]) -> Path:
                 "run's encoder is loaded from safetensors only: delete that file"
             )
     recorded = info.get("encoder_files")
-    if isinstance(recorded, dict) and recorded:
+    if isinstance(recorded, dict):
         found = encoder_files(folder)
         extra = sorted(set(found) - set(recorded))
         gone = sorted(set(recorded) - set(found))

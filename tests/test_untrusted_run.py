@@ -461,6 +461,20 @@ def test_a_changed_encoder_is_refused_naming_both_hashes(record, ft, meld_slice,
     assert now != old and len(now) >= 20
 
 
+@pytest.mark.parametrize("name", ["encoder", "encoder/config.json"])
+def test_an_encoder_reached_through_a_symlink_is_refused(name, ft, meld_slice, env, capsys):
+    src = ft / name
+    target = ft.parent / "elsewhere" / src.name
+    target.parent.mkdir()
+    (shutil.copytree if src.is_dir() else shutil.copy)(src, target)  # same bytes, same hashes
+    shutil.rmtree(src) if src.is_dir() else src.unlink()
+    src.symlink_to(target)
+    capsys.readouterr()
+    assert evaluate(ft, meld_slice) == 2
+    err = capsys.readouterr().err
+    assert "symlink" in err and name.split("/")[-1] in err
+
+
 @pytest.mark.parametrize("keep_safetensors", [True, False])
 def test_a_pickled_encoder_file_is_never_loaded(keep_safetensors, ft, meld_slice, env, capsys):
     import pickle
@@ -479,3 +493,29 @@ def test_a_pickled_encoder_file_is_never_loaded(keep_safetensors, ft, meld_slice
     err = capsys.readouterr().err
     assert "pytorch_model.bin" in err and "safetensors only" in err
     assert len(err.strip().splitlines()) == 1 and not marker.exists()
+
+
+def test_a_pickled_local_encoder_is_one_line_and_never_runs(tmp_path):
+    """A local encoder folder named by a config (not the run's own) whose weights are a
+    pickle: torch's safe loading refuses it, and the error says what, in one line."""
+    import pickle
+
+    from ercgraph.encoders.text import TextEncoder, default_text_model_path
+    from ercgraph.errors import ErcgraphError
+
+    folder, marker = tmp_path / "enc", tmp_path / "pwned"
+    folder.mkdir()
+    src = default_text_model_path()
+    for name in ("config.json", "tokenizer.json", "tokenizer_config.json", "vocab.txt"):
+        shutil.copy(src / name, folder / name)
+
+    class Payload:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+
+    (folder / "pytorch_model.bin").write_bytes(pickle.dumps(Payload(), protocol=2))
+    with pytest.raises(ErcgraphError) as caught:
+        TextEncoder(str(folder), progress=False)
+    msg = str(caught.value)
+    assert str(folder) in msg and "refused" in msg and "\n" not in msg
+    assert "weights_only` set to `False`" not in msg and not marker.exists()

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import pickle
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -179,6 +180,18 @@ class TextEncoder:
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(self.name_or_path, **kwargs)
             self.model = AutoModel.from_pretrained(self.name_or_path, **kwargs)
+        except pickle.UnpicklingError as exc:  # pickled weights refused by torch's safe loading
+            from ercgraph.data.safe_pickle import weights_only_error
+
+            refused = weights_only_error(
+                f"text encoder {self.name_or_path!r}",
+                exc,
+                "weights file",
+                "use a model saved as safetensors (model.safetensors)",
+            )
+            raise refused or ErcgraphError(
+                f"text encoder {self.name_or_path!r}: its weights file is not a readable pickle"
+            ) from None
         except (OSError, ValueError) as exc:
             hint = " (HF_HUB_OFFLINE=1: only cached models can be used)" if kwargs else ""
             raise ErcgraphError(

@@ -120,7 +120,7 @@ def test_a_run_extracts_new_data_with_its_fine_tuning_layout(tmp_path: Path) -> 
         ],
     )
     (tmp_path / ENCODER).mkdir()
-    (tmp_path / FEATURES).write_text(json.dumps({"text": {}}))
+    (tmp_path / FEATURES).write_text(json.dumps({"text": {"encoder_files": {}}}))  # its hashes
     text = feature_config(cfg, tmp_path).features.text
     assert not text.finetune.enabled and text.encoder == str((tmp_path / ENCODER).resolve())
     assert (text.context_turns, text.future_turns, text.pool, text.max_length) == (
