@@ -62,7 +62,7 @@ def _load(
         p for p in cfg.imports if p not in imports and str(Path(p).resolve()) not in given
     )
     if trusted:
-        _import_files(listed, f"config {str(config)!r}, imports:")
+        _import_files(listed, f"config {str(config)!r}, imports:" if config else "imports:")
     elif listed and not imports:
         raise ErcgraphError(
             f"{str(config)!r} lists imports: {listed[0]!r}; a run directory's files are not "

@@ -121,7 +121,9 @@ def check_out_dir(out: Path, cfg: Config, resume: bool) -> None:
         )
     saved_path = out / CONFIG
     if resume and nonempty:
-        for folder in [out, *sorted(p for p in out.glob("seed_*") if p.is_dir())]:
+        # every folder a resume writes into (a cross-validation's folds too), before any work
+        inner = [*out.glob("seed_*"), *out.glob("fold_*"), *out.glob("fold_*/seed_*")]
+        for folder in [out, *sorted(p for p in inner if p.is_dir())]:
             check_writable(folder, "--resume: the run folder")
     if resume and saved_path.exists():
         from ercgraph.config import read_yaml
