@@ -287,6 +287,10 @@ class ModelConfig:
     max_speakers: int = 9
     context_rnn: bool = False
     fusion: Any = "mean"
+    #: add a linear map of each utterance's own (standardised) input features to the emotion
+    #: and regression heads' outputs, a path that neighbours cannot dilute (so the model
+    #: contains the run's linear probe); see :func:`ercgraph.heads.base.linear_skip`
+    linear_skip: bool = False
     options: dict[str, Any] = field(default_factory=dict)
 
 
@@ -331,6 +335,11 @@ class TrainConfig:
     #: seeds trained at once, each in its own process with ``threads`` threads (1 = one after
     #: another); a run's results do not depend on it
     jobs: int = 1
+    #: fewest optimiser steps an epoch takes: on a corpus with fewer than ``min_steps`` batches
+    #: of training dialogues an epoch makes further passes (each a new sampler order) until it
+    #: has taken that many, so a 300-utterance corpus trains as many steps per dev check as a
+    #: large one (0 = one pass, whatever its length)
+    min_steps: int = 0
     #: baselines fitted beside the model on the same node features and reported with their Δ
     #: (``probe``: a linear probe, see :mod:`ercgraph.probe`); ``[]`` switches them off
     baselines: list[str] = field(default_factory=lambda: ["probe"])
@@ -644,6 +653,7 @@ _RANGES: dict[str, tuple[float, float | None, bool]] = {
     "train.grad_clip": (0.0, None, False),
     "train.jobs": (1, 1024, False),
     "train.threads": (1, 1024, False),
+    "train.min_steps": (0, 1_000_000, False),
     "augment.hidden": (1, 65536, False),
     "augment.noise": (1, 65536, False),
     "multitask.mask_ratio": (0.0, 1.0, True),

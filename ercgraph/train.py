@@ -124,22 +124,43 @@ class TrainLoader:
     alike) and takes its own contiguous share of each global batch, so any sampler is rank-aware
     and a step sees the dialogues a one-process step would. A rank whose share is empty (a last
     batch with fewer dialogues than ranks) gets a padding dialogue that carries no weight.
-    Yields ``(batch, padding)``.
+    With fewer batches than ``min_steps`` (``train.min_steps``) in one pass over the dialogues,
+    the epoch makes whole further passes, each in a new sampler order, until it has at least
+    that many. Yields ``(batch, padding)``.
     """
 
     def __init__(
-        self, graphs: Any, sampler: Any, batch_size: int, rank: int = 0, world: int = 1
+        self,
+        graphs: Any,
+        sampler: Any,
+        batch_size: int,
+        rank: int = 0,
+        world: int = 1,
+        min_steps: int = 0,
     ) -> None:
         self.graphs, self.sampler, self.batch_size = graphs, sampler, batch_size
-        self.rank, self.world = rank, world
+        self.rank, self.world, self.min_steps = rank, world, min_steps
 
     def __iter__(self) -> Iterator[tuple[Any, bool]]:
-        from ercgraph.graphs.flat import batches
-
         # torch's DataLoader drew one number from the global generator per epoch (its workers'
         # base seed); the same draw keeps runs bit-identical to those of earlier versions
         torch.empty((), dtype=torch.int64).random_()
         order = torch.as_tensor(list(self.sampler), dtype=torch.long)
+        # too few batches for ``min_steps``: further passes, each in a new sampler order, cut
+        # so that no global batch straddles two passes
+        per_pass = -(-int(order.numel()) // self.batch_size)
+        if 0 < per_pass < self.min_steps:
+            passes = [order]
+            for _ in range(-(-self.min_steps // per_pass) - 1):
+                passes.append(torch.as_tensor(list(self.sampler), dtype=torch.long))
+            for chunk in passes:
+                yield from self._cut(chunk)
+            return
+        yield from self._cut(order)
+
+    def _cut(self, order: torch.Tensor) -> Iterator[tuple[Any, bool]]:
+        from ercgraph.graphs.flat import batches
+
         if self.world == 1:
             yield from ((b, False) for b in batches(self.graphs, self.batch_size, order=order))
             return
@@ -168,7 +189,10 @@ def _train_loader(
         generator=gen,
     )
     sess = sess or Session()
-    return TrainLoader(graphs, sampler, cfg.train.batch_size, sess.rank, sess.world), gen
+    loader = TrainLoader(
+        graphs, sampler, cfg.train.batch_size, sess.rank, sess.world, cfg.train.min_steps
+    )
+    return loader, gen
 
 
 # -- evaluation ---------------------------------------------------------------------------------
@@ -325,7 +349,7 @@ def fit_seed(
         t0 = time.perf_counter()
         step.train()
         sums: dict[str, float] = {}
-        n = 0
+        n = steps = 0
         for batch, padding in train_loader:
             batch = batch.to(device)
             weight = _weight(batch, padding)
@@ -343,6 +367,7 @@ def fit_seed(
             if cfg.train.grad_clip:
                 nn.utils.clip_grad_norm_(params, cfg.train.grad_clip)
             opt.step()
+            steps += 1
             size = 0 if padding else int(batch.row.numel())
             n += size
             sums["total"] = sums.get("total", 0.0) + loss.item() * size
@@ -360,6 +385,7 @@ def fit_seed(
             "train_loss": sums.get("total", 0.0) / max(n, 1),
             "dev_loss": dev_losses.get("total", float("nan")),
             "epoch_s": epoch_s,
+            "steps": steps,
         }
         for k in objective.terms:
             row[f"train_loss_{k}"] = sums.get(k, float("nan")) / max(n, 1)
@@ -627,9 +653,8 @@ def _prepare_ranked(cfg: Config, sess: Session) -> Prepared:
     feature is read."""
     if not sess.active:
         return prepare(cfg)
-    from ercgraph.pipeline import read_corpus
-
     from ercgraph.distributed import corpus_fingerprint, features_fingerprint
+    from ercgraph.pipeline import read_corpus
 
     corpus, provided = read_corpus(cfg)
     # each rank may read its own ERCGRAPH_DATA, which the config hash does not see: the same

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import torch
 from torch import Tensor, nn
 
 
@@ -31,6 +32,7 @@ class HeadContext:
         labels: the emotion label vocabulary.
         dropout: the model's dropout probability.
         state: what :meth:`Head.fit` learned on the training split.
+        linear_skip: whether heads that support it add a linear skip path (``model.linear_skip``).
     """
 
     in_dim: int
@@ -40,6 +42,29 @@ class HeadContext:
     labels: list[str] = field(default_factory=list)
     dropout: float = 0.0
     state: dict[str, Any] = field(default_factory=dict)
+    linear_skip: bool = False
+
+
+def linear_skip(ctx: HeadContext, out_dim: int) -> nn.Linear | None:
+    """The linear skip path of a head (``model.linear_skip``), or None.
+
+    It maps an utterance's own input features (every modality side by side, as standardised
+    by the run's normaliser; a missing modality reads as zeros) straight to the head's output.
+    Message passing can mix an utterance's representation with its neighbours'; this path
+    cannot, so the model contains a linear probe on the same features, and the graph only has
+    to learn what context adds. Read it with :func:`skip_input`.
+    """
+    if not ctx.linear_skip:
+        return None
+    return nn.Linear(sum(ctx.in_dims.values()), out_dim)
+
+
+def skip_input(out: Any, modalities: list[str]) -> Tensor:
+    """``[N, sum of input dims]``: the raw inputs of ``out`` side by side, zero where missing."""
+    return torch.cat(
+        [out.inputs[m] * out.present[m].unsqueeze(-1).to(out.inputs[m].dtype) for m in modalities],
+        dim=-1,
+    )
 
 
 def mlp(in_dim: int, hidden: int, out_dim: int, dropout: float) -> nn.Sequential:

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ercgraph.heads.base import Head, HeadContext, mlp
+from ercgraph.heads.base import Head, HeadContext, linear_skip, mlp, skip_input
 from ercgraph.registry import HEADS
 
 
@@ -36,9 +36,14 @@ class EmotionHead(Head):
                 "column); map one with data.columns.label, or use other heads (e.g. regression)"
             )
         self.classifier = mlp(ctx.in_dim, ctx.hidden, ctx.num_classes, ctx.dropout)
+        self.skip = linear_skip(ctx, ctx.num_classes)
+        self.modalities = list(ctx.in_dims)
 
     def forward(self, out: Any, batch: Any) -> dict[str, Tensor]:
-        return {"logits": self.classifier(out.utterance)}
+        logits = self.classifier(out.utterance)
+        if self.skip is not None:
+            logits = logits + self.skip(skip_input(out, self.modalities))
+        return {"logits": logits}
 
     def collect(self, out: Any, batch: Any) -> dict[str, Tensor]:
         return {"pred": torch.softmax(out.aux["logits"], -1), "target": batch.y}

@@ -9,7 +9,7 @@ import torch
 from torch import Tensor
 
 from ercgraph.errors import ErcgraphError
-from ercgraph.heads.base import Head, HeadContext, mlp
+from ercgraph.heads.base import Head, HeadContext, linear_skip, mlp, skip_input
 from ercgraph.registry import HEADS
 
 DIMENSIONS = ("valence", "arousal", "dominance")
@@ -41,6 +41,8 @@ class RegressionHead(Head):
         self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32))
         self.register_buffer("std", torch.tensor(std, dtype=torch.float32))
         self.regressor = mlp(ctx.in_dim, ctx.hidden, len(self.names), ctx.dropout)
+        self.skip = linear_skip(ctx, len(self.names))
+        self.modalities = list(ctx.in_dims)
 
     @classmethod
     def selectable(cls, targets: list[str] | None = None, **options: Any) -> tuple[str, ...]:
@@ -95,7 +97,10 @@ class RegressionHead(Head):
         return {"y_regression": torch.from_numpy(np.stack(cols, axis=1).astype(np.float32))}
 
     def forward(self, out: Any, batch: Any) -> dict[str, Tensor]:
-        return {"regression": self.regressor(out.utterance) * self.std + self.mean}
+        z = self.regressor(out.utterance)
+        if self.skip is not None:
+            z = z + self.skip(skip_input(out, self.modalities))
+        return {"regression": z * self.std + self.mean}
 
     def collect(self, out: Any, batch: Any) -> dict[str, Tensor]:
         return {"pred": out.aux["regression"], "target": batch.y_regression}

@@ -29,7 +29,7 @@ def build_body(
     defaults = ModelConfig()
     kwargs = {}
     for f in dataclasses.fields(cfg):
-        if f.name in ("name", "options"):
+        if f.name in ("name", "options", "linear_skip"):  # linear_skip: the heads' (ctx)
             continue
         value = getattr(cfg, f.name)
         if f.name in params:
@@ -113,6 +113,7 @@ def build_model(
             labels=labels,
             dropout=cfg.dropout,
             state=(head_states or {}).get(head_key(name), {}),
+            linear_skip=bool(getattr(cfg, "linear_skip", False)),
         )
         built[head_key(name)] = HEADS.create({"name": name, **options}, ctx=ctx)
     return ERCModel(body, built)
