@@ -93,9 +93,32 @@ import_option = click.option(
 trust_option = click.option(
     "--trust",
     is_flag=True,
-    help="Import the dotted paths (pkg.module:Class) named in the run's config (the module must "
-    "be importable). Off by default: reading a run directory executes nothing from it.",
+    help="The run directory is yours: import the files its config lists under imports: and the "
+    "dotted paths (pkg.module:Class) it names (as train --resume --trust does). Off by default: "
+    "reading a run directory executes nothing from it.",
 )
+
+
+def _run_imports(run_dir: str, imports: tuple[str, ...], trust: bool) -> None:
+    """``--import`` files first; with ``--trust`` also the files the run's own config lists
+    under ``imports:`` (those ``--import`` does not already give)."""
+    _import_files(imports)
+    if not trust:
+        return
+    from ercgraph.config import load_config
+    from ercgraph.rundir import CONFIG, run_file
+
+    path = run_file(Path(run_dir), CONFIG, "the config")
+    if not path.is_file():
+        return  # not a run directory: reading it says so
+    given = {str(Path(p).resolve()) for p in imports}
+    listed = load_config(path).imports
+    _import_files(
+        tuple(p for p in listed if str(Path(p).resolve()) not in given),
+        f"{str(path)!r} imports: (--trust)",
+    )
+
+
 config_option = click.option("-c", "--config", type=click.Path(), help="YAML config file.")
 set_option = click.option(
     "--set",
@@ -296,7 +319,7 @@ def evaluate(run_dir, data_root, cache_dir, device, imports, trust) -> None:
     from ercgraph.evaluate import evaluate_run
     from ercgraph.registry import dotted_paths_allowed
 
-    _import_files(imports)
+    _run_imports(run_dir, imports, trust)
     with dotted_paths_allowed(trust):
         res, path = evaluate_run(
             Path(run_dir), data_root=data_root, cache_dir=cache_dir, device=device
@@ -402,7 +425,7 @@ def predict(
     from ercgraph.predict import predict as run_predict
     from ercgraph.registry import dotted_paths_allowed
 
-    _import_files(imports)
+    _run_imports(run_dir, imports, trust)
     mapping: dict = {}
     for item in columns:
         field, sep, col = item.partition("=")

@@ -346,7 +346,8 @@ def read_run(run_dir: Path) -> tuple[Config, dict[str, Any], list[Path]]:
         raise ErcgraphError(
             f"{str(run_dir)!r}: seed(s) {unfinished} did not finish (no result.json or "
             "best.safetensors), so their checkpoints are not dev-selected yet; finish the run "
-            "with ercgraph train --resume --out RUN_DIR"
+            f"with ercgraph train --resume --out {str(run_dir)!r} (add -c YOUR_CONFIG, or "
+            "--import FILE / --trust, if the run uses plug-ins)"
         )
     return cfg, meta, ckpts
 

@@ -178,3 +178,28 @@ def test_finished_result_still_resumes(tmp_path, finished, meld_slice, cache):
     shutil.copytree(finished, run)
     assert resume(run, meld_slice, cache) == 0
     assert json.loads((run / "seed_0" / "result.json").read_text())["history"]
+
+
+@pytest.mark.parametrize("command", ["evaluate", "predict"])
+def test_trust_means_the_same_for_evaluate_and_predict(
+    command, shipped, meld_slice, cache, tmp_path, capsys
+):
+    """``evaluate``/``predict`` import the run's ``imports:`` files only with ``--trust``, as
+    ``train --resume`` does."""
+    edit_config(shipped, imports=[str(shipped / "plugin.py")])
+    args = [command, str(shipped)]
+    if command == "predict":
+        args += [str(meld_slice / "meld" / "test_sent_emo.csv")]
+        args += ["--column", "text=Utterance", "--column", "dialogue_id=Dialogue_ID"]
+        args += ["--column", "turn=Utterance_ID", "--column", "speaker=Speaker"]
+        args += ["--column", "label=Emotion"]
+    else:
+        args += ["--data-root", str(meld_slice)]
+    args += ["--cache-dir", str(cache)]
+    out = ["--out", str(tmp_path / "a.csv")] if command == "predict" else []
+    assert cli(*args, *out) == 0
+    assert not (shipped / "import_ran").exists()
+    out = ["--out", str(tmp_path / "b.csv")] if command == "predict" else []
+    assert cli(*args, *out, "--trust") == 0
+    assert (shipped / "import_ran").exists()
+    capsys.readouterr()
