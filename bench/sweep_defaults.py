@@ -11,7 +11,7 @@ published pickle layout, no context signal), RAVDESS with the default model and 
 folds), MELD text and DailyDialog text with frozen MiniLM (``--corpora`` picks).
 
 Usage: python bench/sweep_defaults.py [--seeds 0,1] [--corpora planted,ravdess,meld,dailydialog]
-    [--settings today,skip,steps,skip+steps] [--layouts KEY,...] [--out NAME]
+    [--settings today,skip,steps,skip+steps] [--layouts KEY,...] [--jobs 2] [--out NAME]
 Writes bench/results/<NAME>.json (default sweep_defaults).
 """
 
@@ -40,6 +40,7 @@ SETTINGS: dict[str, list[str]] = {
     "steps100": ["train.min_steps=100"],
     "steps200": ["train.min_steps=200"],
     "steps100+skip": ["model.linear_skip=true", "train.min_steps=100"],
+    "steps150": ["train.min_steps=150"],
 }
 
 
@@ -129,6 +130,28 @@ CORPORA = {
 }
 
 
+def run_task(shared: tuple, i: int) -> dict:
+    """One (corpus, setting) row: trained in its own worker process (``--jobs``)."""
+    tasks, seeds, work, extra = shared
+    corpus, key, setting = tasks[i]
+    overrides = [*SETTINGS[setting], *extra]
+    t0 = time.perf_counter()
+    if corpus == "planted":
+        r = run_planted(key, overrides, seeds, work)
+    else:
+        base, keep = CORPORA[key]
+        r = run_config(base, keep, overrides, seeds, work)
+    r.update(corpus=key, setting=setting, overrides=overrides, wall_s=time.perf_counter() - t0)
+    d, p = r["dev"], r["probe_dev"]
+    probe = "–" if p is None else f"{p:.2f}"
+    print(
+        f"{key:24s} {setting:14s} dev {r['select_metric']} {d['mean']:.2f} ± {d['std']:.2f}  "
+        f"probe {probe}  {r['wall_s']:.0f}s",
+        flush=True,
+    )
+    return r
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seeds", default="0,1")
@@ -136,39 +159,34 @@ def main() -> None:
     ap.add_argument("--settings", default=",".join(SETTINGS))
     ap.add_argument("--layouts", default=",".join(LAYOUTS))
     ap.add_argument("--set", dest="extra", action="append", default=[])
+    ap.add_argument("--jobs", type=int, default=1, help="rows trained at once (processes)")
     ap.add_argument("--out", default="sweep_defaults")
     args = ap.parse_args()
     os.environ.setdefault("ERCGRAPH_DATA", str(REPO.parent / "shared" / "data"))
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import torch
 
+    from ercgraph.parallel import fork_map
+
     torch.set_num_threads(1)
     seeds = [int(s) for s in args.seeds.split(",")]
-    settings = args.settings.split(",")
     work = Path(tempfile.mkdtemp(prefix="ercgraph-defaults-"))
-    rows = []
-    for corpus in args.corpora.split(","):
-        keys = args.layouts.split(",") if corpus == "planted" else [corpus]
-        for key in keys:
-            for setting in settings:
-                overrides = [*SETTINGS[setting], *args.extra]
-                t0 = time.perf_counter()
-                if corpus == "planted":
-                    r = run_planted(key, overrides, seeds, work)
-                else:
-                    base, keep = CORPORA[key]
-                    r = run_config(base, keep, overrides, seeds, work)
-                r.update(corpus=key, setting=setting, overrides=overrides)
-                r["wall_s"] = time.perf_counter() - t0
-                rows.append(r)
-                d, p = r["dev"], r["probe_dev"]
-                probe = "–" if p is None else f"{p:.2f}"
-                print(
-                    f"{key:24s} {setting:12s} dev {r['select_metric']} {d['mean']:.2f} ± "
-                    f"{d['std']:.2f}  probe {probe}  {r['wall_s']:.0f}s",
-                    flush=True,
-                )
-    result = {"seeds": seeds, "split_scored": "dev", "settings": SETTINGS, "rows": rows}
+    tasks = [
+        (corpus, key, setting)
+        for corpus in args.corpora.split(",")
+        for key in (args.layouts.split(",") if corpus == "planted" else [corpus])
+        for setting in args.settings.split(",")
+    ]
+    shared = (tasks, seeds, work, list(args.extra))
+    rows = fork_map(run_task, shared, len(tasks), args.jobs, threads=1)
+    result = {
+        "seeds": seeds,
+        "split_scored": "dev",
+        "settings": {k: SETTINGS[k] for k in args.settings.split(",")},
+        "extra_overrides": args.extra,
+        "jobs": args.jobs,
+        "rows": rows,
+    }
     path = write_result(args.out, result)
     print_table(
         [
