@@ -298,6 +298,20 @@ def _print_metrics(metrics: dict, out: Path) -> None:
     pc = metrics["test"].get("per_class")
     if pc:
         click.echo("test per-class F1: " + ", ".join(f"{k} {v['f1']:.1f}" for k, v in pc.items()))
+    probe = (metrics.get("baselines") or {}).get("probe")
+    if probe and "missing" in probe:
+        click.echo(f"linear probe: none ({probe['missing']})")
+    elif probe:
+        sel = probe["select_metric"]
+        parts = [
+            f"{split} {sel} {probe[split][sel]:.2f} (model {probe['delta'][split][sel]:+.2f})"
+            for split in ("dev", "test")
+            if (probe.get(split) or {}).get(sel) is not None and sel in probe["delta"][split]
+        ]
+        click.echo(
+            f"linear probe ({probe['model']}, {probe['param']}={probe['chosen']:g}, same "
+            f"features): " + ", ".join(parts)
+        )
 
 
 @cli.command()

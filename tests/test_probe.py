@@ -191,10 +191,13 @@ def test_compare_gives_the_delta_and_warns_only_below_the_probe():
     assert compare({"dev": {"mae": {"mean": 0.4}}}, probe)["warning"] is None
 
 
-def test_every_run_reports_its_probe_and_can_switch_it_off(tmp_path, meld_slice, cache, caplog):
+def test_every_run_reports_its_probe_and_can_switch_it_off(
+    tmp_path, meld_slice, cache, caplog, capsys
+):
     out = tmp_path / "run"
     with caplog.at_level(logging.WARNING, logger="ercgraph"):
         assert cli(*train_args(out, meld_slice, cache)) == 0
+    printed = capsys.readouterr().out
     metrics = json.loads((out / "metrics.json").read_text())
     probe = metrics["baselines"]["probe"]
     assert probe["model"] == "logistic regression" and probe["features"]["dim"] == 384
@@ -204,6 +207,10 @@ def test_every_run_reports_its_probe_and_can_switch_it_off(tmp_path, meld_slice,
     summary = (out / "summary.md").read_text()
     assert "| test, linear probe (logistic regression, C=" in summary
     assert f"Δ dev weighted_f1, model − linear probe: {d:+.2f}" in summary
+    assert (
+        f"linear probe (logistic regression, C={probe['chosen']:g}, same features): dev " in printed
+    )
+    assert f"(model {d:+.2f})" in printed
     warned = any("ends below its linear probe" in r.getMessage() for r in caplog.records)
     assert warned == (d < 0)
     off = tmp_path / "off"
