@@ -15,6 +15,7 @@ import dataclasses
 import logging
 import math
 import os
+import re
 from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any, get_args, get_origin, get_type_hints
@@ -481,6 +482,19 @@ def _build(cls: type, raw: Any, where: str) -> Any:
     return cls(**kwargs)
 
 
+#: a number in exponent notation, as YAML 1.2 and Python write it
+_EXPONENT = re.compile(r"[-+]?([0-9]+(\.[0-9]*)?|\.[0-9]+)[eE][-+]?[0-9]+")
+
+
+def _unquoted_exponent(text: str) -> bool:
+    """Whether ``text`` is a number that YAML 1.1 (PyYAML) reads as text even unquoted
+    (``1e-3``, ``1.5e3``: no dot, or no sign in the exponent), which a float key takes as
+    written. Any other text for a float key is not a number: a ``'0.5'`` reached the config as
+    text only because it was quoted, and is refused like ``true``."""
+    plain = yaml.resolver.Resolver().resolve(yaml.ScalarNode, text, (True, False))
+    return bool(_EXPONENT.fullmatch(text)) and plain == "tag:yaml.org,2002:str"
+
+
 def _coerce(value: Any, hint: Any, path: str) -> Any:
     """Light type checking: ints/floats/bools/lists, with an error naming the key."""
     origin = get_origin(hint)
@@ -497,14 +511,15 @@ def _coerce(value: Any, hint: Any, path: str) -> Any:
     if hint is int and (isinstance(value, bool) or not isinstance(value, int)):
         raise ErcgraphError(f"config: {path} must be an integer, got {value!r}")
     if hint is float:
-        if isinstance(value, bool):
+        if isinstance(value, str) and _unquoted_exponent(value):
+            return float(value)
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            # a quoted '0.5' is text, as true is a truth value: one rule for files and --set
             raise ErcgraphError(f"config: {path} must be a number, got {value!r}")
-        if not isinstance(value, (int, float)):
-            try:
-                return float(value)
-            except (TypeError, ValueError):
-                raise ErcgraphError(f"config: {path} must be a number, got {value!r}") from None
-        return float(value)
+        try:
+            return float(value)
+        except OverflowError:  # an integer of hundreds of digits
+            raise ErcgraphError(f"config: {path} must be a finite number, got {value!r}") from None
     if origin is list and not isinstance(value, list):
         # one value for a list of one: a string for a list of strings, an integer for a list
         # of integers (``imports: 3`` is no file name)
@@ -662,30 +677,31 @@ _RANGES: dict[str, tuple[float, float | None, bool]] = {
 }
 
 
-#: the largest integer any typed config key takes (seeds, sizes, counts): numpy seeds stop at
-#: 2**32 - 1, and C ints in torch and OpenMP at 2**31 - 1
+#: the largest integer anywhere in a config (seeds, sizes, counts, plug-in options): numpy
+#: seeds stop at 2**32 - 1, and C ints in torch and OpenMP at 2**31 - 1
 INT_MAX = 2**31 - 1
 
 
-def _check_numbers(node: Any, path: str, typed: bool = True) -> None:
+def _check_numbers(node: Any, path: str) -> None:
     """Every number anywhere in the config must be finite (NaN passes every ``<``/``>`` range
-    check, and ``.inf`` is no setting: ``null`` is how a key says "no limit"), and every integer
-    of a typed key at most :data:`INT_MAX`. Walks sections, lists and mappings (plug-in
-    ``options`` included), naming the first offending key."""
+    check, and ``.inf`` is no setting: ``null`` is how a key says "no limit"), and every
+    integer at most :data:`INT_MAX` in size: typed keys and free ones alike (a builder's
+    ``w_past``, ``model.options``, a loss term's or the sampler's ``options``), since a plug-in
+    hands them to torch or numpy, whose C integers overflow with a traceback after the run
+    folder exists. Walks sections, lists and mappings, naming the first offending key."""
     if is_dataclass(node):
         for f in fields(node):
-            free = f.name == "options" or get_type_hints(type(node))[f.name] in (Any, list[Any])
-            _check_numbers(getattr(node, f.name), f"{path}.{f.name}" if path else f.name, not free)
+            _check_numbers(getattr(node, f.name), f"{path}.{f.name}" if path else f.name)
     elif isinstance(node, dict):
         for key, value in node.items():
-            _check_numbers(value, f"{path}.{key}", False)
-    elif isinstance(node, list):
+            _check_numbers(value, f"{path}.{key}")
+    elif isinstance(node, (list, tuple)):
         for i, value in enumerate(node):
-            _check_numbers(value, f"{path}[{i}]", typed)
+            _check_numbers(value, f"{path}[{i}]")
     elif isinstance(node, float) and not math.isfinite(node):
         raise ErcgraphError(f"config: {path} must be a finite number, got {node!r}")
-    elif typed and isinstance(node, int) and not isinstance(node, bool) and abs(node) > INT_MAX:
-        raise ErcgraphError(f"config: {path} must be at most {INT_MAX}, got {node!r}")
+    elif isinstance(node, int) and not isinstance(node, bool) and abs(node) > INT_MAX:
+        raise ErcgraphError(f"config: {path} must be at most {INT_MAX} in magnitude, got {node!r}")
 
 
 def validate(cfg: Config) -> None:

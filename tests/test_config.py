@@ -204,6 +204,8 @@ def test_no_edge_types_warns(caplog):
         "loss=[{name: ce, weight: .nan}]",
         "model=",
         "imports=3",
+        "graph.builders=[{name: temporal, w_past: 1000000000000000000000000000000, w_future: 1}]",
+        "model.dropout='0.5'",
     ],
 )
 def test_cli_refuses_before_any_folder_is_made(tmp_path, override, meld_slice, cache, capsys):
@@ -215,3 +217,80 @@ def test_cli_refuses_before_any_folder_is_made(tmp_path, override, meld_slice, c
     assert code == 2 and len(err.splitlines()) == 1, err
     assert override.partition("=")[0].split("[")[0] in err
     assert not out.exists()
+
+
+# -- issue 22 review: integers anywhere are bounded; a float key takes numbers, not text
+
+
+@pytest.mark.parametrize(
+    "override, key",
+    [
+        ("graph.builders=[{name: temporal, w_past: 10000000000000000000000, w_future: 1}]",
+         "graph.builders[0].w_past"),
+        ("graph.builders=[temporal, {name: speaker, w_future: -4294967296}]",
+         "graph.builders[1].w_future"),
+        ("model.options={a: [1, {b: 3000000000}]}", "model.options.a[1].b"),
+        ("loss=[{name: ce, options: {k: 99999999999}}]", "loss[0].options.k"),
+        ("sampler.options={n: 4294967296}", "sampler.options.n"),
+        ("heads=[{name: emotion, size: 2147483648}]", "heads[0].size"),
+        ("data.options={nrows: 1000000000000}", "data.options.nrows"),
+    ],
+)  # fmt: skip
+def test_huge_integers_anywhere_are_refused_naming_the_key(override, key):
+    with pytest.raises(ErcgraphError) as exc:
+        load_config(None, [override])
+    msg = str(exc.value)
+    assert f"config: {key} must be at most 2147483647 in magnitude" in msg, msg
+    ok = "graph.builders=[{name: temporal, w_past: 2147483647, w_future: -2147483647}]"
+    assert load_config(None, [ok]).graph.builders[0]["w_past"] == 2**31 - 1
+
+
+def test_a_huge_integer_in_a_runs_config_is_refused_when_read(tmp_path):
+    """evaluate and predict read a run's config with load_config: the same walk refuses it."""
+    from ercgraph.rundir import read_run
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.yaml").write_text(
+        "graph:\n  builders:\n  - {name: temporal, w_past: 1000000000000000000000, w_future: 1}\n"
+    )
+    (run / "model.json").write_text("{}")
+    with pytest.raises(ErcgraphError, match=r"graph\.builders\[0\]\.w_past must be at most"):
+        read_run(run)
+
+
+@pytest.mark.parametrize(
+    "text, key",
+    [
+        ("model:\n  dropout: '0.5'\n", "model.dropout"),
+        ('train:\n  lr: "0.001"\n', "train.lr"),
+        ("train:\n  lr: '1.0e-3'\n", "train.lr"),
+        ("train:\n  grad_clip: 'nan'\n", "train.grad_clip"),
+        ("train:\n  grad_clip: five\n", "train.grad_clip"),
+        ("multitask:\n  weight: yes\n", "multitask.weight"),
+    ],
+)
+def test_a_float_key_refuses_text_in_a_file_as_in_set(tmp_path, text, key):
+    p = tmp_path / "c.yaml"
+    p.write_text(text)
+    with pytest.raises(ErcgraphError, match=f"config: {key} must be a number"):
+        load_config(p)
+    value = text.split(": ", 1)[1].strip()
+    with pytest.raises(ErcgraphError, match=f"config: {key} must be a number"):
+        load_config(None, [f"{key}={value}"])
+
+
+def test_a_float_key_takes_every_unquoted_number(tmp_path):
+    """YAML 1.1 reads ``1e-3`` and ``1.5e3`` (no dot, or no exponent sign) as text when
+    unquoted; a float key still takes them, and an integer."""
+    p = tmp_path / "c.yaml"
+    p.write_text("train:\n  lr: 1e-3\n  grad_clip: 1.5e3\nmodel:\n  dropout: 0\n")
+    cfg = load_config(p, ["train.weight_decay=5E-4", "multitask.weight=.5e-1"])
+    assert (cfg.train.lr, cfg.train.grad_clip, cfg.model.dropout) == (1e-3, 1500.0, 0.0)
+    assert (cfg.train.weight_decay, cfg.multitask.weight) == (5e-4, 0.05)
+    assert isinstance(cfg.model.dropout, float)
+
+
+def test_a_float_key_refuses_an_integer_too_large_for_a_float():
+    with pytest.raises(ErcgraphError, match="config: model.dropout must be a finite number"):
+        load_config(None, ["model.dropout=" + "9" * 400])
