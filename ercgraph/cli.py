@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import sys
 import time
 from pathlib import Path
@@ -217,26 +218,54 @@ def train(
 
     if resume and not out:
         raise ErcgraphError("--resume needs --out RUN_DIR (the run to continue)")
-    if config is None and resume and (Path(out) / "config.yaml").exists():
-        config = str(Path(out) / "config.yaml")
+    own = False  # the config came with the run directory being resumed
+    if resume:
+        from ercgraph.rundir import CONFIG, run_config, run_file
+
+        saved = Path(out) / CONFIG
+        if saved.is_symlink():  # never read through it, and never replaced by a resume
+            raise ErcgraphError(
+                f"--resume: {str(saved)!r} is a symlink (to {os.readlink(saved)!r}); a run's "
+                "config.yaml must be a plain file inside it: replace the link by the file"
+            )
+        if config is None and saved.exists():
+            run_file(Path(out), CONFIG, "the config")  # inside the run, however it is reached
+            config, own = str(saved), True
+        elif config is not None:
+            own = run_config(Path(out), Path(config))
     # Where trust ends: a config the user names with -c is theirs (its imports: and dotted paths
     # run, as in any fresh train); a config that lies inside the run directory being resumed
     # came with that directory, which may have been downloaded, so like evaluate and predict
     # nothing it names is imported unless the user says so (--import FILE, --trust).
-    trusted = trust or not (
-        resume and config is not None and Path(config).resolve().is_relative_to(Path(out).resolve())
-    )
+    trusted = trust or not own
     if jobs:
         overrides = (*overrides, f"train.jobs={jobs}")
     with dotted_paths_allowed(trusted):
-        _train(config, overrides, data_root, cache_dir, imports, seeds, out, resume, folds, trusted)
+        _train(
+            config, overrides, data_root, cache_dir, imports, seeds, out, resume, folds, trusted,
+            own,
+        )  # fmt: skip
 
 
-def _train(config, overrides, data_root, cache_dir, imports, seeds, out, resume, folds, trusted):
-    """The body of ``train``, run with dotted paths allowed only for a trusted config."""
+def _train(
+    config, overrides, data_root, cache_dir, imports, seeds, out, resume, folds, trusted, own
+):
+    """The body of ``train``, run with dotted paths allowed only for a trusted config. ``own``:
+    the config is the run's own (``train --resume``), whose saved folders are not used."""
+    from ercgraph.evaluate import naming_data_root
     from ercgraph.train import run
 
     cfg = _load(config, overrides, data_root, seeds, cache_dir, imports, trusted=trusted)
+    trained_root = cfg.data_root
+    if own:
+        # where things live is the user's to say (as for evaluate and predict): the run's
+        # saved data_root, cache_dir and out name another machine's folders, or any folder
+        if cfg.cache_dir and not cache_dir:
+            logging.getLogger(__name__).info(
+                "not using the cache folder saved in the run (%s); pass --cache-dir to reuse it",
+                cfg.cache_dir,
+            )
+        cfg = dataclasses.replace(cfg, data_root=data_root, cache_dir=cache_dir, out=None)
     if out is None:
         stem = Path(config).stem if config else "run"
         out = cfg.out or f"runs/{stem}-{time.strftime('%Y%m%d-%H%M%S')}"
@@ -252,15 +281,16 @@ def _train(config, overrides, data_root, cache_dir, imports, seeds, out, resume,
             "--out) and use --jobs N for each fold's seeds"
         )
     try:
-        if cv:
-            from ercgraph.protocol import run_cv
+        with naming_data_root(data_root, trained_root if own else None):
+            if cv:
+                from ercgraph.protocol import run_cv
 
-            metrics = run_cv(cfg, Path(out), resume=resume, only=list(folds) or None)
-        else:
-            with session(cfg.train.device) as sess:
-                metrics = run(cfg, Path(out), resume=resume, sess=sess)
-                if not sess.is_main:
-                    return
+                metrics = run_cv(cfg, Path(out), resume=resume, only=list(folds) or None)
+            else:
+                with session(cfg.train.device) as sess:
+                    metrics = run(cfg, Path(out), resume=resume, sess=sess)
+                    if not sess.is_main:
+                        return
     except KeyboardInterrupt:
         _interrupted(Path(out))
     if cv:

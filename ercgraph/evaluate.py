@@ -107,7 +107,14 @@ def _evaluate(run_dir, cfg, meta, ckpts, path, device):
 
     from ercgraph.pipeline import prepare, read_corpus
     from ercgraph.report import aggregate, write_json
-    from ercgraph.rundir import feature_config, load_normaliser, load_weights, seed_offsets
+    from ercgraph.rundir import (
+        check_outputs,
+        feature_config,
+        load_normaliser,
+        load_weights,
+        normaliser_path,
+        seed_offsets,
+    )
     from ercgraph.train import eval_batches, evaluate_batches, score_heads
 
     cfg = feature_config(cfg, run_dir)
@@ -144,6 +151,7 @@ def _evaluate(run_dir, cfg, meta, ckpts, path, device):
             offsets = seed_offsets(run_dir, cfg, seed, len(meta["labels"]))
         for split in per_split:
             arrays, _, _ = evaluate_batches(model, eval_batches(prep.graphs[split]), device)
+            check_outputs(arrays, ckpt, normaliser_path(run_dir, meta))
             if offsets is not None and "emotion" in arrays:
                 arrays["emotion"]["pred"] = decision.apply_offsets(
                     arrays["emotion"]["pred"], offsets

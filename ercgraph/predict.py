@@ -137,7 +137,14 @@ def _predict(run_dir, table, columns, options, cfg, meta, ckpts) -> pd.DataFrame
     from ercgraph.data.table import read_table, read_table_file
     from ercgraph.models import build_model
     from ercgraph.pipeline import prepare
-    from ercgraph.rundir import feature_config, load_normaliser, load_weights, seed_offsets
+    from ercgraph.rundir import (
+        check_outputs,
+        feature_config,
+        load_normaliser,
+        load_weights,
+        normaliser_path,
+        seed_offsets,
+    )
     from ercgraph.train import eval_batches, evaluate_batches
 
     labels = meta["labels"]
@@ -199,6 +206,7 @@ def _predict(run_dir, table, columns, options, cfg, meta, ckpts) -> pd.DataFrame
         load_weights(model, ckpt)
         heads = model.heads
         arrays, _, rows = evaluate_batches(model, batches, torch.device("cpu"))
+        check_outputs(arrays, ckpt, normaliser_path(run_dir, meta))
         offsets = None
         if "emotion" in model.heads:  # the seed's dev-fitted rule (decision.rule: offsets)
             offsets = seed_offsets(run_dir, cfg, seed, len(labels))

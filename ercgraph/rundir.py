@@ -120,6 +120,11 @@ def check_out_dir(out: Path, cfg: Config, resume: bool) -> None:
             "pass --resume to continue it or choose another --out"
         )
     saved_path = out / CONFIG
+    if saved_path.is_symlink():  # a resume would read through it, then replace it
+        raise ErcgraphError(
+            f"{str(saved_path)!r} is a symlink (to {os.readlink(saved_path)!r}); a run's "
+            "config.yaml must be a plain file inside it: replace the link by the file"
+        )
     if resume and nonempty:
         # every folder a resume writes into (a cross-validation's folds too), before any work
         inner = [*out.glob("seed_*"), *out.glob("fold_*"), *out.glob("fold_*/seed_*")]
@@ -237,6 +242,8 @@ def write_setup(out: Path, cfg: Config, prep: Any) -> None:
     from ercgraph.config import effective_heads
 
     keep_encoder(out, prep.feature_info)
+    if (out / CONFIG).is_symlink():  # refused before the run started; never replaced
+        raise ErcgraphError(f"{str(out / CONFIG)!r} is a symlink; nothing was written")
     atomic_write_bytes(out / CONFIG, dump_config(cfg).encode())
     write_json(out / "environment.json", environment())
     write_json(out / FEATURES, prep.feature_info)
@@ -303,6 +310,26 @@ def run_file(run_dir: Path, rel: Any, key: str) -> Path:
             "directory (a symlink?); a run may only use files inside itself"
         )
     return path
+
+
+def run_config(run_dir: Path, config: Path) -> bool:
+    """Whether ``config`` (a ``-c`` given to ``train --resume``) came with the run directory:
+    some folder on its way, spelled as given or with ``..`` taken away, is the run directory or
+    lies inside it once symlinks are followed (``RUN/./seed_0/../config.yaml``, the run reached
+    through a symlink, a symlink inside the run that leads out of it), or it is the run's
+    ``config.yaml`` under another name (a hard link). Erring towards "the run's" only costs
+    the user a ``--trust``."""
+    roots = {Path(os.path.abspath(run_dir)), run_dir.resolve()}
+    spellings = {Path(os.path.abspath(config)), config.absolute()}
+    for spelled in spellings:
+        for p in (spelled, *spelled.parents):
+            if any(q.is_relative_to(root) for q in (p, p.resolve()) for root in roots):
+                return True
+    saved = run_dir / CONFIG
+    try:
+        return saved.exists() and config.exists() and os.path.samefile(saved, config)
+    except OSError:
+        return False
 
 
 def read_run(run_dir: Path) -> tuple[Config, dict[str, Any], list[Path]]:
@@ -530,25 +557,80 @@ def feature_config(cfg: Config, run_dir: Path) -> Config:
 
 def load_weights(model: Any, path: Path) -> None:
     """Load a ``best.safetensors`` into ``model`` with an error naming the file when it is
-    truncated, corrupt, from another model, or holds a NaN or infinite value (naming the
-    tensor)."""
+    truncated, corrupt, or from another model, and naming the tensor when its dtype is not the
+    model's (an int64 copy would be truncated silently, a bf16 one loses precision) or it holds
+    a NaN, an infinite value, or one beyond
+    :data:`~ercgraph.data.normalise.MAX_MAGNITUDE` (no trained weight is that large)."""
     import torch
     from safetensors.torch import load_file
+
+    from ercgraph.data.normalise import MAX_MAGNITUDE
 
     try:
         state = load_file(path)
     except Exception as exc:
         raise ErcgraphError(f"checkpoint {str(path)!r} is corrupt or truncated: {exc}") from exc
+    expected = model.state_dict()
     for key, value in state.items():
-        if value.is_floating_point() and not bool(torch.isfinite(value).all()):
+        want = expected.get(key)
+        if want is not None and value.dtype != want.dtype:
+            raise ErcgraphError(
+                f"checkpoint {str(path)!r}: tensor {key!r} is {str(value.dtype).split('.')[-1]}, "
+                f"the model's parameter is {str(want.dtype).split('.')[-1]}"
+            )
+        if not value.is_floating_point():
+            continue
+        if not bool(torch.isfinite(value).all()):
             raise ErcgraphError(
                 f"checkpoint {str(path)!r}: tensor {key!r} holds NaN or infinite values"
+            )
+        if value.numel() and float(value.abs().max()) > MAX_MAGNITUDE:
+            raise ErcgraphError(
+                f"checkpoint {str(path)!r}: tensor {key!r} holds values beyond "
+                f"±{MAX_MAGNITUDE:.3g} (no trained weight is that large)"
             )
     try:
         model.load_state_dict(state)
     except RuntimeError as exc:
         first = str(exc).splitlines()[0]
         raise ErcgraphError(f"checkpoint {str(path)!r} does not fit this model: {first}") from exc
+
+
+#: the heads whose outputs evaluate scores and predict writes as probabilities or values (other
+#: heads mark what they did not predict with NaN on purpose)
+REPORTED_HEADS = ("emotion", "sentiment", "regression")
+
+
+def check_outputs(arrays: dict[str, dict[str, Any]], ckpt: Path, normaliser: Path | None) -> None:
+    """Refuse non-finite outputs of one checkpoint (``evaluate_batches`` arrays): values that
+    pass every check on their own (a tiny std, large weights) can still overflow together,
+    and a NaN probability would become an empty CSV cell and an arbitrary class.
+
+    Raises:
+        ErcgraphError: naming how many rows, the checkpoint and the normaliser.
+    """
+    import numpy as np
+
+    bad = None
+    for name in REPORTED_HEADS:
+        pred = (arrays.get(name) or {}).get("pred")
+        if pred is None or not np.issubdtype(pred.dtype, np.floating) or not len(pred):
+            continue
+        rows = ~np.isfinite(pred.reshape(len(pred), -1)).all(axis=1)
+        bad = rows if bad is None else bad | rows
+    if bad is not None and bad.any():
+        norm = f"normaliser {str(normaliser)!r}" if normaliser else "no normaliser"
+        raise ErcgraphError(
+            f"the model's outputs are not finite for {int(bad.sum())} rows: its weights or "
+            f"normaliser hold extreme values (checkpoint {str(ckpt)!r}, {norm})"
+        )
+
+
+def normaliser_path(run_dir: Path, meta: dict[str, Any]) -> Path | None:
+    """The run's normaliser file (None when it has none), inside the run."""
+    if not meta.get("normaliser"):
+        return None
+    return run_file(run_dir, meta["normaliser"], 'model.json "normaliser"')
 
 
 def seed_offsets(run_dir: Path, cfg: Config, seed: int, num_classes: int) -> list[float] | None:

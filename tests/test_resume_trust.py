@@ -203,3 +203,94 @@ def test_trust_means_the_same_for_evaluate_and_predict(
     assert cli(*args, *out, "--trust") == 0
     assert (shipped / "import_ran").exists()
     capsys.readouterr()
+
+
+# -- issue 22 review: the run's own config by any path; its saved folders are never used ------
+@pytest.fixture
+def download(tmp_path, finished):
+    """A download holding ``run/`` and a sibling ``extra/`` with a config that imports
+    ``extra/plugin.py`` (the run's config plus ``imports:``), and the plug-in."""
+    root = tmp_path / "download"
+    run = root / "run"
+    shutil.copytree(finished, run)
+    (root / "extra").mkdir()
+    (root / "extra" / "plugin.py").write_text(
+        EVIL.format(marker="import_ran").replace("class B", "class C")
+    )
+    cfg = yaml.safe_load((run / "config.yaml").read_text())
+    cfg["imports"] = [str(root / "extra" / "plugin.py")]
+    (root / "extra" / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+    return run
+
+
+@pytest.mark.parametrize("given", ["no -c", "-c RUN/config.yaml"])
+def test_a_run_config_symlinked_out_of_the_run_is_refused(
+    given, download, meld_slice, cache, capsys
+):
+    link = download / "config.yaml"
+    link.unlink()
+    link.symlink_to("../extra/config.yaml")
+    extra = ["-c", str(link)] if given != "no -c" else []
+    capsys.readouterr()
+    assert resume(download, meld_slice, cache, *extra) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and str(link) in err and "symlink" in err, err
+    assert not (download.parent / "extra" / "import_ran").exists()
+    assert link.is_symlink() and str(link.readlink()) == "../extra/config.yaml"  # untouched
+
+
+def test_a_config_reached_through_a_symlink_in_the_run_is_the_runs(
+    download, meld_slice, cache, capsys
+):
+    """``-c RUN/shipped/config.yaml`` where ``RUN/shipped`` links out of the run: it came with
+    the run, so its imports: are not imported."""
+    (download / "shipped").symlink_to("../extra")
+    capsys.readouterr()
+    code = resume(download, meld_slice, cache, "-c", str(download / "shipped" / "config.yaml"))
+    assert code == 2 and "--trust" in capsys.readouterr().err
+    assert not (download.parent / "extra" / "import_ran").exists()
+
+
+def test_resume_never_uses_the_runs_saved_cache_dir_or_out(
+    tmp_path, finished, meld_slice, cache, monkeypatch
+):
+    run = tmp_path / "planted"
+    shutil.copytree(finished, run)
+    planted = tmp_path / "planted_cache"
+    edit_config(run, cache_dir=str(planted), out=str(tmp_path / "planted_out"))
+    monkeypatch.setenv("ERCGRAPH_CACHE", str(cache))  # the user's cache, from the environment
+    assert cli("train", "--resume", "--out", str(run), "--data-root", str(meld_slice)) == 0
+    assert not planted.exists() and not (tmp_path / "planted_out").exists()
+
+
+def test_resume_never_uses_the_runs_saved_data_root(
+    tmp_path, finished, meld_slice, cache, monkeypatch, capsys
+):
+    run = tmp_path / "rooted"
+    shutil.copytree(finished, run)
+    edit_config(run, data_root=str(meld_slice))
+    before = (run / "config.yaml").read_bytes()
+    monkeypatch.delenv("ERCGRAPH_DATA", raising=False)
+    capsys.readouterr()
+    assert cli("train", "--resume", "--out", str(run), "--cache-dir", str(cache)) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "--data-root" in err and str(meld_slice) in err, err
+    assert (run / "config.yaml").read_bytes() == before
+    monkeypatch.setenv("ERCGRAPH_DATA", str(meld_slice))  # where the user says the data is
+    assert cli("train", "--resume", "--out", str(run), "--cache-dir", str(cache)) == 0
+
+
+def test_a_users_own_config_on_resume_keeps_its_cache_dir(
+    tmp_path, finished, meld_slice, cache, monkeypatch
+):
+    """A config from outside the run, given with -c, is the user's: its cache_dir is used."""
+    run = tmp_path / "mine"
+    shutil.copytree(finished, run)
+    cfg = yaml.safe_load((run / "config.yaml").read_text())
+    cfg["cache_dir"] = str(cache)
+    (tmp_path / "mine.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+    unused = tmp_path / "env_cache"
+    monkeypatch.setenv("ERCGRAPH_CACHE", str(unused))
+    args = ["train", "--resume", "--out", str(run), "--data-root", str(meld_slice)]
+    assert cli(*args, "-c", str(tmp_path / "mine.yaml")) == 0
+    assert not unused.exists()

@@ -519,3 +519,112 @@ def test_a_pickled_local_encoder_is_one_line_and_never_runs(tmp_path):
     msg = str(caught.value)
     assert str(folder) in msg and "refused" in msg and "\n" not in msg
     assert "weights_only` set to `False`" not in msg and not marker.exists()
+
+
+# -- issue 22 review: extreme values and other dtypes in what a run loads ----------------------
+def _scale_weights(path: Path, factor: float, dtype=None) -> str:
+    """Multiply every float tensor of a checkpoint (and cast it); returns the name of the
+    first changed tensor in the file's order (the one a check names first)."""
+    state = load_file(path)
+    changed = {k for k, v in state.items() if v.is_floating_point()}
+    for k in changed:
+        state[k] = (state[k].double() * factor).to(dtype or state[k].dtype)
+    save_file(state, path)
+    return next(k for k in load_file(path) if k in changed)
+
+
+@pytest.mark.parametrize(
+    "tamper, names",
+    [
+        ("std_denormal", ["std/audio", "below 1e-05"]),
+        ("std_below_the_floor", ["std/audio", "below 1e-05"]),
+        ("mean_huge", ["mean/audio", "beyond"]),
+        ("std_huge", ["std/audio", "beyond"]),
+        ("mean_huge_float64", ["mean/audio", "beyond"]),
+    ],
+)
+def test_extreme_normaliser_values_are_refused(tamper, names, run, syn, env, tmp_path, capsys):
+    path = run / "normaliser.safetensors"
+    t = load_file(path)
+    mean, std = t["mean/audio"].clone(), t["std/audio"].clone()
+    if tamper == "std_denormal":
+        std[:] = 1e-40
+    elif tamper == "std_below_the_floor":
+        std[1] = 9e-6
+    elif tamper == "mean_huge":
+        mean[:] = 3e38
+    elif tamper == "std_huge":
+        std[0] = 1e20
+    else:  # finite in float64, infinite once the features' float32
+        mean, std = mean.double(), std.double()
+        mean[0] = 1e300
+    save_file({"mean/audio": mean, "std/audio": std}, path)
+    capsys.readouterr()
+    assert evaluate(run, syn) == 2
+    err = capsys.readouterr().err
+    assert str(path.resolve()) in err and all(n in err for n in names), err
+    assert len(err.strip().splitlines()) == 1
+    assert predict(run, syn, tmp_path / "p.csv") == 2 and not (tmp_path / "p.csv").exists()
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float16])
+def test_a_normaliser_of_another_float_dtype_is_converted(dtype, run, syn, env):
+    path = run / "normaliser.safetensors"
+    save_file({k: v.to(dtype) for k, v in load_file(path).items()}, path)
+    assert evaluate(run, syn) == 0
+    saved = json.loads((run / "metrics.json").read_text())["test"]["accuracy"]["mean"]
+    again = json.loads((run / "rescored.json").read_text())["test"]["accuracy"]["mean"]
+    assert again == pytest.approx(saved, abs=1e-6)
+
+
+@pytest.mark.parametrize(
+    "dtype, shown",
+    [(torch.int64, "int64"), (torch.bfloat16, "bfloat16"), (torch.float64, "float64")],
+)
+def test_weights_of_another_dtype_are_refused_naming_key_and_dtypes(
+    dtype, shown, run, syn, env, tmp_path, capsys
+):
+    path = run / "seed_0" / "best.safetensors"
+    key = _scale_weights(path, 1.0, dtype)
+    capsys.readouterr()
+    assert evaluate(run, syn) == 2
+    err = capsys.readouterr().err
+    assert key in err and shown in err and "float32" in err and str(path.resolve()) in err, err
+    assert predict(run, syn, tmp_path / "p.csv") == 2 and not (tmp_path / "p.csv").exists()
+
+
+def test_weights_beyond_any_trained_value_are_refused(run, syn, env, tmp_path, capsys):
+    path = run / "seed_0" / "best.safetensors"
+    key = _scale_weights(path, 1e37)
+    capsys.readouterr()
+    assert evaluate(run, syn) == 2
+    err = capsys.readouterr().err
+    assert key in err and "beyond" in err and not (run / "rescored.json").exists()
+
+
+def test_outputs_that_are_not_finite_are_refused_naming_the_run_files(
+    run, syn, env, tmp_path, capsys
+):
+    """Weights each within bounds whose products overflow: no empty probability cells, an
+    error naming the checkpoint and the normaliser."""
+    path = run / "seed_0" / "best.safetensors"
+    _scale_weights(path, 1e15)
+    capsys.readouterr()
+    assert predict(run, syn, tmp_path / "p.csv") == 2
+    err = capsys.readouterr().err.strip()
+    assert "outputs are not finite" in err and len(err.splitlines()) == 1, err
+    assert str(path.resolve()) in err and "normaliser.safetensors" in err
+    assert not (tmp_path / "p.csv").exists()
+    assert evaluate(run, syn) == 2
+    assert "outputs are not finite" in capsys.readouterr().err
+    assert not (run / "rescored.json").exists()
+
+
+def test_a_huge_integer_in_the_runs_config_is_one_line(run, syn, env, tmp_path, capsys):
+    builders = [{"name": "temporal", "w_past": 10**30, "w_future": 1}]
+    _edit_yaml(run / "config.yaml", **{"graph.builders": builders})
+    capsys.readouterr()
+    assert evaluate(run, syn) == 2
+    assert "graph.builders[0].w_past" in capsys.readouterr().err
+    assert predict(run, syn, tmp_path / "p.csv") == 2
+    assert "graph.builders[0].w_past" in capsys.readouterr().err

@@ -37,6 +37,11 @@ from ercgraph.errors import ErcgraphError
 log = logging.getLogger(__name__)
 
 STD_FLOOR = 1e-5
+#: the largest magnitude a saved statistic or weight of a float32 model may have: the square
+#: root of float32's largest value (about 1.8e19), beyond which a square (a variance, a
+#: LayerNorm, a dot product of two such values) overflows to infinity. No feature statistic or
+#: trained weight comes near it; a value beyond it is tampering or corruption.
+MAX_MAGNITUDE = float(np.sqrt(np.finfo(np.float32).max))
 
 
 @dataclass
@@ -132,13 +137,19 @@ class Standardiser:
         if set(mean) != set(std) or not mean:
             raise ErcgraphError(f"normaliser {str(path)!r} is incomplete")
         for m in mean:
-            _check_stats(path, m, mean[m], std[m])
+            mean[m], std[m] = _check_stats(path, m, mean[m], std[m])
         return cls(mean, std)
 
 
-def _check_stats(path: Path, modality: str, mean: Tensor, std: Tensor) -> None:
-    """Refuse saved statistics that would make every standardised feature NaN or infinite
-    (a NaN or infinite mean or std, a std that is not positive) or that do not pair up."""
+def _check_stats(path: Path, modality: str, mean: Tensor, std: Tensor) -> tuple[Tensor, Tensor]:
+    """Refuse saved statistics that would make the standardised features NaN, infinite or
+    overflowing (a NaN or infinite value, one beyond :data:`MAX_MAGNITUDE`, a std that is not
+    positive or lies below the :data:`STD_FLOOR` every fit applies) or that do not pair up.
+
+    Returns:
+        ``(mean, std)`` as float32, the features' dtype (a float64 or float16 file is
+        converted once its values are known to fit).
+    """
     for name, t in ((f"mean/{modality}", mean), (f"std/{modality}", std)):
         if t.dim() != 1 or not t.is_floating_point():
             raise ErcgraphError(
@@ -147,6 +158,13 @@ def _check_stats(path: Path, modality: str, mean: Tensor, std: Tensor) -> None:
             )
         if not bool(torch.isfinite(t).all()):
             raise ErcgraphError(f"normaliser {str(path)!r}: {name} holds NaN or infinite values")
+        big = int((t.double().abs() > MAX_MAGNITUDE).sum())
+        if big:
+            raise ErcgraphError(
+                f"normaliser {str(path)!r}: {name} holds {big} value(s) beyond ±{MAX_MAGNITUDE:.3g}"
+                " (no feature statistic is that large; standardising with it overflows)"
+            )
+    mean, std = mean.float(), std.float()
     if mean.numel() != std.numel():
         raise ErcgraphError(
             f"normaliser {str(path)!r}: mean/{modality} has {mean.numel()} values but "
@@ -157,6 +175,13 @@ def _check_stats(path: Path, modality: str, mean: Tensor, std: Tensor) -> None:
             f"normaliser {str(path)!r}: std/{modality} holds {int((std <= 0).sum())} value(s) "
             "<= 0 (a standard deviation is positive)"
         )
+    tiny = int((std < torch.tensor(STD_FLOOR, dtype=torch.float32)).sum())
+    if tiny:
+        raise ErcgraphError(
+            f"normaliser {str(path)!r}: std/{modality} holds {tiny} value(s) below {STD_FLOOR:g}, "
+            "the floor every fit applies (dividing by it overflows the standardised features)"
+        )
+    return mean, std
 
 
 def _blockwise_moments(x: Tensor, rows: Tensor, block: int = 1024) -> tuple[Tensor, Tensor]:
