@@ -58,7 +58,9 @@ from ercgraph.data.features import FeatureStore
 from ercgraph.data.safe_pickle import (
     dtype_problem,
     plain_arrays,
+    stride_problem,
     torch_numpy_globals,
+    unicode_problem,
     weights_only_error,
 )
 from ercgraph.errors import ErcgraphError
@@ -263,22 +265,48 @@ def _pick_keys(
 def _read(get: Callable[[str | None], Any], name: str | None, where: str) -> Any:
     """One array from the file, as numpy when it is a tensor, of an allowed dtype."""
     value = get(name)
+    label = "the array" if name is None else f"array {name!r}"
     if _is_tensor(value):
         import torch
 
-        value = value.detach().cpu()
+        if value.layout != torch.strided:
+            raise ErcgraphError(
+                f"{where}: {label} is a {str(value.layout).replace('torch.', '')} tensor; a "
+                "feature file holds dense tensors (save tensor.to_dense())"
+            )
+        _check_storage(value, label, where)
+        value = value.detach().cpu().contiguous()
         if value.dtype in (torch.bfloat16, torch.float8_e4m3fn, torch.float8_e5m2):
             value = value.float()  # numpy has no such dtypes
         value = value.numpy()
     if isinstance(value, np.ndarray):
         problem = dtype_problem(value.dtype, objects=False)
         if problem is not None:
-            label = "the array" if name is None else f"array {name!r}"
             raise ErcgraphError(
                 f"{where}: {label} has dtype {value.dtype}, {problem}; a feature file holds "
                 "numbers, and ids as strings or integers"
             )
+        problem = stride_problem(value) or unicode_problem(value)
+        if problem is not None:
+            raise ErcgraphError(f"{where}: {label}: {problem}")
     return value
+
+
+def _check_storage(tensor: Any, label: str, where: str) -> None:
+    """Refuse a tensor whose storage holds fewer bytes than its shape needs (a view such as
+    ``torch.zeros(1).expand(40, 10**9)``: a copy would be far larger than the file), before
+    anything is copied."""
+    try:
+        held = tensor.untyped_storage().nbytes() - tensor.storage_offset() * tensor.element_size()
+    except (RuntimeError, NotImplementedError):  # sparse, quantized...: refused when converted
+        return
+    need = tensor.numel() * tensor.element_size()
+    if need > held or any(st < 0 for st in tensor.stride()):
+        raise ErcgraphError(
+            f"{where}: {label} is a tensor of shape {tuple(tensor.shape)} (strides "
+            f"{tuple(tensor.stride())}) that needs {need:,} bytes, but its storage holds "
+            f"{max(held, 0):,}: it repeats its data; save a contiguous tensor (.contiguous())"
+        )
 
 
 def _as_matrix(value: Any, key: str | None, where: str) -> np.ndarray:
@@ -375,6 +403,14 @@ def _file_ids(value: Any, id_key: str, rows: int, where: str) -> np.ndarray:
             raise ErcgraphError(
                 f"{where}: ids {id_key!r} are floats that are not all integers; store string or "
                 "integer ids"
+            )
+        big = np.abs(value) > 2**53  # beyond it floats are not whole numbers one apart
+        if big.any():
+            i = int(np.flatnonzero(big)[0])
+            raise ErcgraphError(
+                f"{where}: ids {id_key!r} hold the float {value[i]!s} at file row {i}, too large "
+                "for an integer id (float ids must be whole numbers of at most 2**53); store "
+                "string or integer ids"
             )
         value = value.astype(np.int64)
         kind = "i"

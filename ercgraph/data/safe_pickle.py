@@ -64,6 +64,8 @@ import math
 import operator
 import pickle
 import re
+import reprlib
+import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import IO, Any
@@ -99,9 +101,30 @@ _NUMPY_TOP = frozenset({"ndarray", "dtype"})
 #: Most bytes the sized calls of one load may allocate, unless ``max_bytes`` says otherwise; far
 #: above what a feature pickle asks for (its arrays carry their data in the file).
 MAX_BYTES = 4 * 1024**3
-# memory charged per element when a container is filled from a range (pointer plus int object)
+# memory charged per item when a container copies or expands its argument (a pointer, a hash
+# slot, and a new object for each item of a range or a string)
 _ITEM_BYTES = 64
+# bytes charged per character when text is encoded, decoded or repr'd (UTF-8 and UCS-4 take at
+# most 4 a character; the repr of a byte, \xff, is 4)
+_CHAR_BYTES = 4
+# encodings and error handlers a pickle may use in str(), bytes() and _codecs.encode(): each
+# writes at most _CHAR_BYTES a character (a name replacement such as \N{...} writes dozens)
+_CODECS = frozenset(
+    {"latin1", "latin-1", "iso-8859-1", "iso8859-1", "l1", "ascii", "us-ascii", "utf-8", "utf8"}
+)
+_CODEC_ERRORS = frozenset({"strict", "ignore", "replace", "surrogateescape", "surrogatepass"})
 _STR_ARGS = (str, bytes, bytearray, int, float, complex, bool, type(None))
+# builtins that copy or expand their argument: charged per item at every call
+_CONTAINERS = (
+    list,
+    tuple,
+    set,
+    frozenset,
+    dict,
+    collections.OrderedDict,
+    collections.defaultdict,
+    collections.Counter,
+)
 
 #: dtype kinds the loaders accept: bool, signed and unsigned integers, floats, complex, bytes,
 #: unicode and (pickled arrays only, items as a list) Python objects.
@@ -124,6 +147,17 @@ class PickleRefused(ValueError):
 
 def _what(value: Any) -> str:
     return f"a {type(value).__name__}"
+
+
+def _check_codec(call: str, args: tuple[Any, ...]) -> None:
+    """Refuse an encoding or error handler outside :data:`_CODECS`/:data:`_CODEC_ERRORS`
+    (``args``: the encoding and errors arguments of ``str()``, ``bytes()``, ``encode``)."""
+    for value, allowed in zip(args, (_CODECS, _CODEC_ERRORS)):
+        if isinstance(value, str) and value.lower().replace("_", "-") not in allowed:
+            raise PickleRefused(
+                f"{call}() with {value!r}: a pickle may use the encodings latin-1, ascii and "
+                f"utf-8 with the error handlers {', '.join(sorted(_CODEC_ERRORS))}"
+            )
 
 
 # -- classes a pickle may hold ------------------------------------------------------------------
@@ -340,10 +374,59 @@ _seal(DtypeSpec)
 
 # -- arrays ---------------------------------------------------------------------------------------
 def _shape(shape: Any) -> tuple[int, ...]:
+    many = isinstance(shape, (tuple, list)) and len(shape) > 64  # numpy has 64 dims at most
+    if many or not isinstance(shape, (int, tuple, list)):
+        raise PickleRefused(f"invalid array shape: {_what(shape)}")
     dims = (shape,) if isinstance(shape, int) else tuple(shape)
     if any(isinstance(d, bool) or not isinstance(d, int) or d < 0 for d in dims):
         raise PickleRefused(f"invalid array shape {shape!r}")
     return dims
+
+
+def _check_width(dtype: Any, dims: tuple[int, ...]) -> None:
+    """Refuse items of a zero-width dtype (``S0``, ``U0``): numpy widens them to one byte each,
+    memory that neither the file nor the charged size accounts for."""
+    if dtype.itemsize == 0 and math.prod(dims):
+        raise PickleRefused(
+            f"an array of shape {dims} has the zero-width dtype {dtype}; strings are at least "
+            "one character wide"
+        )
+
+
+def unicode_problem(array: Any) -> str | None:
+    """Why a unicode (``U``) array does not hold valid characters, or None when it does (or is
+    not a unicode array).
+
+    numpy stores a ``U`` array as UCS-4 code points and never checks them: one above U+10FFFF
+    crashes Python when the item is read (``SystemError``), a surrogate (U+D800 to U+DFFF)
+    cannot be encoded. Checked on the array's ``uint32`` view, without copying it when it is
+    contiguous.
+    """
+    import numpy as np
+
+    if not isinstance(array, np.ndarray) or array.dtype.kind != "U" or array.size == 0:
+        return None
+    codes = np.ascontiguousarray(array).reshape(-1).view(array.dtype.str[0] + "u4")
+    bad = (codes > 0x10FFFF) | ((codes >= 0xD800) & (codes <= 0xDFFF))
+    if not bad.any():
+        return None
+    code = int(codes[int(np.flatnonzero(bad)[0])])
+    why = "a surrogate" if 0xD800 <= code <= 0xDFFF else "above U+10FFFF"
+    return (
+        f"a unicode array (dtype {array.dtype}) holds code point 0x{code:X}, which is not a "
+        f"character ({why})"
+    )
+
+
+def stride_problem(array: Any) -> str | None:
+    """Why an array's layout is refused (a zero or negative stride: items that share memory, so
+    a copy can be far larger than the data), or None."""
+    if any(st <= 0 and n > 1 for st, n in zip(array.strides, array.shape)):
+        return (
+            f"an array of shape {array.shape} has strides {array.strides}; a zero or negative "
+            "stride repeats or reverses its data"
+        )
+    return None
 
 
 @functools.cache
@@ -369,6 +452,7 @@ def _array_classes() -> tuple[type, type]:
                 raise PickleRefused(f"array state must be a 4- or 5-tuple, got {_what(state)}")
             dims, data = _shape(state[-4]), state[-1]
             dtype = canonical_dtype(state[-3], type(self).objects)
+            _check_width(dtype, dims)
             count = math.prod(dims)
             if dtype.kind == "O":
                 if not isinstance(data, list) or len(data) != count:
@@ -404,6 +488,7 @@ def _reconstruct_for_torch(subtype: Any, shape: Any, dtype: Any) -> Any:
     if subtype is not data_array:  # the only class "numpy.ndarray" resolves to there
         raise PickleRefused(f"cannot rebuild an array of type {subtype!r}")
     dtype = canonical_dtype(dtype, objects=False)
+    _check_width(dtype, _shape(shape))
     nbytes = math.prod(_shape(shape)) * dtype.itemsize
     if nbytes > MAX_BYTES:
         raise PickleRefused(f"an empty array of shape {shape} needs {nbytes:,} bytes")
@@ -498,6 +583,8 @@ class RestrictedUnpickler(pickle.Unpickler):
         # id(allowed object) -> what find_class hands out; id(stand-in) -> the allowed object
         self._guards: dict[int, Any] = {}
         self._originals: dict[int, Any] = {}
+        # id -> object of the arguments copied or expanded once (see _expand)
+        self._expanded: dict[int, Any] = {}
 
     def find_class(self, module: str, name: str) -> Any:
         stub = (module, name) in self.extra
@@ -534,6 +621,10 @@ class RestrictedUnpickler(pickle.Unpickler):
             return self._range
         if obj is bytes or obj is bytearray:
             return lambda *args, **kwargs: self._sized(obj, *args, **kwargs)
+        if obj in _CONTAINERS:
+            return lambda *args, **kwargs: self._container(obj, *args, **kwargs)
+        if where == "_codecs.encode":
+            return self._encode
         if where.startswith("numpy"):
             return self._numpy_call(obj, where.rsplit(".", 1)[1])
         return None
@@ -551,18 +642,47 @@ class RestrictedUnpickler(pickle.Unpickler):
 
     def _range(self, *args: Any) -> range:
         out = range(*args)
-        # a range is lazy, but list(), set(), bytes(), Counter()... expand it
+        # lazy, but charged as if expanded: a range reaching an unforeseen consumer stays bounded
         self.charge(len(out) * _ITEM_BYTES, f"a range of {len(out):,} items")
         return out
 
+    def _expand(self, fn: str, arg: Any, per_item: int) -> None:
+        """Charge a call that copies or expands ``arg``. The first expansion of an object is
+        free (its data is in the file, or was charged when a call made it); every further one is
+        charged, so a range or buffer kept in the memo and expanded many times is charged each
+        time."""
+        if isinstance(arg, (str, bytes, bytearray, list, tuple, range, set, frozenset, dict)):
+            if id(arg) not in self._expanded:
+                self._expanded[id(arg)] = arg  # held, so that no other object takes its id
+                return
+            what = f"{fn}() of a {type(arg).__name__} of {len(arg):,} items"
+            self.charge(len(arg) * per_item, what)
+
+    def _container(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        name = getattr(fn, "__name__", str(fn))
+        for arg in args[1:] if fn is collections.defaultdict else args:
+            self._expand(name, arg, _ITEM_BYTES)
+        self.charge(len(kwargs) * _ITEM_BYTES, f"{name}() of keyword arguments")
+        return fn(*args, **kwargs)
+
     def _sized(self, fn: type, *args: Any, **kwargs: Any) -> Any:
         size = args[0] if args else kwargs.get("source")
-        if not isinstance(size, (str, bytes, bytearray, list, tuple, range)) and hasattr(
-            type(size), "__index__"
-        ):
+        _check_codec(fn.__name__, (*args[1:], *kwargs.values()))
+        if isinstance(size, str):
+            self._expand(fn.__name__, size, _CHAR_BYTES)  # encoded: at most 4 bytes a character
+        elif isinstance(size, (bytes, bytearray, list, tuple, range)):
+            self._expand(fn.__name__, size, 1)
+        elif hasattr(type(size), "__index__"):
             n = operator.index(size)
             self.charge(n, f"{fn.__name__}({n:,})")
         return fn(*args, **kwargs)
+
+    def _encode(self, obj: Any, *args: Any, **kwargs: Any) -> Any:
+        import _codecs
+
+        _check_codec("_codecs.encode", (*args, *kwargs.values()))
+        self._expand("_codecs.encode", obj, _CHAR_BYTES)
+        return _codecs.encode(obj, *args, **kwargs)
 
     def _str(self, *args: Any, **kwargs: Any) -> str:
         for arg in (*args, *kwargs.values()):
@@ -573,6 +693,9 @@ class RestrictedUnpickler(pickle.Unpickler):
                     f"scalars and bytes are converted (the text of nested shared references "
                     f"grows exponentially)"
                 )
+        _check_codec("str", args[1:] if args else ())
+        if args:  # decoded or repr'd: at most 4 bytes a byte
+            self._expand("str", args[0], _CHAR_BYTES)
         return str(*args, **kwargs)
 
     # -- numpy ---------------------------------------------------------------------------------
@@ -585,19 +708,43 @@ class RestrictedUnpickler(pickle.Unpickler):
         checked_array = _array_classes()[0]
 
         def array_bytes(shape: Any, dtype: Any) -> int:
-            return math.prod(_shape(shape)) * dtype.itemsize
+            dims = _shape(shape)
+            _check_width(dtype, dims)
+            return math.prod(dims) * dtype.itemsize
 
         if obj is np.dtype:
             return DtypeSpec
         if obj is np.ndarray:
 
-            def ndarray(shape: Any, dtype: Any = "f8", buffer: Any = None, *args: Any) -> Any:
+            def ndarray(
+                shape: Any,
+                dtype: Any = "f8",
+                buffer: Any = None,
+                offset: Any = 0,
+                strides: Any = None,
+                order: Any = None,
+            ) -> Any:
                 dtype = canonical_dtype(dtype)
+                need = array_bytes(shape, dtype)
+                if strides is not None:  # a zero stride makes terabytes of a few bytes
+                    raise PickleRefused(f"an array with explicit strides {strides!r}")
+                if order not in (None, "C", "F"):
+                    raise PickleRefused(f"array order {order!r} is not 'C' or 'F'")
                 if buffer is None:
-                    self.charge(array_bytes(shape, dtype), f"an empty array of shape {shape}")
-                elif dtype.kind == "O" or not isinstance(buffer, (bytes, bytearray)):
+                    self.charge(need, f"an empty array of shape {shape}")
+                    return np.ndarray.__new__(checked_array, _shape(shape), dtype, order=order)
+                if dtype.kind == "O" or not isinstance(buffer, (bytes, bytearray)):
                     raise PickleRefused("an array over a buffer holds numbers or strings in bytes")
-                return np.ndarray.__new__(checked_array, _shape(shape), dtype, buffer, *args)
+                if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
+                    raise PickleRefused(f"an array's buffer offset is {offset!r}")
+                if len(buffer) < offset + need:
+                    raise PickleRefused(
+                        f"an array of shape {shape} and dtype {dtype} at offset {offset} needs "
+                        f"{offset + need} bytes of buffer, got {len(buffer)}"
+                    )
+                return np.ndarray.__new__(
+                    checked_array, _shape(shape), dtype, buffer, offset, order=order
+                )
 
             return ndarray
         if name == "_reconstruct":
@@ -621,6 +768,9 @@ class RestrictedUnpickler(pickle.Unpickler):
                     raise PickleRefused(
                         f"a scalar of dtype {dtype} needs {dtype.itemsize} bytes, got {got}"
                     )
+                problem = unicode_problem(np.frombuffer(data, dtype) if data else None)
+                if problem is not None:
+                    raise PickleRefused(problem.replace("a unicode array", "a unicode scalar"))
                 return obj(dtype, data)
 
             return scalar
@@ -705,6 +855,11 @@ def _load(
             f"{source}: pickle tries to import a name that cannot be resolved ({exc}); only "
             f"builtins and numpy are allowed"
         ) from None
+    except RecursionError:
+        raise ErcgraphError(
+            f"{source}: the pickle's structure nests too deeply to read (lists or dicts nested "
+            f"about {sys.getrecursionlimit()} levels or more)"
+        ) from None
     except (EOFError, pickle.UnpicklingError) as exc:
         raise ErcgraphError(
             f"{source}: truncated or corrupt pickle ({type(exc).__name__}: {exc})"
@@ -721,10 +876,32 @@ def _load(
         ) from None
 
 
-def _restore(obj: Any, seen: dict[int, Any], originals: dict[int, Any]) -> Any:
+# where an object sits in the loaded structure: (parent, step) links, formatted only for a message
+_Where = tuple[Any, str] | None
+
+
+def _at(where: _Where) -> str:
+    steps: list[str] = []
+    while where is not None:
+        where, step = where
+        steps.append(step)
+    return "at " + "".join(reversed(steps)) if steps else "at the top level"
+
+
+def _step(key: Any) -> str:
+    return f"[{reprlib.repr(key)}]"
+
+
+def _restore(
+    obj: Any, seen: dict[int, Any], originals: dict[int, Any], where: _Where = None
+) -> Any:
     """``obj`` with checked arrays replaced by plain ``ndarray`` views of them, dtype specs by
     dtypes, stub instances by instances of the stub and stand-ins by their originals, inside
-    lists, dicts, tuples, object arrays and instances (stubs); shared objects stay shared."""
+    lists, dicts, tuples, object arrays and instances (stubs); shared objects stay shared.
+
+    Every array is checked on the way (:func:`stride_problem`, :func:`unicode_problem`), so no
+    array that repeats its data or holds invalid characters reaches a reader.
+    """
     import numpy as np
 
     key = id(obj)
@@ -737,30 +914,36 @@ def _restore(obj: Any, seen: dict[int, Any], originals: dict[int, Any]) -> Any:
         return out
     if isinstance(obj, np.ndarray):
         out = obj.view(np.ndarray) if isinstance(obj, _array_classes()[0]) else obj
+        problem = stride_problem(out) or unicode_problem(out)
+        if problem is not None:
+            raise PickleRefused(f"{_at(where)}: {problem}")
         seen[key] = out
         if out.dtype.hasobject:
-            flat = out.reshape(-1)
+            # a view of every item: a Fortran-ordered array is C-ordered once transposed
+            flat = out.reshape(-1) if out.flags.c_contiguous else out.T.reshape(-1)
+            if not np.shares_memory(flat, out):
+                raise PickleRefused(f"{_at(where)}: an object array that is not contiguous")
             for i, item in enumerate(flat):
-                flat[i] = _restore(item, seen, originals)
+                flat[i] = _restore(item, seen, originals, (where, f".flat[{i}]"))
         return out
     seen[key] = obj
     if isinstance(type(obj), _Sealed) and id(type(obj)) in originals:
         obj.__class__ = originals[id(type(obj))]  # an instance of a stub's sealed subclass
     if isinstance(obj, list):
         for i, item in enumerate(obj):
-            obj[i] = _restore(item, seen, originals)
+            obj[i] = _restore(item, seen, originals, (where, f"[{i}]"))
     elif isinstance(obj, dict):
         if isinstance(obj, collections.defaultdict):
-            obj.default_factory = _restore(obj.default_factory, seen, originals)
+            obj.default_factory = _restore(obj.default_factory, seen, originals, where)
         for k, item in obj.items():
-            obj[k] = _restore(item, seen, originals)
+            obj[k] = _restore(item, seen, originals, (where, _step(k)))
     elif isinstance(obj, tuple):
-        items = [_restore(item, seen, originals) for item in obj]
+        items = [_restore(item, seen, originals, (where, f"[{i}]")) for i, item in enumerate(obj)]
         if any(a is not b for a, b in zip(items, obj)):
             seen[key] = obj = type(obj)(items)
     elif isinstance(getattr(obj, "__dict__", None), dict) and not isinstance(obj, type):
         for k, item in vars(obj).items():
-            vars(obj)[k] = _restore(item, seen, originals)
+            vars(obj)[k] = _restore(item, seen, originals, (where, f".{k}"))
     return obj
 
 

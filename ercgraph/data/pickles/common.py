@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -72,8 +73,11 @@ def _sort_key(key: Any) -> tuple[int, int, str]:
 
 def _flat_ints(table: dict, keys: list, field: str, path: Path) -> np.ndarray:
     """All dialogues' integer ids of one field, concatenated in key order."""
+    flat = [v for k in keys for v in table[k]]
+    if nested_problem(flat) is not None:  # before numpy follows the nesting
+        raise ErcgraphError(f"{path}: field {field!r} should hold integer ids, one per utterance")
     try:
-        values = np.asarray([v for k in keys for v in table[k]])
+        values = np.asarray(flat)
         if values.dtype.kind not in "iu":
             raise TypeError(values.dtype)
     except (TypeError, ValueError):
@@ -92,6 +96,69 @@ def _ids_to_names(
             f"({list(names)})"
         )
     return np.asarray(names, dtype=object)[ids]
+
+
+# real numbers, as Python or numpy scalars (bool is an int)
+_REAL = (int, float, np.integer, np.floating, np.bool_)
+_NESTED = (list, tuple, dict, set, frozenset)
+_KIND_TEXT = {"c": "complex numbers", "S": "bytes strings", "U": "strings", "O": "Python objects"}
+
+
+def _type_text(t: type) -> str:
+    if issubclass(t, complex) or issubclass(t, np.complexfloating):
+        return "complex numbers"
+    if issubclass(t, (bytes, bytearray)):
+        return "bytes strings"
+    if issubclass(t, str):
+        return "strings"
+    if issubclass(t, _NESTED):
+        return f"{t.__name__}s nested deeper than [utterances, dim] (or a list containing itself)"
+    return f"a {t.__name__}"
+
+
+def real_matrix_problem(value: Any) -> str | None:
+    """Why ``value`` is not an ``[utterances, dim]`` block of real numbers, or None.
+
+    Checked before numpy sees a list: numpy follows nested lists up to 64 levels deep, so a list
+    that contains itself makes it allocate without end, and it reads complex numbers (dropping
+    the imaginary part) and bytes or strings (``b'1.5'``) as numbers. A block is a real numpy
+    array, or a list/tuple of real scalars, lists/tuples of real scalars and real arrays.
+    """
+    if isinstance(value, np.ndarray):
+        kind = value.dtype.kind
+        return None if kind in "biuf" else _KIND_TEXT.get(kind, f"dtype {value.dtype}")
+    if not isinstance(value, (list, tuple)):
+        return None  # numpy makes a 0-d array of it: refused as not 2-D
+    for row in value:
+        if isinstance(row, np.ndarray):
+            if row.dtype.kind not in "biuf":
+                return _KIND_TEXT.get(row.dtype.kind, f"dtype {row.dtype}")
+        elif isinstance(row, (list, tuple)):
+            bad = [t for t in set(map(type, row)) if not issubclass(t, _REAL)]
+            if bad:
+                return _type_text(bad[0])
+        elif not isinstance(row, _REAL):
+            return _type_text(type(row))
+    return None
+
+
+def nested_problem(values: list) -> str | None:
+    """Why a flat list of per-utterance scalars holds a list, tuple, dict or set, or None
+    (checked before numpy follows it, see :func:`real_matrix_problem`)."""
+    bad = [t for t in set(map(type, values)) if issubclass(t, _NESTED)]
+    return _type_text(bad[0]) if bad else None
+
+
+@contextmanager
+def structure_guard(path: Path, expected: str) -> Iterator[None]:
+    """Turn a MemoryError or RecursionError from walking a pickle's structure into one line
+    naming the file and what was expected."""
+    try:
+        yield
+    except (MemoryError, RecursionError):
+        raise ErcgraphError(
+            f"{path}: the structure nests too deeply or refers to itself; expected {expected}"
+        ) from None
 
 
 def _length(value: Any) -> int | None:

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from ercgraph.config import DataConfig
+from ercgraph.data.pickles.common import structure_guard
 from ercgraph.data.pickles.cosmic import COSMIC_MELD_ROBERTA, COSMIC_MELD_TEXT, COSMIC_TEXT
 from ercgraph.data.pickles.dialoguegcn import DIALOGUEGCN
 from ercgraph.data.pickles.layout import PickleLayout
@@ -82,4 +83,5 @@ def detect_layout(obj: Any, path: Path) -> PickleLayout:
 
 def _load(path: Path, data: DataConfig) -> tuple[Any, PickleLayout]:
     obj = safe_load(path, encoding=(data.options or {}).get("encoding", "latin1"))
-    return obj, detect_layout(obj, path)
+    with structure_guard(path, f"a list/tuple in one of the known layouts: {known_layouts()}"):
+        return obj, detect_layout(obj, path)

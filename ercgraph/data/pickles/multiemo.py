@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from ercgraph.config import DataConfig
 from ercgraph.data.corpus import Corpus
-from ercgraph.data.pickles.common import _file, file_sha256
+from ercgraph.data.pickles.common import _file, file_sha256, structure_guard
 from ercgraph.data.pickles.detect import _load
 from ercgraph.data.pickles.parse import parse_layout
 from ercgraph.data.pickles.store import _store
@@ -63,7 +63,8 @@ def _read_multiemo(
     hint = "MultiEMO's separate .pkl files"
     path = _file(paths["speakers"], root, "data.paths.speakers", hint)
     obj, layout = _load(path, data)
-    parsed = parse_layout(obj, path, data, layout)
+    with structure_guard(path, f"the {layout.name} layout, {layout.describe()}"):
+        parsed = parse_layout(obj, path, data, layout)
     corpus = parsed.corpus
     corpus.meta["layout"] = f"multiemo({layout.name})"
     if not features:
@@ -73,7 +74,8 @@ def _read_multiemo(
     for modality in modalities:
         file = _file(paths[modality], root, f"data.paths.{modality}", hint)
         table = safe_load(file, encoding=(data.options or {}).get("encoding", "latin1"))
-        feats[modality] = parsed.feature_matrix(table, modality, file)
+        with structure_guard(file, "a dict of [utterances, dim] arrays keyed by dialogue"):
+            feats[modality] = parsed.feature_matrix(table, modality, file)
         manifest[modality] = {
             "encoder": f"pickle:multiemo:{modality}",
             "file": file.name,

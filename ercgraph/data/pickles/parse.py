@@ -45,6 +45,7 @@ from ercgraph.data.pickles.common import (
     _ids_to_names,
     _length,
     _sort_key,
+    real_matrix_problem,
 )
 from ercgraph.data.pickles.layout import PickleLayout
 from ercgraph.data.table import repair_text_column
@@ -91,8 +92,15 @@ class ParsedPickle:
         for key, n in zip(self.keys, self.lengths.tolist()):
             if key not in table:
                 raise ErcgraphError(f"{source}: dialogue key {key!r} is missing from {field!r}")
+            problem = real_matrix_problem(table[key])
+            if problem:
+                raise ErcgraphError(
+                    f"{source}: dialogue key {key!r}: field {field!r} is not a numeric "
+                    f"[utterances, dim] array: it holds {problem}; features are real numbers"
+                )
             try:
-                block = np.asarray(table[key], dtype=np.float32)
+                with np.errstate(over="ignore"):  # too large for float32: refused below
+                    block = np.asarray(table[key]).astype(np.float32, copy=False)
             except (TypeError, ValueError):
                 raise ErcgraphError(
                     f"{source}: dialogue key {key!r}: field {field!r} is not a numeric "
@@ -313,8 +321,8 @@ def _speakers(
     flat = [h for k in keys for h in table[k]]
     if all(isinstance(s, str) for s in flat):
         return np.asarray(flat, dtype=object)
-    try:
-        hot = np.asarray(flat, dtype=np.float64)
+    try:  # checked before numpy follows nested lists (a list containing itself)
+        hot = np.zeros(0) if real_matrix_problem(flat) else np.asarray(flat, dtype=np.float64)
     except (TypeError, ValueError):
         hot = np.zeros(0)
     if hot.ndim != 2:

@@ -12,12 +12,13 @@ validation list), ``text_fields``, ``text_combine`` (an error for a layout witho
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ercgraph.config import DataConfig
 from ercgraph.data.corpus import Corpus
-from ercgraph.data.pickles.common import _file
+from ercgraph.data.pickles.common import _file, structure_guard
 from ercgraph.data.pickles.detect import _load
+from ercgraph.data.pickles.layout import PickleLayout
 from ercgraph.data.pickles.multiemo import _read_multiemo
 from ercgraph.data.pickles.parse import parse_layout
 from ercgraph.data.pickles.store import _layout_features, _store
@@ -58,6 +59,13 @@ def read_pickle_features(
         return _read_multiemo(data, root, features)
     path = _file(data.path, root, "data.path", "the pickle reader wants one .pkl file")
     obj, layout = _load(path, data)
+    with structure_guard(path, f"the {layout.name} layout, {layout.describe()}"):
+        return _parse_features(obj, path, data, layout, features)
+
+
+def _parse_features(
+    obj: Any, path: Path, data: DataConfig, layout: PickleLayout, features: bool
+) -> tuple[Corpus, FeatureStore | None]:
     parsed = parse_layout(obj, path, data, layout)
     if not features:
         return parsed.corpus, None
