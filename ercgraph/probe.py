@@ -8,7 +8,9 @@ standardiser on train itself, since an unscaled logistic regression would be a s
 context, no graph.
 
 - A classification head (``emotion``): multinomial logistic regression (scikit-learn, lbfgs, no
-  class weights), its inverse regularisation ``C`` chosen on dev from :data:`CS`.
+  class weights), its inverse regularisation ``C`` chosen on dev from :data:`CS`; the fits walk
+  the regularisation path from the strongest ``C`` up, each warm-started from the last (at most
+  ``_MAX_ITER`` iterations each; ``converged`` says whether the chosen one converged).
 - A regression head (``regression``): ridge regression, ``alpha`` chosen on dev from
   :data:`ALPHAS`, one model per target dimension on the rows where that target is known.
 
@@ -23,6 +25,7 @@ report says why.
 
 from __future__ import annotations
 
+import copy
 import logging
 import time
 import warnings
@@ -39,11 +42,18 @@ ALPHAS = (0.1, 1.0, 10.0, 100.0, 1000.0)
 _MAX_ITER = 1000
 
 
-def node_features(prep: Any) -> tuple[np.ndarray, str]:
-    """``[utterances, sum of dims]`` float64: the store's modalities, standardised as the graphs
-    standardise them (missing modalities stay zero), and a note on the scaling used."""
+def node_features(prep: Any, normalise: str = "standard") -> tuple[np.ndarray, str]:
+    """``[utterances, sum of dims]`` float64: the store's modalities as the graphs read them
+    (missing modalities stay zero), and a note on the scaling used.
+
+    Args:
+        prep: the prepared corpus and features.
+        normalise: the run's ``features.normalise``. With ``standard`` the graphs standardise
+            the rows each batch gathers, so the saved normaliser is applied here too; with
+            ``speaker`` the store already holds the speaker-standardised features.
+    """
     store = prep.store
-    norm = prep.normaliser
+    norm = prep.normaliser if normalise == "standard" else None
     cols = []
     for m in store.modalities:
         x = store.features[m].numpy().astype(np.float64)
@@ -52,7 +62,12 @@ def node_features(prep: Any) -> tuple[np.ndarray, str]:
             x = (x - norm.mean[m].numpy()) / norm.std[m].numpy()
         x[~present] = 0.0
         cols.append(x)
-    note = "the run's normaliser" if norm is not None else "as the model reads them"
+    if norm is not None:
+        note = "the run's normaliser"
+    elif normalise == "speaker" and prep.normaliser is not None:
+        note = "the run's speaker normalisation"
+    else:
+        note = "as the model reads them"
     return np.concatenate(cols, axis=1), note
 
 
@@ -86,13 +101,18 @@ def fit_probe(cfg: Any, prep: Any, heads: dict[str, Any]) -> dict[str, Any]:
     name, why = _probe_head(cfg, heads)
     if name is None:
         return {"missing": why}
-    x, scaling = node_features(prep)
+    from threadpoolctl import threadpool_limits
+
+    x, scaling = node_features(prep, cfg.features.normalise)
     split = prep.corpus.df["split"].to_numpy()
+    # BLAS/OpenMP with the run's thread count: scikit-learn's default (every core) spins
+    # against the run's own threads and slowed a 1,000-row fit from 0.4 s to 16 s here
     try:
-        if name == "emotion":
-            out = _logistic(cfg, prep, heads[name], x, split)
-        else:
-            out = _ridge(cfg, prep, heads[name], x, split)
+        with threadpool_limits(limits=cfg.train.threads or 1):
+            if name == "emotion":
+                out = _logistic(cfg, prep, heads[name], x, split)
+            else:
+                out = _ridge(cfg, prep, heads[name], x, split)
     except _Missing as exc:
         return {"missing": str(exc)}
     if "missing" in out:
@@ -165,13 +185,16 @@ def _logistic(cfg: Any, prep: Any, head: Any, x: np.ndarray, split: np.ndarray) 
 
     fits = []
     converged = {}
+    # the regularisation path, weakest C last, each fit warm-started from the one before: the
+    # same optima as separate fits, in a fraction of the iterations
+    model = LogisticRegression(C=CS[0], max_iter=_MAX_ITER, warm_start=True)
     for c in CS:
-        model = LogisticRegression(C=c, max_iter=_MAX_ITER)
+        model.set_params(C=c)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
             model.fit(z[train], y[train])
         converged[f"{c:g}"] = bool(np.all(model.n_iter_ < _MAX_ITER))
-        fits.append((c, model))
+        fits.append((c, copy.deepcopy(model)))
     chosen, model, grid = _choose(cfg, head, fits, lambda m: probs(m, dev), y[dev])
     out = {
         "head": "emotion",

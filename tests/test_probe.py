@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 from types import SimpleNamespace
@@ -93,11 +94,15 @@ def test_logistic_probe_equals_scikit_learn_on_the_same_arrays():
     split = corpus.df["split"].to_numpy()
     grid = {}
     models = {}
+    m = LogisticRegression(max_iter=1000, warm_start=True)  # the documented path
     for c in CS:
-        m = LogisticRegression(C=c, max_iter=1000).fit(x[split == "train"], y[split == "train"])
+        m.set_params(C=c).fit(x[split == "train"], y[split == "train"])
         pred = m.predict(x[split == "dev"])
         grid[f"{c:g}"] = 100 * f1_score(y[split == "dev"], pred, average="weighted")
-        models[c] = m
+        models[c] = copy.deepcopy(m)
+        # the warm start changes the path, not the optimum: a cold fit predicts the same
+        cold = LogisticRegression(C=c, max_iter=1000).fit(x[split == "train"], y[split == "train"])
+        assert (cold.predict(x[split == "dev"]) == pred).mean() > 0.98
     best = max(CS, key=lambda c: (grid[f"{c:g}"], -CS.index(c)))
     assert probe["param"] == "C" and probe["chosen"] == best
     assert probe["grid"] == pytest.approx(grid, abs=1e-6)
@@ -224,3 +229,17 @@ def test_unknown_baseline_is_refused_before_any_work(tmp_path, meld_slice, cache
     assert cli(*train_args(out, meld_slice, cache, "--set", "train.baselines=[svm]")) == 2
     assert "train.baselines must be a list of ['probe']" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_speaker_normalised_features_are_not_standardised_twice():
+    from ercgraph.probe import node_features
+
+    corpus, store = planted()
+    prep = prep_of(corpus, store)  # a fitted normaliser, as speaker runs also keep one
+    raw, note = node_features(prep, "speaker")  # the store already holds what the graphs read
+    assert note == "the run's speaker normalisation"
+    text = store.features["text"].numpy()
+    assert np.allclose(raw[:, :6], text)
+    standard, note = node_features(prep, "standard")
+    assert note == "the run's normaliser"
+    assert np.allclose(standard[:, :6], by_hand_features(corpus, store)[:, :6], atol=1e-5)
