@@ -15,8 +15,11 @@ Formats, told by the suffix:
 
 Every array read, whatever the format, must have a bool, integer, float, complex, bytes or
 unicode dtype (:func:`~ercgraph.data.safe_pickle.dtype_problem`): structured, void, datetime,
-timedelta and object arrays are refused naming the file and the key. Features must then be real
-numbers (bool, integer or float), ids strings or integers.
+timedelta and object arrays are refused naming the file and the key, and so are unicode arrays
+holding invalid code points (above U+10FFFF, or surrogates) and, in ``.pt`` files, sparse
+tensors and tensors whose storage holds fewer bytes than their shape needs (a view made by
+``expand``: refused before anything is copied). Features must then be real numbers (bool,
+integer or float), ids strings or integers (float ids: whole numbers of at most 2**53).
 
 ``key`` names the feature array; it may be left out when the file holds one array besides
 ``id_key``. The array must be 2-D ``[rows, dim]``; ``columns: [start, end)`` keeps a column range.

@@ -39,11 +39,18 @@ What an allowed name gives the pickle:
   numpy.
 * **Bounded memory.** Allowed callables can still be asked for memory that the file does not
   hold: ``bytes(10**12)``, ``list(range(10**12))``, ``numpy.ndarray((10**6, 10**6))``, ``str()``
-  of a list whose shared references expand exponentially. The calls that take a size are checked
-  before they run: what they would allocate counts against ``max_bytes`` (:data:`MAX_BYTES`,
-  4 GiB, per load; data held in the file itself, such as an array's bytes, is not counted), and
-  ``str()`` takes scalars and bytes only. An array's pickled state is checked against its shape
-  and dtype before numpy reads it.
+  of a list whose shared references expand exponentially, or one buffer kept in the memo and
+  copied a thousand times. The calls that take a size, and those that copy or expand an argument
+  (the containers, ``bytes``, ``bytearray``, ``str``, ``_codecs.encode``), are checked before
+  they run: what they would allocate counts against ``max_bytes`` (:data:`MAX_BYTES`, 4 GiB, per
+  load). The first copy of an object is free (its data is in the file, or was charged when a
+  call made it); every further copy of it is charged. ``str()`` takes scalars and bytes only,
+  and text codecs are limited to latin-1, ascii and utf-8 (at most 4 bytes a character). An
+  array's pickled state is checked against its shape and dtype before numpy reads it; an array
+  over a buffer takes no strides and must fit its buffer; zero-width string dtypes hold no items.
+* **Valid arrays only.** :meth:`RestrictedUnpickler.finish` checks every array it hands back:
+  no zero or negative stride (:func:`stride_problem`) and, for unicode arrays, valid code points
+  (:func:`unicode_problem`), naming where the array sits (``at [3]['Ses01F_impro01']``).
 
 Every refusal is an :class:`~ercgraph.errors.ErcgraphError` naming the file.
 
