@@ -259,7 +259,13 @@ def _train(
     trained_root = cfg.data_root
     if own:
         # where things live is the user's to say (as for evaluate and predict): the run's
-        # saved data_root, cache_dir and out name another machine's folders, or any folder
+        # saved data_root, cache_dir and out name another machine's folders, or any folder;
+        # the user's are --data-root/--cache-dir, or --set data_root=/cache_dir=
+        from ercgraph.config import parse_override
+
+        given = {parse_override(item)[0] for item in overrides}
+        data_root = data_root or (cfg.data_root if "data_root" in given else None)
+        cache_dir = cache_dir or (cfg.cache_dir if "cache_dir" in given else None)
         if cfg.cache_dir and not cache_dir:
             logging.getLogger(__name__).info(
                 "not using the cache folder saved in the run (%s); pass --cache-dir to reuse it",

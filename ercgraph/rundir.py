@@ -314,20 +314,43 @@ def run_file(run_dir: Path, rel: Any, key: str) -> Path:
 
 def run_config(run_dir: Path, config: Path) -> bool:
     """Whether ``config`` (a ``-c`` given to ``train --resume``) came with the run directory:
-    some folder on its way, spelled as given or with ``..`` taken away, is the run directory or
-    lies inside it once symlinks are followed (``RUN/./seed_0/../config.yaml``, the run reached
-    through a symlink, a symlink inside the run that leads out of it), or it is the run's
-    ``config.yaml`` under another name (a hard link). Erring towards "the run's" only costs
-    the user a ``--trust``."""
-    roots = {Path(os.path.abspath(run_dir)), run_dir.resolve()}
-    spellings = {Path(os.path.abspath(config)), config.absolute()}
-    for spelled in spellings:
-        for p in (spelled, *spelled.parents):
-            if any(q.is_relative_to(root) for q in (p, p.resolve()) for root in roots):
-                return True
+    it lies inside the run once symlinks are followed (``RUN/./seed_0/../config.yaml``, the run
+    reached through a symlink), or the way to it follows a symlink that lies inside the run
+    (which the run chose, wherever it leads), or it is the run's ``config.yaml`` under another
+    name (a hard link). The path is walked the way the system resolves it, one component at a
+    time; a path that merely passes the run's folder by name (``RUN/../mine.yaml``) is the
+    user's."""
+    root = run_dir.resolve()
+    current = Path(config.anchor) if config.is_absolute() else Path.cwd()
+    pending = list(config.parts[1:] if config.is_absolute() else config.parts)
+    links = 0
+    while pending:
+        part = pending.pop(0)
+        if part in ("", "."):
+            continue
+        if part == "..":
+            current = current.parent
+            continue
+        step = current / part
+        if not step.is_symlink():
+            current = step
+            continue
+        if current.is_relative_to(root):  # a link the run holds: where it leads is the run's
+            return True
+        links += 1
+        if links > 40:  # a loop: the system would refuse it too; refuse it as the run's
+            return True
+        target = Path(os.readlink(step))
+        if target.is_absolute():
+            current = Path(target.anchor)
+            pending = list(target.parts[1:]) + pending
+        else:
+            pending = list(target.parts) + pending
+    if current.is_relative_to(root):
+        return True
     saved = run_dir / CONFIG
     try:
-        return saved.exists() and config.exists() and os.path.samefile(saved, config)
+        return saved.is_file() and current.is_file() and os.path.samefile(saved, current)
     except OSError:
         return False
 

@@ -276,8 +276,9 @@ def test_resume_never_uses_the_runs_saved_data_root(
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "--data-root" in err and str(meld_slice) in err, err
     assert (run / "config.yaml").read_bytes() == before
-    monkeypatch.setenv("ERCGRAPH_DATA", str(meld_slice))  # where the user says the data is
-    assert cli("train", "--resume", "--out", str(run), "--cache-dir", str(cache)) == 0
+    # where the user says the data is: --data-root, ERCGRAPH_DATA, or --set data_root=
+    args = ["train", "--resume", "--out", str(run), "--cache-dir", str(cache)]
+    assert cli(*args, "--set", f"data_root={meld_slice}") == 0
 
 
 def test_a_users_own_config_on_resume_keeps_its_cache_dir(
@@ -294,3 +295,30 @@ def test_a_users_own_config_on_resume_keeps_its_cache_dir(
     args = ["train", "--resume", "--out", str(run), "--data-root", str(meld_slice)]
     assert cli(*args, "-c", str(tmp_path / "mine.yaml")) == 0
     assert not unused.exists()
+
+
+def test_run_config_recognises_every_spelling_of_a_file_in_the_run(tmp_path):
+    from ercgraph.rundir import run_config
+
+    run, extra = tmp_path / "run", tmp_path / "extra"
+    (run / "seed_0").mkdir(parents=True)
+    extra.mkdir()
+    (run / "config.yaml").write_text("{}")
+    (extra / "config.yaml").write_text("{}")
+    (tmp_path / "link").symlink_to(run)
+    (run / "shipped").symlink_to(extra)
+    os_link = tmp_path / "hard.yaml"
+    os_link.hardlink_to(run / "config.yaml")
+    inside = [
+        run / "config.yaml",
+        run / "." / "seed_0" / ".." / "config.yaml",
+        tmp_path / "link" / "config.yaml",
+        tmp_path / "link" / "shipped" / "config.yaml",
+        run / "shipped" / "config.yaml",
+        os_link,
+    ]
+    for path in inside:
+        assert run_config(run, path), path
+        assert run_config(tmp_path / "link", path), path
+    assert not run_config(run, extra / "config.yaml")  # the user's, named by its own path
+    assert not run_config(run, run / ".." / "extra" / "config.yaml")
