@@ -55,7 +55,7 @@ def main() -> None:
     keys = [select, "accuracy", "weighted_f1", "macro_f1", "micro_f1"]
     keys = list(dict.fromkeys(k for k in keys if k in m["test"]))
     result = {
-        "command": " ".join(cmd),
+        "train_command": " ".join(cmd),
         "config": args.config,
         "seeds": m["seeds"],
         "select_metric": select,
