@@ -297,8 +297,8 @@ def main_job(data: Mapping[str, Any]) -> str:
     )
     delta = (probe.get("delta") or {}).get("test", {}).get(sel)
     note = (
-        f"`{data['train_command']}` on a fresh cache (the features extracted by this command, the CLI's "
-        f"own threads). Model − probe on test {sel}: {delta:+.2f}. The probe took "
+        f"`{data['train_command']}` on a fresh cache (the features extracted by this command, "
+        f"the CLI's own threads). Model − probe on test {sel}: {delta:+.2f}. The probe took "
         f"{probe.get('fit_s', 0):.1f} s, {100 * data['probe_share_of_wall']:.1f}% of the "
         f"command's {data['wall_s'] / 60:.1f} min."
         if delta is not None
