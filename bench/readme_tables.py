@@ -257,53 +257,50 @@ def meld_text(data: Mapping[str, Any]) -> str:
 @table("main_job")
 def main_job(data: Mapping[str, Any]) -> str:
     """The README's main command as a new user runs it, and its own linear probe."""
-    sel = data["select_metric"]
+    sel = data.get("select_metric", "weighted_f1")
+    dev, test = data.get("dev") or {}, data.get("test") or {}
+    per_class = data.get("test_per_class_f1") or {}
     probe = data.get("probe") or {}
-    seeds = ", ".join(num(v) for v in data["test"][sel]["per_seed"].values())
+    per_seed = (test.get(sel) or {}).get("per_seed") or {}
     rows = [
         [
             "hierarchical GCN (the command's model)",
-            mean_std(data["dev"][sel]),
-            mean_std(data["test"]["accuracy"]),
-            mean_std(data["test"][sel]),
-            seeds,
-            num(data["test_per_class_f1"].get("fear")),
-            num(data["test_per_class_f1"].get("disgust")),
+            mean_std(dev.get(sel)),
+            mean_std(test.get("accuracy")),
+            mean_std(test.get(sel)),
+            ", ".join(num(v) for v in per_seed.values()) or DASH,
+            num(per_class.get("fear")),
+            num(per_class.get("disgust")),
         ]
     ]
     if probe.get("dev"):
+        p_test, p_class = probe.get("test") or {}, probe.get("test_per_class_f1") or {}
         rows.append(
             [
-                f"linear probe ({probe['model']}, {probe['param']}={probe['chosen']:g}), same run",
+                f"linear probe ({probe.get('model')}, {probe.get('param')}="
+                f"{num(probe.get('chosen'), 'g')}), same run and features",
                 num(probe["dev"].get(sel)),
-                num(probe["test"].get("accuracy")),
-                num(probe["test"].get(sel)),
+                num(p_test.get("accuracy")),
+                num(p_test.get(sel)),
                 DASH,
-                num(probe["test_per_class_f1"].get("fear")),
-                num(probe["test_per_class_f1"].get("disgust")),
+                num(p_class.get("fear")),
+                num(p_class.get("disgust")),
             ]
         )
-    table_md = md_table(
-        [
-            "model",
-            f"dev {sel}",
-            "test acc",
-            f"test {sel}",
-            "test per seed",
-            "test fear F1",
-            "test disgust F1",
-        ],
-        rows,
-    )
-    delta = (probe.get("delta") or {}).get("test", {}).get(sel)
+    headers = ["model", f"dev {sel}", "test acc", f"test {sel}", "test per seed"]
+    table_md = md_table([*headers, "test fear F1", "test disgust F1"], rows)
+    command = data.get("train_command", DASH)
+    delta = ((probe.get("delta") or {}).get("test") or {}).get(sel)
     note = (
-        f"`{data['train_command']}` on a fresh cache (the features extracted by this command, "
-        f"the CLI's own threads). Model − probe on test {sel}: {delta:+.2f}. The probe took "
-        f"{probe.get('fit_s', 0):.1f} s, {100 * data['probe_share_of_wall']:.1f}% of the "
-        f"command's {data['wall_s'] / 60:.1f} min."
-        if delta is not None
-        else f"`{data['train_command']}` on a fresh cache."
+        f"`{command}` on a fresh cache (the features extracted by this command, its own threads)."
     )
+    if delta is not None and data.get("wall_s"):
+        share = num(100 * data.get("probe_share_of_wall", 0), ".1f")
+        note += (
+            f" Model − probe on test {sel}: {delta:+.2f}. The probe took "
+            f"{num(probe.get('fit_s'), '.1f')} s, {share}% of the command's "
+            f"{data['wall_s'] / 60:.1f} min."
+        )
     return f"{table_md}\n\n{note}"
 
 
