@@ -247,6 +247,23 @@ def train(
         )  # fmt: skip
 
 
+def _legacy(cfg, path: Path, overrides: tuple[str, ...]):
+    """A run saved before a config key existed resumes with the value it trained with
+    (:data:`ercgraph.rundir.LEGACY`), unless ``--set`` gives that key."""
+    from ercgraph.config import parse_override, read_yaml
+    from ercgraph.rundir import fill_legacy
+
+    raw = read_yaml(path.read_text(encoding="utf-8"), f"config {str(path)!r}")
+    given = {parse_override(item)[0] for item in overrides}
+    for dotted in fill_legacy(raw):
+        if dotted in given:
+            continue
+        section, key = dotted.split(".")
+        part = dataclasses.replace(getattr(cfg, section), **{key: raw[section][key]})
+        cfg = dataclasses.replace(cfg, **{section: part})
+    return cfg
+
+
 def _train(
     config, overrides, data_root, cache_dir, imports, seeds, out, resume, folds, trusted, own
 ):
@@ -272,6 +289,7 @@ def _train(
                 cfg.cache_dir,
             )
         cfg = dataclasses.replace(cfg, data_root=data_root, cache_dir=cache_dir, out=None)
+        cfg = _legacy(cfg, Path(config), overrides)
     if out is None:
         stem = Path(config).stem if config else "run"
         out = cfg.out or f"runs/{stem}-{time.strftime('%Y%m%d-%H%M%S')}"

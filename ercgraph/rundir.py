@@ -138,6 +138,7 @@ def check_out_dir(out: Path, cfg: Config, resume: bool) -> None:
         except (OSError, UnicodeDecodeError) as exc:
             raise ErcgraphError(f"--resume: cannot read {str(saved_path)!r}: {exc}") from None
         saved = read_yaml(text, f"--resume: {str(saved_path)!r}")
+        fill_legacy(saved)
         new = read_yaml(dump_config(cfg), "the resolved config")
         for d in (saved, new):
             if isinstance(d, dict) and isinstance(d.get("train"), dict):
@@ -165,6 +166,25 @@ def check_out_dir(out: Path, cfg: Config, resume: bool) -> None:
                 f"(at {', '.join(diff) or 'top level'}); resume with the same "
                 "config (only train.epochs and train.seeds may change)"
             )
+
+
+#: config keys added after runs were saved, with the value a run saved without them trained
+#: with: a resume of such a run continues as it began
+LEGACY = {("train", "min_steps"): 0}
+
+
+def fill_legacy(raw: Any) -> list[str]:
+    """Add the :data:`LEGACY` value of every key a saved config (raw YAML) lacks; returns the
+    dotted keys filled."""
+    filled = []
+    if not isinstance(raw, dict):
+        return filled
+    for (section, key), value in LEGACY.items():
+        part = raw.get(section)
+        if isinstance(part, dict) and key not in part:
+            part[key] = value
+            filled.append(f"{section}.{key}")
+    return filled
 
 
 @contextlib.contextmanager

@@ -90,3 +90,24 @@ def test_min_steps_trains_more_steps_per_epoch_from_the_cli(tmp_path, meld_slice
     saved = (out / "config.yaml").read_text()
     assert "min_steps: 5" in saved and "linear_skip: true" in saved
     assert cli(*train_args(tmp_path / "bad", meld_slice, cache, "--set", "train.min_steps=-1")) == 2
+
+
+def test_a_run_saved_before_min_steps_resumes_as_it_began(tmp_path, meld_slice, cache):
+    out = tmp_path / "old"
+    args = train_args(out, meld_slice, cache, "--set", "train.min_steps=0")
+    assert cli(*args, "--set", "train.baselines=[]") == 0
+    text = (out / "config.yaml").read_text()
+    assert "  min_steps: 0\n" in text
+    (out / "config.yaml").write_text(text.replace("  min_steps: 0\n", ""))  # as saved before
+    resume = ["train", "--resume", "--out", str(out), "--data-root", str(meld_slice)]
+    assert cli(*resume, "--cache-dir", str(cache), "--set", "train.epochs=2") == 0
+    history = json.loads((out / "seed_0" / "result.json").read_text())["history"]
+    assert [h["steps"] for h in history] == [2, 2]  # one pass an epoch, as it began
+    assert "  min_steps: 0\n" in (out / "config.yaml").read_text()
+
+
+def test_the_default_takes_min_steps_on_a_small_corpus(tmp_path, meld_slice, cache):
+    out = tmp_path / "new"
+    assert cli(*train_args(out, meld_slice, cache, "--set", "train.baselines=[]")) == 0
+    history = json.loads((out / "seed_0" / "result.json").read_text())["history"]
+    assert [h["steps"] for h in history] == [50]  # 2 batches a pass, 25 passes
