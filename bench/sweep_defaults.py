@@ -41,6 +41,9 @@ SETTINGS: dict[str, list[str]] = {
     "steps200": ["train.min_steps=200"],
     "steps100+skip": ["model.linear_skip=true", "train.min_steps=100"],
     "steps150": ["train.min_steps=150"],
+    "drop0.2": ["model.dropout=0.2"],
+    "wd0.1": ["train.weight_decay=0.1"],
+    "hidden64": ["model.hidden=64"],
 }
 
 
