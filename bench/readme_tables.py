@@ -304,6 +304,9 @@ def main_job(data: Mapping[str, Any]) -> str:
     return f"{table_md}\n\n{note}"
 
 
+table("dailydialog_main_job")(main_job)  # the same command on DailyDialog
+
+
 @table("meld_text_cost", "meld_text")
 def meld_text_cost(data: Mapping[str, Any]) -> str:
     out = [
