@@ -106,12 +106,16 @@ def syn_run(tmp_path_factory, syn):
     return out
 
 
+def tamperable(src, dest):
+    """A copy of a module's run at ``dest``, free to tamper with (symlinks kept as links)."""
+    shutil.copytree(src, dest, symlinks=True)
+    return dest
+
+
 @pytest.fixture()
 def run(tmp_path, syn_run):
     """A copy of the module's run, free to tamper with."""
-    dest = tmp_path / "run"
-    shutil.copytree(syn_run, dest, symlinks=True)
-    return dest
+    return tamperable(syn_run, tmp_path / "run")
 
 
 @pytest.fixture()
@@ -424,9 +428,7 @@ def ft_run(tmp_path_factory, meld_slice, cache):
 
 @pytest.fixture()
 def ft(tmp_path, ft_run):
-    dest = tmp_path / "ft"
-    shutil.copytree(ft_run, dest, symlinks=True)
-    return dest
+    return tamperable(ft_run, tmp_path / "ft")
 
 
 def test_the_kept_encoder_is_recorded_file_by_file_in_full(ft):
