@@ -83,13 +83,16 @@ def _probe_head(cfg: Any, heads: dict[str, Any]) -> tuple[str | None, str]:
     return None, f"no head of this run reports {select!r}"
 
 
-def fit_probe(cfg: Any, prep: Any, heads: dict[str, Any]) -> dict[str, Any]:
+def fit_probe(
+    cfg: Any, prep: Any, heads: dict[str, Any], score_test: bool = True
+) -> dict[str, Any]:
     """Fit the linear probe of a run and score it on dev (every grid value) and test (once).
 
     Args:
         cfg: the run's config (``train.select_metric`` chooses the grid value).
         prep: the prepared corpus and features.
         heads: the model's heads by name (their ``score`` methods score the probe).
+        score_test: False leaves test unscored (``test`` is None), as in a sweep's trials.
 
     Returns:
         ``head``, ``model``, ``param`` and ``chosen`` (the grid value kept), ``grid``
@@ -105,6 +108,8 @@ def fit_probe(cfg: Any, prep: Any, heads: dict[str, Any]) -> dict[str, Any]:
 
     x, scaling = node_features(prep, cfg.features.normalise)
     split = prep.corpus.df["split"].to_numpy()
+    if not score_test:  # test rows are neither fitted nor scored
+        split = np.where(split == "test", "", split)
     # BLAS/OpenMP with the run's thread count: scikit-learn's default (every core) spins
     # against the run's own threads and slowed a 1,000-row fit from 0.4 s to 16 s here
     try:

@@ -16,7 +16,7 @@ import json
 import logging
 import random
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -47,7 +47,31 @@ from ercgraph.rundir import (
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Prepared", "evaluate_batches", "fit_seed", "prepare", "run"]
+__all__ = ["Callback", "Prepared", "evaluate_batches", "fit_seed", "prepare", "run"]
+
+
+# -- callbacks --------------------------------------------------------------------------------
+class Callback:
+    """What a run tells the outside while it trains: tracking (:mod:`ercgraph.tracking`) and a
+    sweep's pruner listen here. Every method does nothing unless overridden; they run on the
+    process that trains the seed (rank 0 under torchrun), so a callback that must see every
+    seed in one process needs ``train.jobs: 1``. An exception raised by ``epoch_end`` ends the
+    run after that epoch's checkpoint is written (a pruned sweep trial)."""
+
+    def run_start(self, cfg: Config, out: Path) -> None:
+        """Before the first seed, once the data are prepared."""
+
+    def seed_start(self, seed: int, seed_dir: Path, history: list[dict[str, float]]) -> None:
+        """Before a seed's first epoch; ``history`` holds the epochs a resume restored."""
+
+    def epoch_end(self, seed: int, row: dict[str, float]) -> None:
+        """After each epoch: ``row`` is the history row ``result.json`` will hold."""
+
+    def seed_end(self, seed: int, result: dict[str, Any]) -> None:
+        """After a seed's ``result.json`` is written."""
+
+    def run_end(self, metrics: dict[str, Any]) -> None:
+        """After ``metrics.json`` is written."""
 
 
 # -- setup ------------------------------------------------------------------------------------
@@ -282,8 +306,14 @@ def fit_seed(
     seed_dir: Path,
     resume: bool,
     sess: Session | None = None,
+    callbacks: Sequence[Callback] = (),
+    score_test: bool = True,
 ) -> dict[str, Any]:
     """Train one seed with dev-split model selection; returns the seed's result dict.
+
+    ``callbacks`` (see :class:`Callback`) hear of the seed's start, every epoch's history row
+    and its result, on rank 0 only. ``score_test=False`` scores dev alone (the result has no
+    ``test`` entries), as a sweep's trials do.
 
     Under torchrun (``sess.world > 1``) the model is wrapped in DistributedDataParallel and each
     rank trains on its share of every global batch of ``train.batch_size`` dialogues (see
@@ -342,6 +372,9 @@ def fit_seed(
         history, best, best_epoch = state["history"], state["best"], state["best_epoch"]
         start, stopped = state["epoch"] + 1, state.get("stopped", False)
         log.info("seed %d: resuming after epoch %d", seed, state["epoch"])
+    if main:
+        for cb in callbacks:
+            cb.seed_start(seed, seed_dir, history)
 
     for epoch in range(start, cfg.train.epochs + 1):
         if stopped:  # early-stopped before the interruption: never train past that point
@@ -392,6 +425,7 @@ def fit_seed(
             if k in dev_losses:
                 row[f"dev_loss_{k}"] = dev_losses[k]
         row.update({f"dev_{k}": v for k, v in dev.items() if isinstance(v, float | int)})
+        row["lr"] = float(opt.param_groups[0]["lr"])
         row = sess.broadcast(row)  # identical replicas; rank 0's row decides for all
         history.append(row)
         if sign * row[f"dev_{metric}"] > best:
@@ -429,6 +463,8 @@ def fit_seed(
             state["rank_rng"] = sess.gather(torch.get_rng_state())
         if main:
             atomic_torch_save(state, ckpt)
+            for cb in callbacks:  # after the checkpoint: a callback may end the seed (pruning)
+                cb.epoch_end(seed, row)
         if state["stopped"]:
             log.info(
                 "seed %d: no dev improvement for %d epochs; stopping", seed, cfg.train.patience
@@ -447,9 +483,9 @@ def fit_seed(
         "history": history,
         "loss_terms": {k: objective.weights[k] for k in objective.terms},
     }
+    splits = ("dev", "test") if score_test else ("dev",)
     scored = {
-        split: evaluate_batches(model, eval_batches(prep.graphs[split]), device)
-        for split in ("dev", "test")
+        split: evaluate_batches(model, eval_batches(prep.graphs[split]), device) for split in splits
     }
     offsets = None
     if cfg.decision.rule == "offsets" and "emotion" in scored["dev"][0]:
@@ -464,7 +500,7 @@ def fit_seed(
         )
         decision.save(seed_dir, result["decision"])
         offsets = result["decision"]["offsets"]
-    for split in ("dev", "test"):
+    for split in splits:
         arrays, _, rows = scored[split]
         if offsets is not None:  # the argmax scores stay beside the rule's, for comparison
             result[f"{split}_argmax"] = score_heads(model, arrays)
@@ -478,6 +514,8 @@ def fit_seed(
             result[f"{split}_probs"] = np.round(em["pred"], 6).tolist()
             result[f"{split}_rows"] = rows.tolist()
     write_json(result_path, result)
+    for cb in callbacks:
+        cb.seed_end(seed, result)
     return sess.broadcast(result)
 
 
@@ -580,8 +618,14 @@ def run(
     resume: bool = False,
     prep: Prepared | None = None,
     sess: Session | None = None,
+    callbacks: Sequence[Callback] = (),
+    score_test: bool = True,
 ) -> dict[str, Any]:
     """Train every seed in ``cfg.train.seeds`` and write the run directory.
+
+    ``callbacks`` hear of the run (see :class:`Callback`); ``score_test=False`` leaves the test
+    split unscored by the model and its baselines (a sweep's trials: test is scored once, for
+    the best trial, by :func:`ercgraph.evaluate.evaluate_run`).
 
     The whole config is checked before any feature is read; the run directory is locked while
     the run writes into it.
@@ -616,16 +660,20 @@ def run(
             prep = _prepare_ranked(cfg, sess)
         if sess.is_main:
             write_setup(out, cfg, prep)
+            for cb in callbacks:
+                cb.run_start(cfg, out)
         t_train = time.perf_counter()
         threads = torch.get_num_threads()
         try:
             if cfg.train.threads:
                 torch.set_num_threads(cfg.train.threads)
             if cfg.train.jobs > 1 and len(cfg.train.seeds) > 1:
-                results = fit_seeds_in_parallel(cfg, prep, out, resume)
+                results = fit_seeds_in_parallel(cfg, prep, out, resume, callbacks, score_test)
             else:
                 results = {
-                    s: fit_seed(cfg, prep, s, out / f"seed_{s}", resume, sess)
+                    s: fit_seed(
+                        cfg, prep, s, out / f"seed_{s}", resume, sess, callbacks, score_test
+                    )
                     for s in cfg.train.seeds
                 }
         finally:
@@ -633,7 +681,7 @@ def run(
         train_s = time.perf_counter() - t_train
         if not sess.is_main:
             return sess.broadcast(None)
-        baselines = fit_baselines(cfg, prep)
+        baselines = fit_baselines(cfg, prep, score_test)
         metrics = summarise(cfg, prep, results, out, baselines)
         metrics["timings"] = {**prep.timings, "train_s": train_s}
         for name, b in metrics.get("baselines", {}).items():
@@ -644,6 +692,8 @@ def run(
         if sess.active:
             metrics["world_size"] = sess.world
         write_json(out / "metrics.json", metrics)
+        for cb in callbacks:
+            cb.run_end(metrics)
     return sess.broadcast(metrics)
 
 
@@ -669,14 +719,19 @@ def _prepare_ranked(cfg: Config, sess: Session) -> Prepared:
     return prep
 
 
-def _fit_seed_job(shared: tuple[Config, Prepared, Path, bool], i: int) -> dict[str, Any]:
-    cfg, prep, out, resume = shared
+def _fit_seed_job(shared: tuple, i: int) -> dict[str, Any]:
+    cfg, prep, out, resume, callbacks, score_test = shared
     seed = cfg.train.seeds[i]
-    return fit_seed(cfg, prep, seed, out / f"seed_{seed}", resume)
+    return fit_seed(cfg, prep, seed, out / f"seed_{seed}", resume, None, callbacks, score_test)
 
 
 def fit_seeds_in_parallel(
-    cfg: Config, prep: Prepared, out: Path, resume: bool
+    cfg: Config,
+    prep: Prepared,
+    out: Path,
+    resume: bool,
+    callbacks: Sequence[Callback] = (),
+    score_test: bool = True,
 ) -> dict[int, dict[str, Any]]:
     """Every seed of ``cfg.train.seeds`` in its own worker process, ``train.jobs`` at a time
     (:func:`ercgraph.parallel.fork_map`).
@@ -696,7 +751,11 @@ def fit_seeds_in_parallel(
         start_method(),
     )
     results = fork_map(
-        _fit_seed_job, (cfg, prep, out, resume), len(seeds), cfg.train.jobs, cfg.train.threads or 1
+        _fit_seed_job,
+        (cfg, prep, out, resume, tuple(callbacks), score_test),
+        len(seeds),
+        cfg.train.jobs,
+        cfg.train.threads or 1,
     )
     return dict(zip(seeds, results, strict=True))
 
@@ -716,7 +775,9 @@ def ensemble(
     return score(y[keep], probs[keep].argmax(1), labels, exclude_label)
 
 
-def fit_baselines(cfg: Config, prep: Prepared) -> dict[str, dict[str, Any]]:
+def fit_baselines(
+    cfg: Config, prep: Prepared, score_test: bool = True
+) -> dict[str, dict[str, Any]]:
     """The baselines of ``train.baselines`` (today the linear probe, :mod:`ercgraph.probe`),
     fitted on the run's node features after its seeds have trained; each is a result dict or
     ``{"missing": reason}``."""
@@ -726,7 +787,7 @@ def fit_baselines(cfg: Config, prep: Prepared) -> dict[str, dict[str, Any]]:
 
     heads = make_model(cfg, prep).heads  # the heads' own scoring, so every metric key matches
     t0 = time.perf_counter()
-    probe = fit_probe(cfg, prep, dict(heads.items()))
+    probe = fit_probe(cfg, prep, dict(heads.items()), score_test)
     log.info("linear probe fitted in %.1f s", time.perf_counter() - t0)
     return {"probe": probe}
 
@@ -755,6 +816,8 @@ def summarise(
         "best_epochs": {str(s): r["best_epoch"] for s, r in results.items()},
     }
     for split in ("dev", "test"):
+        if not all(split in r for r in results.values()):  # test unscored (a sweep's trial)
+            continue
         metrics[split] = aggregate({s: r[split] for s, r in results.items()})
         if all(f"{split}_argmax" in r for r in results.values()):  # beside a dev-fitted rule
             metrics[f"{split}_argmax"] = aggregate(
