@@ -1256,6 +1256,7 @@ def protocols(data: Mapping[str, Any]) -> str:
             "accuracy": "acc",
             "unweighted_accuracy": "UA",
             "weighted_f1": "wF1",
+            "micro_f1": "micro F1",
             "ccc_valence": "V",
             "ccc_arousal": "A",
             "ccc_dominance": "D",
