@@ -346,11 +346,16 @@ class TrainConfig:
     #: baselines fitted beside the model on the same node features and reported with their Δ
     #: (``probe``: a linear probe, see :mod:`ercgraph.probe`); ``[]`` switches them off
     baselines: list[str] = field(default_factory=lambda: ["probe"])
+    #: where the run's curves also go, besides ``result.json`` (``tensorboard``: event files in
+    #: ``<run>/tensorboard/``, see :mod:`ercgraph.tracking`); ``[]`` (the default) writes none
+    log_to: list[str] = field(default_factory=list)
 
 
 PROTOCOLS = ("split", "group_kfold")
 #: what ``train.baselines`` may list (fitted by :mod:`ercgraph.probe`)
 BASELINES = ("probe",)
+#: what ``train.log_to`` may list (the trackers of :mod:`ercgraph.tracking`)
+LOG_TO = ("tensorboard",)
 
 
 @dataclass
@@ -747,6 +752,11 @@ def validate(cfg: Config) -> None:
         raise ErcgraphError(
             f"config: train.baselines must be a list of {list(BASELINES)} (or [] for none), "
             f"got {cfg.train.baselines!r}"
+        )
+    if not isinstance(cfg.train.log_to, list) or any(b not in LOG_TO for b in cfg.train.log_to):
+        raise ErcgraphError(
+            f"config: train.log_to must be a list of {list(LOG_TO)} (or [] for none), "
+            f"got {cfg.train.log_to!r}"
         )
     _validate_protocol(cfg)
     if cfg.graph.edge_types == [] or not cfg.graph.builders:

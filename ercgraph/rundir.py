@@ -12,6 +12,7 @@ normaliser.safetensors   the train-fit feature standardiser (when features.norma
 encoder/             the fine-tuned text encoder (when the run fine-tuned one)
 seed_<s>/            last.pt (resume), best.safetensors (dev-selected weights), result.json
 metrics.json  summary.md  confusion_test.png  learning_curve.png
+tensorboard/         seed_<s>/ and run/ event files (when train.log_to lists tensorboard)
 .lock                held while a run writes here
 ```
 """
@@ -100,7 +101,8 @@ def check_out_dir(out: Path, cfg: Config, resume: bool) -> None:
     """Never overwrite a run unless resuming it, and only resume it with the same config.
 
     A resumed run may change ``train.epochs`` (to train longer), ``train.seeds`` (to add seeds)
-    and ``train.jobs`` (how many seeds train at once),
+    and ``train.jobs`` (how many seeds train at once), may switch ``train.baselines`` and
+    ``train.log_to`` (what is reported beside the model, and where its curves go),
     and may find its data, cache and plug-in files elsewhere (``data_root``, ``cache_dir``,
     ``imports``); anything else must match the saved ``config.yaml``.
     """
@@ -146,6 +148,7 @@ def check_out_dir(out: Path, cfg: Config, resume: bool) -> None:
                 d["train"].pop("seeds", None)
                 d["train"].pop("jobs", None)  # how many at once, not what is trained
                 d["train"].pop("baselines", None)  # what the report compares, not the model
+                d["train"].pop("log_to", None)  # where the curves are also written, ditto
             if isinstance(d, dict):  # where things are, not what the run is
                 for key in ("data_root", "cache_dir", "out", "imports"):
                     d.pop(key, None)

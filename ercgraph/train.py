@@ -641,6 +641,8 @@ def run(
     """
     from contextlib import ExitStack
 
+    from ercgraph import tracking
+
     sess = sess or Session()
     check_config(cfg)
     if sess.active:
@@ -653,6 +655,12 @@ def run(
     sess.on_main(lambda: check_out_dir(out, cfg, resume))
     with ExitStack() as stack:
         sess.on_main(lambda: stack.enter_context(locked(out)))
+        # trackers first: a later callback that ends the run in epoch_end (a pruned trial)
+        # finds that epoch already logged; their files are closed however the run ends
+        trackers = tracking.from_config(cfg, out)
+        for tracker in trackers:
+            stack.callback(tracker.close)
+        callbacks = [*trackers, *callbacks]
         sess.on_main(lambda: check_out_dir(out, cfg, resume))  # again, now that we hold the lock
         if resume:
             sess.on_main(lambda: check_resume(out, cfg))
