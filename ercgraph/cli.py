@@ -457,6 +457,80 @@ def ablate(
 
 
 @cli.command()
+@config_options
+@click.option(
+    "--space", required=True, type=click.Path(), help="Space file: config keys and their ranges."
+)
+@click.option(
+    "--trials",
+    required=True,
+    type=click.IntRange(min=1),
+    help="Completed plus pruned trials wanted in the study (a rerun runs only what is missing).",
+)
+@click.option("--out", required=True, type=click.Path(), help="Sweep folder (trials, reports).")
+@click.option(
+    "--seed", default=0, show_default=True, type=click.IntRange(min=0), help="Sampler seed."
+)
+@click.option(
+    "--storage", help="Optuna database URL shared by workers (default: sqlite:///OUT/study.db)."
+)
+@click.option("--study-name", help="Study name in the storage (default: the name of --out).")
+@click.option(
+    "--jobs",
+    default=1,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Worker processes, each running one trial at a time (train.threads threads each).",
+)
+@click.option("--no-prune", is_flag=True, help="Train every trial to the end (no median pruner).")
+@click.option(
+    "--max-failures",
+    default=3,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Failed trials in a row that stop the sweep.",
+)
+def sweep(
+    config, overrides, data_root, cache_dir, imports, seeds, space, trials, out, seed, storage,
+    study_name, jobs, no_prune, max_failures,
+) -> None:  # fmt: skip
+    """Search hyper-parameters on dev with Optuna: every trial is a run directory under
+    OUT/trials; the best trial is scored on test once, at the end. The same command resumes."""
+    from ercgraph.registry import dotted_paths_allowed
+    from ercgraph.sweep import load_space, run_sweep, summary_lines
+
+    cfg = _load(config, overrides, data_root, seeds, cache_dir, imports)
+    parsed = load_space(space)
+    try:
+        with dotted_paths_allowed(True):  # the user's own -c, as in a fresh train
+            summary = run_sweep(
+                cfg,
+                parsed,
+                Path(out),
+                trials,
+                seed=seed,
+                storage=storage,
+                study_name=study_name,
+                jobs=jobs,
+                prune=not no_prune,
+                max_failures=max_failures,
+                command=["ercgraph", *sys.argv[1:]],
+            )
+    except KeyboardInterrupt:
+        import shlex
+
+        command = shlex.join(["ercgraph", *sys.argv[1:]])
+        click.echo(
+            f"\ninterrupted; the running trials are marked failed and run again by the same "
+            f"command: {command}",
+            err=True,
+        )
+        sys.exit(130)
+    for line in summary_lines(summary, Path(out)):
+        click.echo(line)
+
+
+@cli.command()
 @click.argument("run_dir", type=click.Path())
 @click.argument("table", type=click.Path())
 @click.option(
