@@ -19,7 +19,8 @@ so ``tensorboard --logdir <run>`` compares the seeds of a run, and ``--logdir`` 
 runs (a sweep) compares runs. Every epoch is flushed as it ends, so a live TensorBoard follows
 the run. Event files are a view of what the run directory already records: a resumed seed
 rewrites its folder from the history its checkpoint restored (each epoch once, whatever an
-interruption left behind), and the ``run/`` folder is rewritten whole at run start and end.
+interruption left behind; a seed that had finished is rewritten from its ``result.json``), and
+the ``run/`` folder is rewritten whole at run start and end.
 Under ``train.jobs > 1`` each seed's worker opens and closes its own folder's writer.
 
 Why no MLflow: the tracker is a small class per backend, but ``mlflow`` itself is not small.
@@ -143,6 +144,15 @@ class TensorBoardTracker(Callback):
     # -- the run's events -------------------------------------------------------------------
     def run_start(self, cfg: Config, out: Path) -> None:
         self._write_run(None)
+        # a resume: seeds that trained to the end already (never started again) get their
+        # folder from result.json, so a resume that switches tracking on shows every seed
+        from ercgraph.train import read_result
+
+        for seed in cfg.train.seeds:
+            done = self.out / f"seed_{seed}" / "result.json"
+            if done.is_file():
+                self.seed_start(seed, done.parent, read_result(done)["history"])
+                self._close_seed(seed)
 
     def seed_start(self, seed: int, seed_dir: Path, history: list[dict[str, float]]) -> None:
         self._close_seed(seed)

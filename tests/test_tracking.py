@@ -13,8 +13,8 @@ import pytest
 
 from ercgraph.config import LOG_TO, load_config
 from ercgraph.errors import ErcgraphError
-from ercgraph.train import Callback, run
 from ercgraph.tracking import TRACKERS, TensorBoardTracker, tag_for
+from ercgraph.train import Callback, run
 from tests.cli_helpers import cli
 
 
@@ -151,8 +151,14 @@ def test_off_by_default_and_switched_on_by_a_resume_of_an_older_run(tmp_path):
     (out / "config.yaml").write_text(saved.replace("  log_to: []\n", ""))
     scores, _ = evaluate_run(out, data_root=str(tmp_path))
     assert "weighted_f1" in scores["dev"]
-    run(load_config(None, [*sets, "train.epochs=3", "train.log_to=[tensorboard]"]), out, True)
-    _assert_seed_matches(out, 0)
+    # seed 0 trains on, seed 1 is new; then seed 2 joins, with tracking switched on: the
+    # finished seeds 0 and 1 are written from their result.json, once
+    run(load_config(None, [*sets, "train.epochs=3", "train.seeds=[0, 1]"]), out, True)
+    assert not (out / "tensorboard").exists()
+    grown = [*sets, "train.epochs=3", "train.seeds=[0, 1, 2]", "train.log_to=[tensorboard]"]
+    run(load_config(None, grown), out, True)
+    for seed in (0, 1, 2):
+        _assert_seed_matches(out, seed)
     assert [s for s, _ in _scalars(out / "tensorboard" / "seed_0")["lr"]] == [1, 2, 3]
 
 
