@@ -501,6 +501,7 @@ def sweep(
 
     cfg = _load(config, overrides, data_root, seeds, cache_dir, imports)
     parsed = load_space(space)
+    command = ["ercgraph", *((click.get_current_context().obj or {}).get("argv") or sys.argv[1:])]
     try:
         with dotted_paths_allowed(True):  # the user's own -c, as in a fresh train
             summary = run_sweep(
@@ -514,15 +515,14 @@ def sweep(
                 jobs=jobs,
                 prune=not no_prune,
                 max_failures=max_failures,
-                command=["ercgraph", *sys.argv[1:]],
+                command=command,
             )
     except KeyboardInterrupt:
         import shlex
 
-        command = shlex.join(["ercgraph", *sys.argv[1:]])
         click.echo(
             f"\ninterrupted; the running trials are marked failed and run again by the same "
-            f"command: {command}",
+            f"command: {shlex.join(command)}",
             err=True,
         )
         sys.exit(130)
@@ -813,7 +813,9 @@ def main(argv: list[str] | None = None) -> None:
         "ignore", message=r"`torch\.jit\.script` is deprecated", category=FutureWarning
     )
     try:
-        cli.main(args=argv, prog_name="ercgraph", standalone_mode=False)
+        # the command line as given, for the records that keep it (sweep.json)
+        obj = {"argv": list(sys.argv[1:] if argv is None else argv)}
+        cli.main(args=argv, prog_name="ercgraph", standalone_mode=False, obj=obj)
     except ErcgraphError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)

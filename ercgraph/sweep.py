@@ -111,8 +111,12 @@ OWNED_SECTIONS = {
 #: top-level sections that :func:`ercgraph.pipeline.prepare` does not read: a space over these
 #: alone shares one prepared corpus (features, graphs) across its trials
 PREP_FREE = ("model", "train", "loss", "sampler", "decision")
+#: the type of a key under a free-form mapping: whatever the space gives
+FREE = "free-form"
 #: files of the sweep folder, beside ``trials/``
 BASE, SPACE, STUDY_DB, TEST_SCORES = "base.yaml", "space.yaml", "study.db", "test_scores.json"
+#: files that mark a folder as a sweep's
+MARKS = (BASE, STUDY_DB)
 #: seconds between a running trial's heartbeats, and how long a silent one stays RUNNING
 HEARTBEAT_S, GRACE_S = 30, 120
 
@@ -401,8 +405,8 @@ def config_keys() -> tuple[dict[str, Any], list[str]]:
 
 
 def _key_type(key: str, leaves: dict[str, Any], free: list[str]) -> Any:
-    """The config type of a space key (``Any`` under a free-form mapping), or a one-line error
-    naming the key and its near matches."""
+    """The config type of a space key (:data:`FREE` under a free-form mapping), or a one-line
+    error naming the key and its near matches."""
     if key in leaves:
         return leaves[key]
     parts = key.split(".")
@@ -411,7 +415,7 @@ def _key_type(key: str, leaves: dict[str, Any], free: list[str]) -> Any:
         if len(pp) == len(parts) and all(a in ("*", b) for a, b in zip(pp, parts, strict=True)):
             return hint
     if any(key.startswith(f"{f}.") for f in free):
-        return Any
+        return FREE
     sections = {p.rsplit(".", 1)[0] for p in leaves if "." in p}
     if key in sections:
         example = next(p for p in leaves if p.startswith(f"{key}."))
@@ -451,12 +455,12 @@ def check_space(space: Space, cfg: Config) -> Space:
                         f"(and step), got {p.low!r}..{p.high!r}"
                     )
                 kind = "int"
-            elif hint is float or (hint is Any and p.kind != "int?"):
-                if p.kind == "int" and hint is float:
+            elif hint is float:
+                if p.kind == "int":
                     raise ErcgraphError(f"{space.source}: {p.key} is a float key, not type: int")
-                kind = "float" if hint is float else p.kind
-            elif hint is Any:
-                kind = "int"
+                kind = "float"
+            elif hint == FREE:
+                kind = "int" if p.kind in ("int", "int?") else "float"
             else:
                 raise ErcgraphError(
                     f"{space.source}: {p.key} takes {getattr(hint, '__name__', hint)}, not a "
@@ -866,9 +870,10 @@ def _open_study(plan: _Plan, cfg: Config, direction: str) -> None:
 def _check_out(out: Path) -> None:
     if out.exists() and not out.is_dir():
         raise ErcgraphError(f"--out {str(out)!r} is a file, not a folder; choose another --out")
-    if out.is_dir() and any(out.iterdir()) and not (out / BASE).is_file():
+    if out.is_dir() and any(out.iterdir()) and not any((out / f).is_file() for f in MARKS):
         raise ErcgraphError(
-            f"--out {str(out)!r} exists and is not a sweep folder (no {BASE}); choose another --out"
+            f"--out {str(out)!r} exists and is not a sweep folder (no {BASE} or {STUDY_DB}); "
+            "choose another --out"
         )
 
 
@@ -923,15 +928,15 @@ def run_sweep(
     url = storage or f"sqlite:///{(out / STUDY_DB).resolve()}"
     name = study_name or out.resolve().name
     base = out / BASE
-    atomic_write_bytes(base, dump_config(cfg).encode())
-    if load_config(base) != cfg:
-        raise ErcgraphError(f"{str(base)!r} does not read back as the sweep's config")
-    atomic_write_bytes(out / SPACE, _yaml_block(space.to_dict()).encode())
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     plan = _Plan(
         out, base, space, metric, url, name, trials, seed, prune, max_failures, time.time()
     )
-    _open_study(plan, cfg, direction)
+    _open_study(plan, cfg, direction)  # a study begun with another config is refused first
+    atomic_write_bytes(base, dump_config(cfg).encode())
+    if load_config(base) != cfg:
+        raise ErcgraphError(f"{str(base)!r} does not read back as the sweep's config")
+    atomic_write_bytes(out / SPACE, _yaml_block(space.to_dict()).encode())
     if all(k.split(".")[0] in PREP_FREE for k in space.keys):
         from ercgraph.pipeline import prepare
 
