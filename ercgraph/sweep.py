@@ -924,6 +924,7 @@ def run_sweep(
     space = check_space(space, cfg)
     metric = cfg.train.select_metric
     direction = "maximize" if higher_is_better(metric) else "minimize"
+    created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
     url = storage or f"sqlite:///{(out / STUDY_DB).resolve()}"
     name = study_name or out.resolve().name
@@ -932,7 +933,12 @@ def run_sweep(
     plan = _Plan(
         out, base, space, metric, url, name, trials, seed, prune, max_failures, time.time()
     )
-    _open_study(plan, cfg, direction)  # a study begun with another config is refused first
+    try:
+        _open_study(plan, cfg, direction)  # a study begun with another config is refused first
+    except ErcgraphError:
+        if created and not any(out.iterdir()):
+            out.rmdir()  # a storage that cannot be reached leaves nothing behind
+        raise
     atomic_write_bytes(base, dump_config(cfg).encode())
     if load_config(base) != cfg:
         raise ErcgraphError(f"{str(base)!r} does not read back as the sweep's config")
@@ -1013,7 +1019,7 @@ def _table(rows: list[dict[str, Any]], keys: list[str], metric: str) -> tuple[li
         [
             r["trial"],
             r["state"],
-            r["dev"],
+            None if r["dev"] is None else f"{r['dev']:.2f}",
             r["epochs"],
             r["wall_s"],
             *[r["params"].get(k) for k in keys],
@@ -1055,7 +1061,7 @@ def _importances(study: Any, seed: int) -> tuple[dict[str, float] | None, str]:
         return None, _one_line(exc)
 
 
-def _plot_importances(imp: dict[str, float] | None, why: str, path: Path) -> None:
+def _plot_importances(imp: dict[str, float] | None, why: str, n: int, path: Path) -> None:
     import io
 
     import matplotlib
@@ -1071,7 +1077,7 @@ def _plot_importances(imp: dict[str, float] | None, why: str, path: Path) -> Non
     else:
         ax.text(0.5, 0.5, f"no importances: {why}"[:90], ha="center", va="center", wrap=True)
         ax.set_axis_off()
-    ax.set_title("parameter importances")
+    ax.set_title(f"parameter importances ({n} completed trials)")
     fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=100)
@@ -1106,6 +1112,9 @@ def _plot_history(rows: list[dict[str, Any]], metric: str, maximise: bool, path:
             color="grey",
             label="pruned (first seed's last dev)",
         )
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("trial")
     ax.set_ylabel(f"dev {metric}")
     ax.set_title("optimisation history")
@@ -1161,7 +1170,8 @@ def summarise(
     atomic_write_bytes(plan.out / "trials.md", markdown(head, body).encode())
     atomic_write_bytes(plan.out / "trials.csv", _csv(head, body).encode())
     imp, why = _importances(study, plan.seed)
-    _plot_importances(imp, why, plan.out / "importances.png")
+    done = sum(r["state"] == "COMPLETE" for r in rows)
+    _plot_importances(imp, why, done, plan.out / "importances.png")
     maximise = higher_is_better(plan.metric)
     _plot_history(rows, plan.metric, maximise, plan.out / "history.png")
     counts: dict[str, int] = {}
@@ -1200,6 +1210,7 @@ def summarise(
         "seed": plan.seed,
         "pruning": plan.prune,
         "trials_requested": plan.trials,
+        "grid_size": plan.space.grid_size() if plan.space.sampler == "grid" else None,
         "counts": counts,
         "best": best,
         "importances": imp,
@@ -1221,7 +1232,8 @@ def summary_lines(summary: dict[str, Any], out: Path) -> list[str]:
     head, body = _table(summary["trials"], keys, summary["select_metric"])
     lines = markdown(head, body).splitlines()
     counts = ", ".join(f"{n} {s.lower()}" for s, n in sorted(summary["counts"].items()))
-    lines.append(f"\ntrials: {counts} (requested {summary['trials_requested']})")
+    grid = f"; the grid has {summary['grid_size']} points" if summary.get("grid_size") else ""
+    lines.append(f"\ntrials: {counts} (requested {summary['trials_requested']}{grid})")
     best = summary["best"]
     metric = summary["select_metric"]
     if best is None:

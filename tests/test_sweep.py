@@ -181,6 +181,7 @@ def test_an_unreachable_storage_is_one_line(toy, tmp_path):
     url = "sqlite:////nonexistent-folder/deeper/study.db"
     with pytest.raises(ErcgraphError, match=r"--storage sqlite:////nonexistent.*cannot open"):
         run_sweep(load_config(toy), space, tmp_path / "s", trials=1, storage=url)
+    assert not (tmp_path / "s").exists()
     code = cli(
         "sweep", "-c", str(toy), "--space", str(_space_file(tmp_path, SPACE)), "--trials", "1",
         "--out", str(tmp_path / "c"), "--storage", "postgresql://me:secret@127.0.0.1:9/db",
@@ -363,3 +364,22 @@ def test_two_workers_share_one_study_without_running_a_trial_twice(toy, tmp_path
     study = _study(f"sqlite:///{out / 'study.db'}", "sw")
     pids = {t.user_attrs["worker"]["pid"] for t in study.trials}
     assert len(pids) == 2 and os.getpid() not in pids
+
+
+def test_a_grid_sweep_runs_each_point_once(toy, tmp_path):
+    space = parse_space(
+        {
+            "sampler": "grid",
+            "params": {
+                "model.hidden": {"low": 8, "high": 16, "step": 8},
+                "model.fusion": {"choices": ["mean", {"name": "concat"}]},
+            },
+        }
+    )
+    summary = run_sweep(load_config(toy), space, tmp_path / "sw", trials=9)
+    assert summary["grid_size"] == 4 and summary["counts"] == {"COMPLETE": 4}
+    points = {(r["params"]["model.hidden"], r["params"]["model.fusion"]) for r in summary["trials"]}
+    assert points == {(h, f) for h in (8, 16) for f in ("mean", '{"name": "concat"}')}
+    concat = next(r for r in summary["trials"] if r["params"]["model.fusion"] != "mean")
+    saved = load_config(tmp_path / "sw" / "trials" / f"trial_{concat['trial']}" / "config.yaml")
+    assert saved.model.fusion == {"name": "concat"}
