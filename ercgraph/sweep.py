@@ -827,9 +827,11 @@ def _differs(a: Any, b: Any) -> list[str]:
     return sorted(k for k in set(fa) | set(fb) if fa.get(k) != fb.get(k))
 
 
-def _open_study(plan: _Plan, cfg: Config, direction: str) -> None:
-    """Create the study or load it, refusing one started with another config or space."""
+def _open_study(plan: _Plan, cfg: Config, direction: str) -> int:
+    """Create the study or load it, refusing one started with another config or space; returns
+    how many of its trials have completed or been pruned."""
     import optuna
+    from optuna.trial import TrialState
 
     storage = _storage(plan.url)
     study = optuna.create_study(
@@ -864,7 +866,9 @@ def _open_study(plan: _Plan, cfg: Config, direction: str) -> None:
                 "sweep into another --out, or give the study it belongs to (--storage, "
                 "--study-name)"
             )
+    done = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)))
     storage.engine.dispose()  # forked workers open their own connections
+    return done
 
 
 def _check_out(out: Path) -> None:
@@ -929,12 +933,13 @@ def run_sweep(
     url = storage or f"sqlite:///{(out / STUDY_DB).resolve()}"
     name = study_name or out.resolve().name
     base = out / BASE
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    # a failed trial is logged once, in one line, by the worker (not with Optuna's traceback)
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
     plan = _Plan(
         out, base, space, metric, url, name, trials, seed, prune, max_failures, time.time()
     )
     try:
-        _open_study(plan, cfg, direction)  # a study begun with another config is refused first
+        done = _open_study(plan, cfg, direction)  # one begun with another config is refused
     except ErcgraphError:
         if created and not any(out.iterdir()):
             out.rmdir()  # a storage that cannot be reached leaves nothing behind
@@ -943,7 +948,8 @@ def run_sweep(
     if load_config(base) != cfg:
         raise ErcgraphError(f"{str(base)!r} does not read back as the sweep's config")
     atomic_write_bytes(out / SPACE, _yaml_block(space.to_dict()).encode())
-    if all(k.split(".")[0] in PREP_FREE for k in space.keys):
+    missing = done < (min(trials, space.grid_size()) if space.sampler == "grid" else trials)
+    if missing and all(k.split(".")[0] in PREP_FREE for k in space.keys):
         from ercgraph.pipeline import prepare
 
         # the trials differ only in what prepare() does not read: one corpus, features and
