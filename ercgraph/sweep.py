@@ -894,6 +894,7 @@ def run_sweep(
     max_failures: int = 3,
     command: list[str] | None = None,
     callbacks: Sequence[Callback] = (),
+    score_test: bool = True,
 ) -> dict[str, Any]:
     """Run (or resume) a sweep of ``space`` over ``cfg`` into ``out`` until ``trials`` trials
     have completed or been pruned; score the best one on test once; write the reports.
@@ -911,6 +912,8 @@ def run_sweep(
         max_failures: failures in a row that stop the sweep.
         command: the command line, recorded in ``sweep.json``.
         callbacks: extra training callbacks given to every trial.
+        score_test: score the best trial on test (once) at the end; ``False`` leaves test
+            unread (a sweep that only measures, e.g. a re-run of another sweep's trials).
 
     Returns:
         The summary written to ``sweep.json``.
@@ -968,7 +971,7 @@ def run_sweep(
     except ErcgraphError:
         summarise(plan, cfg, command, score=False)  # what ran, before the error is shown
         raise
-    return summarise(plan, cfg, command)
+    return summarise(plan, cfg, command, score=score_test)
 
 
 def _yaml_block(d: Any) -> str:
@@ -1245,9 +1248,14 @@ def summary_lines(summary: dict[str, Any], out: Path) -> list[str]:
     if best is None:
         lines.append("no trial completed: no best trial")
         return lines
+    test = (
+        f"test {metric} {best['test']:.2f} (scored once, after the sweep)"
+        if best.get("test") is not None
+        else "test not scored"
+    )
     lines.append(
         f"best: trial {best['trial']} ({' '.join(best['set'])}): dev {metric} {best['dev']:.2f}, "
-        f"test {metric} {best['test']:.2f} (scored once, after the sweep)"
+        + test
     )
     lines.append(
         f"sweep folder: {out} (trials.md, trials.csv, history.png, importances.png, sweep.json); "
