@@ -129,6 +129,26 @@ def _try_build(cfg: Config) -> None:
     )
 
 
+def check_context(cfg: Config, corpus: Corpus) -> None:
+    """Refuse a body that declares ``NEEDS_CONTEXT = True`` on a corpus whose dialogues all
+    have one utterance (RAVDESS clips), naming the body and the corpus.
+
+    A body declares it when it breaks or means nothing without neighbours (no edge, no other
+    utterance of its dialogue); the built-in bodies all degrade to a per-utterance model there
+    and train, so none declares it today. Runs once the corpus is read, before any feature is
+    read or extracted.
+    """
+    from ercgraph.registry import MODELS
+
+    if not getattr(MODELS.get(cfg.model.name), "NEEDS_CONTEXT", False):
+        return
+    if corpus.num_utterances and not corpus.df["dialogue_id"].duplicated().any():
+        raise ErcgraphError(
+            f"model {cfg.model.name!r} needs dialogues of more than one utterance; corpus "
+            f"{corpus.name!r} has only one-utterance dialogues"
+        )
+
+
 def check_writable_dir(path: Path, what: str) -> None:
     """Refuse a folder that is a file, lies under a file, or cannot be written, naming it."""
     import os
@@ -298,6 +318,7 @@ def prepare(
                 f"{corpus.source or corpus.name}: the corpus has no {split!r} "
                 f"split (found {corpus.splits}); this needs {list(splits)}"
             )
+    check_context(cfg, corpus)
     fitted = head_states is None
     # heads first: a missing target column is reported before any feature is extracted
     states = fit_heads(cfg, corpus) if fitted else head_states
