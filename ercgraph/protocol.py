@@ -28,6 +28,7 @@ import json
 import logging
 import re
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -170,9 +171,18 @@ def apply_protocol(cfg: Config, corpus: Corpus) -> Corpus:
 
 
 def run_cv(
-    cfg: Config, out: Path, resume: bool = False, only: list[int] | None = None
+    cfg: Config,
+    out: Path,
+    resume: bool = False,
+    only: list[int] | None = None,
+    callbacks: Sequence[Any] = (),
+    score_test: bool = True,
 ) -> dict[str, Any]:
     """Cross-validate: every fold (or the folds in ``only``) is a full run in ``out/fold_<k>``.
+
+    ``callbacks`` and ``score_test`` are given to every fold's :func:`ercgraph.train.run` (a
+    sweep's trial: its callbacks hear each fold as one run, in fold order; with
+    ``score_test=False`` no fold scores test and the aggregate has no ``test``).
 
     Returns:
         The aggregate written to ``out/metrics.json``.
@@ -233,7 +243,14 @@ def run_cv(
             fold_cfg = _fold_config(cfg, fold.index)
             fc = fold_corpus(corpus, groups, pooled, fold)
             prep = prepare(fold_cfg, corpus=fc, features=shared)
-            per_fold[fold.index] = run(fold_cfg, fold_dir, resume=resume, prep=prep)
+            per_fold[fold.index] = run(
+                fold_cfg,
+                fold_dir,
+                resume=resume,
+                prep=prep,
+                callbacks=callbacks,
+                score_test=score_test,
+            )
         metrics = aggregate_folds(cfg, folds, per_fold)
         metrics["timings"] = {"read_s": read_s, "features_s": features_s}
         from ercgraph.rundir import write_json
@@ -303,6 +320,8 @@ def aggregate_folds(
         if not done:
             out[split] = agg
             continue
+        if split not in per_fold[done[0]]:  # folds trained without scoring test (a sweep)
+            continue
         first = per_fold[done[0]][split]
         for key, value in first.items():
             if key == "per_class" or not isinstance(value, dict) or "mean" not in value:
@@ -337,7 +356,8 @@ def aggregate_folds(
 
 def cv_summary(cfg: Config, metrics: dict[str, Any], corpus: Corpus) -> str:
     """The cross-validation's markdown summary: the headline metric first, per-fold figures."""
-    test = metrics["test"]
+    scored = [s for s in ("dev", "test") if s in metrics]
+    test = metrics[scored[-1]]  # dev when test was not scored (a sweep's trial)
     lead = metrics["headline"]
     shown = [k for k in test if k != "per_class"]
     if lead in shown:
@@ -356,17 +376,18 @@ def cv_summary(cfg: Config, metrics: dict[str, Any], corpus: Corpus) -> str:
     if metrics["folds_missing"]:
         lines += [f"**Incomplete:** folds {metrics['folds_missing']} have not run yet.", ""]
     lines += ["| | " + " | ".join(shown) + " |", "|---|" + "---|" * len(shown)]
-    for split in ("dev", "test"):
+    for split in scored:
         m = metrics[split]
         cells = " | ".join(
             f"{m[k]['mean']:.{digits[k]}f} ± {m[k]['std']:.{digits[k]}f}" for k in shown if k in m
         )
         lines.append(f"| {split} | {cells} |")
-    lines += ["", f"## Per fold (test {lead})", "", "| fold | test " + lead + " |", "|---|---|"]
+    side = scored[-1]
+    lines += ["", f"## Per fold ({side} {lead})", "", f"| fold | {side} {lead} |", "|---|---|"]
     for k, v in test.get(lead, {}).get("per_fold", {}).items():
         lines.append(f"| {k} | {v:.{digits.get(lead, 2)}f} |")
     if "per_class" in test:
-        lines += ["", "## Per-class F1 (test, mean ± std over folds)", ""]
+        lines += ["", f"## Per-class F1 ({side}, mean ± std over folds)", ""]
         lines += ["| class | F1 | support (all folds) |", "|---|---|---|"]
         for lab, v in test["per_class"].items():
             lines.append(f"| {lab} | {v['f1']:.2f} ± {v['f1_std']:.2f} | {v['support']} |")

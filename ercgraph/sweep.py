@@ -16,7 +16,10 @@ A range is ``low``/``high`` (``low < high``) with optional ``log: true`` (then `
 ``step``; it is an integer range when the config key is an integer (``model.hidden``), or with
 ``type: int`` (a free-form key whose ``low`` and ``high`` are both written as integers is an
 integer range too: write ``0.0`` for a float one). ``choices`` may hold any YAML values
-(mappings and lists included: ``graph.builders``). ``when`` makes a key conditional: it is
+(mappings and lists included: ``graph.builders``). A **section** (``model``,
+``features.text.finetune``) takes choices only, each a mapping of its keys merged into the
+section as ``--set model={name: mlp, fusion: concat}`` merges: settings that go together (a
+model preset, a fine-tuning recipe) as one choice. ``when`` makes a key conditional: it is
 sampled only in trials where every named earlier key takes the given value (or one of a list of
 values). A grid sweep needs ``choices`` or integer ranges everywhere and no ``when``.
 
@@ -30,12 +33,15 @@ define what is compared are the sweep's and refused: ``train.select_metric``, ``
 ``imports``).
 
 Each **trial** is an ordinary run directory, ``DIR/trials/trial_<k>/``, trained by
-:func:`ercgraph.train.run` with the config ``ercgraph train -c DIR/base.yaml --set KEY=VALUE...``
-would give (``base.yaml`` is the sweep's resolved config; ``train.jobs`` is 1 so the pruning
-callback lives in the process training the seed) and ``score_test=False``: the test split is
-never read during a sweep. The objective is the mean over seeds of the dev
-``train.select_metric`` (maximised, or minimised for an error such as MAE). The median pruner
-judges the **first seed's** per-epoch dev curve; a pruned trial's later seeds are not trained.
+:func:`ercgraph.train.run` (a cross-validation config, ``protocol.name: group_kfold``: by
+:func:`ercgraph.protocol.run_cv`, every fold, as ``ercgraph train`` runs it) with the config
+``ercgraph train -c DIR/base.yaml --set KEY=VALUE...`` would give (``base.yaml`` is the sweep's
+resolved config; ``train.jobs`` is 1 so the pruning callback lives in the process training the seed)
+and ``score_test=False``: the test split is never read during a sweep. The objective is the mean
+over seeds of the dev ``train.select_metric`` (maximised, or minimised for an error such as MAE);
+for a cross-validation, the mean over folds of each fold's mean over seeds (the dev figure
+``ercgraph train`` reports). The median pruner judges the **first seed's** per-epoch dev curve (of
+the first fold in a cross-validation); a pruned trial's later seeds (and folds) are not trained.
 
 The study lives in ``DIR/study.db`` (SQLite) unless ``storage`` names another database URL; its
 name is ``DIR``'s name unless given. Several workers (``jobs`` processes here, or more
@@ -50,10 +56,11 @@ failed and not retried; ``max_failures`` failures in a row (in one invocation) s
 showing the first error.
 
 At the end the best trial (by dev) is scored on test once (:func:`ercgraph.evaluate.evaluate_run`,
-into its ``sweep_test.json``; the score is kept in ``DIR/test_scores.json`` and never computed
-again) and ``DIR`` receives ``trials.md``, ``trials.csv``, ``importances.png``, ``history.png``,
-``best.yaml`` (the best trial's saved config: ``ercgraph train -c DIR/best.yaml`` retrains it
-with the same dev score) and ``sweep.json``.
+into its ``sweep_test.json``; a cross-validation trial fold by fold, aggregated over folds; the
+score is kept in ``DIR/test_scores.json`` and never computed again) and ``DIR`` receives
+``trials.md``, ``trials.csv``, ``importances.png``, ``history.png``, ``best.yaml`` (the best trial's
+saved config: ``ercgraph train -c DIR/best.yaml`` retrains it with the same dev score) and
+``sweep.json``.
 """
 
 from __future__ import annotations
@@ -433,11 +440,6 @@ def check_space(space: Space, cfg: Config) -> Space:
     ends and at each choice), all before any trial runs. Returns the settled space."""
     from ercgraph.pipeline import check_config
 
-    if cfg.protocol.name != "split":
-        raise ErcgraphError(
-            f"a sweep trains on the split protocol (train/dev/test); protocol.name is "
-            f"{cfg.protocol.name!r}: sweep one fold's config, or use the split protocol"
-        )
     leaves, free = config_keys()
     settled = []
     for p in space.params:
@@ -445,6 +447,10 @@ def check_space(space: Space, cfg: Config) -> Space:
         if p.key in OWNED or top in OWNED_SECTIONS:
             why = OWNED.get(p.key) or OWNED_SECTIONS[top]
             raise ErcgraphError(f"{space.source}: {p.key} cannot be swept: {why}")
+        if p.choices is not None and _is_section(p.key, leaves):
+            _check_bundles(p, leaves, free, space.source)
+            settled.append(p)
+            continue
         hint = _key_type(p.key, leaves, free)
         kind = p.kind
         if p.choices is None:
@@ -487,6 +493,33 @@ def check_space(space: Space, cfg: Config) -> Space:
                     f"{space.source}: the trial config {shown} is refused: {exc}"
                 ) from None
     return space
+
+
+def _is_section(key: str, leaves: dict[str, Any]) -> bool:
+    return key not in leaves and any(k.startswith(f"{key}.") for k in leaves)
+
+
+def _check_bundles(p: Param, leaves: dict[str, Any], free: list[str], source: str) -> None:
+    """A section's choices are mappings of its keys, each choice merged into the section as
+    ``--set SECTION={...}`` merges (keys it does not name keep the base config's values): a
+    bundle of settings that go together (a model preset, a fine-tuning recipe)."""
+    for choice in p.choices or ():
+        if not isinstance(choice, dict) or not choice:
+            raise ErcgraphError(
+                f"{source}: {p.key} is a section of the config; its choices must be non-empty "
+                f"mappings of its keys (e.g. {{hidden: 64, dropout: 0.3}}), got {choice!r}"
+            )
+        stack = [(p.key, choice)]
+        while stack:
+            prefix, mapping = stack.pop()
+            for k, v in mapping.items():
+                key = f"{prefix}.{k}"
+                if key in OWNED:
+                    raise ErcgraphError(f"{source}: {key} cannot be swept: {OWNED[key]}")
+                if isinstance(v, dict) and _is_section(key, leaves):
+                    stack.append((key, v))
+                else:
+                    _key_type(key, leaves, free)
 
 
 def _corners(space: Space) -> list[dict[str, Any]]:
@@ -539,13 +572,16 @@ class PruningCallback(Callback):
 
     def __init__(self, trial: Any, metric: str, first_seed: int, prune: bool = True) -> None:
         self.trial, self.metric, self.first_seed, self.prune = trial, metric, first_seed, prune
-        self.epochs = 0
+        self.epochs = self.runs = 0
+
+    def run_start(self, cfg: Config, out: Path) -> None:
+        self.runs += 1  # a cross-validation trial is one run per fold
 
     def epoch_end(self, seed: int, row: dict[str, float]) -> None:
         import optuna
 
         self.epochs += 1
-        if seed != self.first_seed:
+        if seed != self.first_seed or self.runs > 1:  # the first fold's first seed only
             return
         key = f"dev_{self.metric}"
         if key not in row:
@@ -574,6 +610,7 @@ class _Plan:
     prune: bool
     max_failures: int
     started: float
+    cv: bool = False
     prep: Any = None
     callbacks: Sequence[Callback] = ()
 
@@ -724,6 +761,7 @@ def _objective(plan: _Plan, turn: _Turn) -> Any:
     def objective(trial: Any) -> float:
         import optuna
 
+        from ercgraph.protocol import run_cv
         from ercgraph.train import run
 
         turn.give()  # the trial exists (RUNNING): other workers may count it now
@@ -738,7 +776,10 @@ def _objective(plan: _Plan, turn: _Turn) -> Any:
             cfg = load_config(plan.base, [*overrides, "train.jobs=1"])
             reporter.first_seed = cfg.train.seeds[0]
             callbacks = [*plan.callbacks, reporter]
-            metrics = run(cfg, out, prep=plan.prep, callbacks=callbacks, score_test=False)
+            if plan.cv:  # every fold; the objective is the folds' mean of their seed means
+                metrics = run_cv(cfg, out, callbacks=callbacks, score_test=False)
+            else:
+                metrics = run(cfg, out, prep=plan.prep, callbacks=callbacks, score_test=False)
         except KeyboardInterrupt:
             trial.set_user_attr("epochs", reporter.epochs)
             raise  # failed without an error: retried by the next invocation
@@ -938,8 +979,9 @@ def run_sweep(
     base = out / BASE
     # a failed trial is logged once, in one line, by the worker (not with Optuna's traceback)
     optuna.logging.set_verbosity(optuna.logging.ERROR)
+    cv = cfg.protocol.name == "group_kfold" and cfg.protocol.fold is None
     plan = _Plan(
-        out, base, space, metric, url, name, trials, seed, prune, max_failures, time.time()
+        out, base, space, metric, url, name, trials, seed, prune, max_failures, time.time(), cv
     )
     try:
         done = _open_study(plan, cfg, direction)  # one begun with another config is refused
@@ -952,7 +994,7 @@ def run_sweep(
         raise ErcgraphError(f"{str(base)!r} does not read back as the sweep's config")
     atomic_write_bytes(out / SPACE, _yaml_block(space.to_dict()).encode())
     missing = done < (min(trials, space.grid_size()) if space.sampler == "grid" else trials)
-    if missing and all(k.split(".")[0] in PREP_FREE for k in space.keys):
+    if missing and not cv and all(k.split(".")[0] in PREP_FREE for k in space.keys):
         from ercgraph.pipeline import prepare
 
         # the trials differ only in what prepare() does not read: one corpus, features and
@@ -1140,17 +1182,13 @@ def _score_test(plan: _Plan, cfg: Config, number: int) -> dict[str, Any]:
     """The best trial's test scores, computed once ever (kept in ``test_scores.json``)."""
     from filelock import FileLock
 
-    from ercgraph.evaluate import evaluate_run
-
     path = plan.out / TEST_SCORES
     with FileLock(str(plan.out / ".report.lock")):
         scores = json.loads(path.read_text()) if path.exists() else {}
         if str(number) not in scores:
             run_dir = plan.out / "trials" / f"trial_{number}"
             log.info("scoring the best trial (%d) on test, once", number)
-            res, written = evaluate_run(
-                run_dir, "sweep_test.json", data_root=cfg.data_root, cache_dir=cfg.cache_dir
-            )
+            res, written = _evaluate_trial(run_dir, cfg)
             scores[str(number)] = {
                 "dev": res["dev"].get(plan.metric, {}).get("mean"),
                 "test": res["test"].get(plan.metric, {}).get("mean"),
@@ -1160,6 +1198,33 @@ def _score_test(plan: _Plan, cfg: Config, number: int) -> dict[str, Any]:
             }
             write_json(path, scores)
         return scores[str(number)]
+
+
+def _evaluate_trial(run_dir: Path, cfg: Config) -> tuple[dict[str, Any], Path]:
+    """A trial re-scored on dev and test into its ``sweep_test.json``: a cross-validation
+    trial fold by fold (each ``fold_<k>/sweep_test.json``), aggregated as ``ercgraph train``
+    aggregates folds (mean over folds of each fold's mean over seeds)."""
+    from ercgraph.evaluate import evaluate_run
+    from ercgraph.protocol import FOLDS_FILE, Fold, aggregate_folds
+    from ercgraph.rundir import CONFIG
+
+    where = {"data_root": cfg.data_root, "cache_dir": cfg.cache_dir}
+    if not (run_dir / FOLDS_FILE).is_file():
+        return evaluate_run(run_dir, "sweep_test.json", **where)
+    doc = json.loads((run_dir / FOLDS_FILE).read_text())
+    folds = [
+        Fold(r["fold"], r["test"]["groups"], r["dev"]["groups"], r["train"]["groups"])
+        for r in doc["folds"]
+    ]
+    per_fold = {}
+    for f in folds:
+        fold_dir = run_dir / f"fold_{f.index}"
+        res, _ = evaluate_run(fold_dir, "sweep_test.json", **where)
+        trained = json.loads((fold_dir / "metrics.json").read_text())
+        per_fold[f.index] = {**res, **{k: trained.get(k) for k in ("labels", "epoch_s_mean")}}
+    agg = aggregate_folds(load_config(run_dir / CONFIG), folds, per_fold)
+    write_json(run_dir / "sweep_test.json", agg)
+    return agg, run_dir / "sweep_test.json"
 
 
 def summarise(

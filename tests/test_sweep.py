@@ -383,3 +383,105 @@ def test_a_grid_sweep_runs_each_point_once(toy, tmp_path):
     concat = next(r for r in summary["trials"] if r["params"]["model.fusion"] != "mean")
     saved = load_config(tmp_path / "sw" / "trials" / f"trial_{concat['trial']}" / "config.yaml")
     assert saved.model.fusion == {"name": "concat"}
+
+
+# -- sections as bundles, and cross-validation trials -------------------------------------------
+def test_a_section_choice_is_a_bundle_of_its_keys(toy, tmp_path):
+    bad = parse_space({"params": {"model": {"choices": [{"hiden": 8}]}}})
+    with pytest.raises(ErcgraphError, match=r"'model.hiden' is not a config key.*model.hidden"):
+        check_space(bad, load_config(toy))
+    owned = parse_space({"params": {"train": {"choices": [{"select_metric": "macro_f1"}]}}})
+    with pytest.raises(ErcgraphError, match="train.select_metric cannot be swept"):
+        check_space(owned, load_config(toy))
+    # the MLP refuses the toy's non-default GCN layer counts: its bundle resets them
+    mlp = {"name": "mlp", "fusion": "concat", "intra_layers": 2, "cross_layers": 1}
+    presets = [mlp, {"name": "hierarchical_gcn", "hidden": 8}]
+    space = parse_space({"sampler": "grid", "params": {"model": {"choices": presets}}})
+    summary = run_sweep(load_config(toy, ["model.dropout=0.3"]), space, tmp_path / "sw", 2)
+    assert summary["counts"] == {"COMPLETE": 2}
+    for r in summary["trials"]:
+        saved = load_config(tmp_path / "sw" / "trials" / f"trial_{r['trial']}" / "config.yaml")
+        # merged into the section: the keys a bundle does not name keep the base's values
+        assert saved.model.dropout == 0.3
+        if saved.model.name == "mlp":
+            assert saved.model.fusion == "concat" and saved.model.hidden == 16
+        else:
+            assert saved.model.hidden == 8 and saved.model.fusion == "mean"
+    assert {load_config(tmp_path / "sw/best.yaml").model.name} <= {"mlp", "hierarchical_gcn"}
+
+
+def test_the_pruning_callback_judges_the_first_fold_only():
+    class FakeTrial:
+        reports: list = []
+
+        def report(self, value, step):
+            self.reports.append((step, value))
+
+        def should_prune(self):
+            return False
+
+    trial = FakeTrial()
+    cb = PruningCallback(trial, "accuracy", first_seed=0)
+    for fold in range(2):  # each fold of a cross-validation is one run
+        cb.run_start(None, Path(f"fold_{fold}"))
+        for seed in (0, 1):
+            cb.epoch_end(seed, {"epoch": 1, "dev_accuracy": 10.0 * (fold + 1) + seed})
+    assert trial.reports == [(1, 10.0)] and cb.epochs == 4
+
+
+def _grouped(root: Path) -> Path:
+    """Three actors' one-clip dialogues (tests/test_protocol.py's table) under a 3-fold
+    cross-validation by actor that trains in about a second a fold."""
+    from tests.test_protocol import _write_grouped_table
+
+    _write_grouped_table(root)
+    config = root / "cv.yaml"
+    config.write_text(
+        "data: {reader: table, path: toy/labels.csv, options: {split: train},\n"
+        "       columns: {dialogue_id: clip, speaker: actor, label: emotion}}\n"
+        "features: {modalities: [audio], files: {audio: {path: toy/feats.npy}}}\n"
+        "graph: {builders: [{name: modality}]}\n"
+        "model: {name: mlp, hidden: 8}\n"
+        "train: {epochs: 2, batch_size: 8, min_steps: 0, baselines: [], seeds: [0, 1],\n"
+        "        select_metric: accuracy}\n"
+        "protocol: {name: group_kfold, group: speaker}\n"
+        f"data_root: {root}\n"
+        f"cache_dir: {root / 'cache'}\n"
+    )
+    return config
+
+
+def test_a_cross_validation_sweep_runs_every_fold_and_scores_test_once(tmp_path):
+    config = _grouped(tmp_path / "data")
+    space = {"sampler": "grid", "params": {"train.lr": {"choices": [0.001, 0.05]}}}
+    out = tmp_path / "sw"
+    args = ["sweep", "-c", str(config), "--space", str(_space_file(tmp_path, space))]
+    assert cli(*args, "--trials", "2", "--out", str(out)) == 0
+    summary = json.loads((out / "sweep.json").read_text())
+    assert summary["counts"] == {"COMPLETE": 2}
+    for r in summary["trials"]:
+        run = out / "trials" / f"trial_{r['trial']}"
+        cv = json.loads((run / "metrics.json").read_text())
+        assert cv["folds_done"] == [0, 1, 2] and "test" not in cv
+        folds = [json.loads((run / f"fold_{k}/metrics.json").read_text()) for k in range(3)]
+        assert all("test" not in f for f in folds)  # no fold read test while the sweep ran
+        # the objective: the mean over folds of each fold's mean over seeds
+        assert r["dev"] == pytest.approx(sum(f["dev"]["accuracy"]["mean"] for f in folds) / 3)
+        assert r["dev"] == cv["dev"]["accuracy"]["mean"]
+        assert r["epochs"] == 3 * 2 * 2  # folds x seeds x epochs
+        assert (run / "sweep_test.json").exists() == (r["trial"] == summary["best"]["trial"])
+    best = summary["best"]
+    run = out / "trials" / f"trial_{best['trial']}"
+    scored = json.loads((run / "sweep_test.json").read_text())
+    per_fold = [
+        json.loads((run / f"fold_{k}/sweep_test.json").read_text())["test"]["accuracy"]["mean"]
+        for k in range(3)
+    ]
+    assert scored["test"]["accuracy"]["mean"] == pytest.approx(sum(per_fold) / 3)
+    assert best["test"] == scored["test"]["accuracy"]["mean"]
+    assert best["dev_rescored"] == pytest.approx(best["dev"])
+    # best.yaml runs the whole cross-validation again, to the same dev score
+    assert cli("train", "-c", str(out / "best.yaml"), "--out", str(tmp_path / "again")) == 0
+    again = json.loads((tmp_path / "again" / "metrics.json").read_text())
+    assert again["folds_done"] == [0, 1, 2]
+    assert again["dev"]["accuracy"]["mean"] == best["dev"]
