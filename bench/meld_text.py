@@ -1,5 +1,5 @@
 """MELD text, end to end: frozen MiniLM, frozen all-mpnet-base-v2 and fine-tuned MiniLM features
-(the shipped fine-tuning recipe, chosen by bench/sweep_finetune.py), hierarchical GCN vs a
+(the shipped fine-tuning recipe, chosen by bench/spaces/finetune.yaml), hierarchical GCN vs a
 context-free MLP baseline measured in the same run, 5 seeds, dev-selected. Each row also carries
 the ensemble of its seeds (averaged class probabilities, as ``predict`` does).
 

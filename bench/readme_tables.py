@@ -1218,6 +1218,97 @@ def sweep_ravdess(data: Mapping[str, Any]) -> str:
     )
 
 
+def _param(value: Any) -> str:
+    """A swept value for a table cell: a mapping or list choice (kept as its JSON text) in
+    YAML-like flow style, a float to 3 significant digits."""
+    if isinstance(value, str) and value[:1] in "{[":
+        try:
+            value = json.loads(value)
+        except ValueError:
+            return f"`{value}`"
+    if isinstance(value, (dict, list)):
+        return "`" + json.dumps(value, separators=(", ", ": ")).replace('"', "") + "`"
+    if isinstance(value, float):
+        return f"{value:.3g}"
+    return DASH if value is None else str(value)
+
+
+def sweep_optuna(data: Mapping[str, Any]) -> str:
+    """Any ``bench/sweep.py`` result: every trial's parameters, dev score and state, the best on
+    dev marked, and its test score (scored once, after the sweep)."""
+    metric = data.get("select_metric", "?")
+    params = list(((data.get("space_spec") or {}).get("params") or {}).keys())
+    best = data.get("best") or {}
+    trials = sorted(data.get("trials") or [], key=lambda r: r.get("trial", 0))
+    out = [
+        [str(r.get("trial", "?"))]
+        + [_param((r.get("params") or {}).get(k)) for k in params]
+        + [
+            num(r.get("dev")),
+            str(r.get("state", "?")).lower(),
+            str(r.get("epochs") or DASH),
+            "**best**" if best and r.get("trial") == best.get("trial") else "",
+        ]
+        for r in trials
+    ]
+    text = md_table(
+        ["trial", *[f"`{k}`" for k in params], f"dev {metric}", "state", "epochs", ""], out
+    )
+    seeds = ", ".join(str(x) for x in data.get("seeds") or [])
+    how = "pruned by the median pruner" if data.get("pruning") else "every trial trained to the end"
+    line = (
+        f"{data.get('sampler', '?')} sampler over `{data.get('space', '?')}` on "
+        f"`{data.get('config', '?')}`, seeds {seeds}, {how}; dev only for every trial"
+    )
+    if best:
+        line += (
+            f". Best on dev: trial {best.get('trial')} (dev {num(best.get('dev'))}); its test "
+            f"{metric}, scored once after the sweep: {num(best.get('test'))}"
+        )
+    return text + f"\n\n{line}."
+
+
+def sweep_pruning(data: Mapping[str, Any]) -> str:
+    """``bench/sweep_pruning.py``: the pruned sweep against the same parameter sets unpruned and
+    against the shipped values, with the two targets."""
+    metric = (data.get("pruned") or {}).get("select_metric", "?")
+    rows = []
+    for key, name in (
+        ("default", "shipped values (one trial)"),
+        ("pruned", "TPE, median pruner"),
+        ("unpruned", "the same parameter sets, unpruned"),
+    ):
+        d = data.get(key) or {}
+        counts = ", ".join(f"{n} {s.lower()}" for s, n in sorted((d.get("counts") or {}).items()))
+        wall = d.get("wall_s")
+        rows.append(
+            [
+                name,
+                counts or DASH,
+                str(d.get("epochs_trained", DASH)),
+                num(None if wall is None else wall / 60, ".1f"),
+                num((d.get("best") or {}).get("dev")),
+            ]
+        )
+    text = md_table(["sweep", "trials", "epochs trained", "wall min", f"best dev {metric}"], rows)
+
+    def verdict(flag: Any) -> str:
+        return DASH if flag is None else "met" if flag else "missed"
+
+    best = (data.get("pruned") or {}).get("best") or {}
+    chosen = ", ".join(f"`{k}={_param(v)}`" for k, v in (best.get("params") or {}).items())
+    seeds = ", ".join(str(x) for x in data.get("seeds") or [])
+    return text + (
+        f"\n\nSeeds {seeds} a trial, `--jobs {data.get('jobs', DASH)}`, one invocation. Wall "
+        f"time pruned / unpruned: {num(data.get('wall_ratio'))} (target at most 0.5: "
+        f"{verdict(data.get('wall_ratio_met'))}); epochs trained pruned / unpruned: "
+        f"{num(data.get('epochs_ratio'))}. Best dev of the pruned sweep against the shipped "
+        f"values: {num(data.get('best_dev'))} vs {num(data.get('default_dev'))} (target at least "
+        f"as good: {verdict(data.get('best_dev_at_least_default'))}). The best trial "
+        f"({chosen or DASH}) on test, scored once: {num(data.get('best_test'))}."
+    )
+
+
 @table("protocols_ravdess", "protocols")
 def protocols_ravdess(data: Mapping[str, Any]) -> str:
     rav = data.get("ravdess") or {}
