@@ -305,6 +305,35 @@ def main_job(data: Mapping[str, Any]) -> str:
 
 
 table("dailydialog_main_job")(main_job)  # the same command on DailyDialog
+table("main_job_finetuned")(main_job)  # the fine-tuned preset, encoder fine-tuning included
+
+
+@table("thread_invariance")
+def thread_invariance(data: Mapping[str, Any]) -> str:
+    """Frozen extraction and fine-tuning steps at 1 against 2 torch threads."""
+    names = {
+        "frozen_features": "frozen MiniLM features",
+        "finetuned_weights": f"encoder weights after {data.get('steps', '?')} fine-tuning steps",
+        "finetuned_features": "features of that fine-tuned encoder",
+    }
+    rows = []
+    for key, label in names.items():
+        got = data.get(key) or {}
+        rows.append(
+            [
+                label,
+                "yes" if got.get("identical") else "no",
+                num(got.get("max_abs_diff"), ".2g"),
+                f"{got.get('rows_differing', DASH)} of {got.get('rows', DASH)}",
+            ]
+        )
+    return md_table(
+        ["1 vs 2 torch threads", "bit-identical", "max abs difference", "rows differing"], rows
+    ) + (
+        f"\n\nThe first {data.get('utterances', '?')} MELD training utterances. The README's "
+        "commands ran with torch's default thread count on this machine: "
+        f"{(data.get('threads') or {}).get('cpu_count', '?')} (its cores)."
+    )
 
 
 @table("meld_text_cost", "meld_text")
