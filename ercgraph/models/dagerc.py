@@ -181,13 +181,19 @@ def run_dag(
     bias_w = torch.zeros_like(adj_w, dtype=h0.dtype).masked_fill(~adj_w, -1e9).transpose(0, 1)
     relw_w = (torch.stack([same_w, ~same_w], -1) & adj_w[..., None]).to(h0.dtype).transpose(0, 1)
     # the layers' weights side by side: [L, d, out] for bmm
-    aq = torch.stack([layer.score_query.weight[0] for layer in layers])[:, :, None]
-    bq = torch.stack([layer.score_query.bias for layer in layers])[:, None]  # [L, 1, 1]
+    # what reads a layer's input H^{l-1}, in one product: GRU_n's input gates, GRU_c's state
+    # gates and the query half of the scores
     w_fixed = torch.stack(
-        [torch.cat([la.node_gru.weight_ih, la.context_gru.weight_hh]).t() for la in layers]
+        [
+            torch.cat([la.node_gru.weight_ih, la.context_gru.weight_hh, la.score_query.weight]).t()
+            for la in layers
+        ]
     )
     b_fixed = torch.stack(
-        [torch.cat([la.node_gru.bias_ih, la.context_gru.bias_hh]) for la in layers]
+        [
+            torch.cat([la.node_gru.bias_ih, la.context_gru.bias_hh, la.score_query.bias])
+            for la in layers
+        ]
     )[:, None]
     w_m = torch.stack(
         [torch.cat([la.node_gru.weight_hh, la.context_gru.weight_ih]).t() for la in layers]
@@ -216,8 +222,8 @@ def run_dag(
         below = prev[: n - 1, :rows]
         below = below if dropout is None else dropout(below)
         x = torch.cat([(inputs[s][:rows] if s < t else h0.new_zeros(rows, d))[None], below])
-        q = torch.baddbmm(bq, x, aq)  # [L, rows, 1]
-        fixed = torch.baddbmm(b_fixed, x, w_fixed)  # GRU_n input gates, GRU_c state gates
+        fixed = torch.baddbmm(b_fixed, x, w_fixed)  # [L, rows, 6d + 1]
+        q = fixed[..., 6 * d :]  # [L, rows, 1]
         width = min(w, s)
         if width:
             p = (s - layer_ids).clamp(0, t - 1)
@@ -232,7 +238,7 @@ def run_dag(
             m = h0.new_zeros(n, rows, d)
         gates = torch.baddbmm(b_m, m, w_m)  # GRU_n state gates, GRU_c input gates
         state = DAGLayer._gru(fixed[..., : 3 * d], gates[..., : 3 * d], m)
-        state = state + DAGLayer._gru(gates[..., 3 * d :], fixed[..., 3 * d :], x)
+        state = state + DAGLayer._gru(gates[..., 3 * d :], fixed[..., 3 * d : 6 * d], x)
         kv = nn.functional.pad(torch.bmm(state, w_kv), (0, 0, 0, b - rows))
         keys.append(kv[..., 0])
         values.append(kv[..., 1:].view(n, b, 2, d))
