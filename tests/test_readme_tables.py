@@ -84,3 +84,38 @@ def test_merged_rows_are_named_in_the_source_line():
     rows = [{"variant": "a"}, {"variant": "b", "date": "2026-11-23 19:30"}]
     line = readme_tables.source_line("meld_text", {"rows": rows})
     assert "Rows from 2 invocations" in line and "`b` 2026-11-23 19:30" in line
+
+
+def test_a_sweep_result_renders_its_trials_and_its_best_once():
+    data = {
+        "select_metric": "accuracy",
+        "space": "bench/spaces/x.yaml",
+        "config": "configs/x.yaml",
+        "seeds": [0],
+        "sampler": "grid",
+        "pruning": False,
+        "space_spec": {"params": {"model": {}, "model.dropout": {}}},
+        "trials": [
+            {
+                "trial": 1,
+                "state": "COMPLETE",
+                "dev": 80.9,
+                "epochs": 12,
+                "params": {"model": '{"name": "mlp"}', "model.dropout": 0.3},
+            },
+            {
+                "trial": 0,
+                "state": "PRUNED",
+                "dev": None,
+                "epochs": 3,
+                "params": {"model": '{"name": "gcn"}', "model.dropout": 0.5},
+            },
+        ],
+        "best": {"trial": 1, "dev": 80.9, "test": 79.1},
+    }
+    lines = readme_tables.sweep_optuna(data).splitlines()
+    assert lines[0] == "| trial | `model` | `model.dropout` | dev accuracy | state | epochs |  |"
+    assert lines[2] == "| 0 | `{name: gcn}` | 0.5 | – | pruned | 3 |  |"
+    assert lines[3] == "| 1 | `{name: mlp}` | 0.3 | 80.90 | complete | 12 | **best** |"
+    assert "Best on dev: trial 1 (dev 80.90)" in lines[-1]
+    assert "scored once after the sweep: 79.10" in lines[-1]
