@@ -645,6 +645,10 @@ def run(
 
     sess = sess or Session()
     check_config(cfg)
+    if prep is not None:  # prepared elsewhere (a sweep's shared corpus): the body's needs too
+        from ercgraph.pipeline import check_context
+
+        check_context(cfg, prep.corpus)
     if sess.active:
         if cfg.train.jobs > 1:
             raise ErcgraphError(

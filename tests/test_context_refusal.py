@@ -105,3 +105,18 @@ def test_the_context_bodies_train_on_one_utterance_dialogues(tmp_path, name):
     assert np.isfinite(metrics["test"]["accuracy"]["mean"])
     history = json.loads((tmp_path / "run/seed_0/result.json").read_text())["history"]
     assert all(np.isfinite(h["train_loss"]) for h in history)
+
+
+def test_run_with_a_shared_preparation_checks_the_body_too(tmp_path, monkeypatch):
+    """A corpus prepared once for another body (a sweep's shared preparation) does not let a
+    body that needs context through: ``run`` refuses it before the run folder exists."""
+    from ercgraph.pipeline import prepare
+    from ercgraph.train import run
+
+    sets = clips(tmp_path)
+    prep = prepare(load_config(None, [*sets, "model.name=mlp"]))
+    monkeypatch.setattr(MODELS.get("dagerc"), "NEEDS_CONTEXT", True)
+    out = tmp_path / "run"
+    with pytest.raises(ErcgraphError, match="model 'dagerc' needs dialogues"):
+        run(load_config(None, [*sets, "model.name=dagerc"]), out, prep=prep)
+    assert not out.exists()
