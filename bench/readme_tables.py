@@ -1286,8 +1286,9 @@ def sweep_optuna(data: Mapping[str, Any]) -> str:
     seeds = ", ".join(str(x) for x in data.get("seeds") or [])
     how = "pruned by the median pruner" if data.get("pruning") else "every trial trained to the end"
     line = (
-        f"{data.get('sampler', '?')} sampler over `{data.get('space', '?')}` on "
-        f"`{data.get('config', '?')}`, seeds {seeds}, {how}; dev only for every trial"
+        f"{str(data.get('sampler', '?')).capitalize()} sampler over `{data.get('space', '?')}` "
+        f"on `{data.get('config', '?')}`, seeds {seeds}, {how}; dev only for every trial; epochs "
+        "over all seeds (and folds)"
     )
     if best:
         line += (
@@ -1295,6 +1296,10 @@ def sweep_optuna(data: Mapping[str, Any]) -> str:
             f"{metric}, scored once after the sweep: {num(best.get('test'))}"
         )
     return text + f"\n\n{line}."
+
+
+table("sweep_meld_frozen_optuna")(sweep_optuna)
+table("sweep_ravdess_optuna")(sweep_optuna)
 
 
 def sweep_pruning(data: Mapping[str, Any]) -> str:
