@@ -1302,6 +1302,7 @@ table("sweep_meld_frozen_optuna")(sweep_optuna)
 table("sweep_ravdess_optuna")(sweep_optuna)
 
 
+@table("sweep_pruning")
 def sweep_pruning(data: Mapping[str, Any]) -> str:
     """``bench/sweep_pruning.py``: the pruned sweep against the same parameter sets unpruned and
     against the shipped values, with the two targets."""
@@ -1332,14 +1333,32 @@ def sweep_pruning(data: Mapping[str, Any]) -> str:
     best = (data.get("pruned") or {}).get("best") or {}
     chosen = ", ".join(f"`{k}={_param(v)}`" for k, v in (best.get("params") or {}).items())
     seeds = ", ".join(str(x) for x in data.get("seeds") or [])
-    return text + (
-        f"\n\nSeeds {seeds} a trial, `--jobs {data.get('jobs', DASH)}`, one invocation. Wall "
-        f"time pruned / unpruned: {num(data.get('wall_ratio'))} (target at most 0.5: "
-        f"{verdict(data.get('wall_ratio_met'))}); epochs trained pruned / unpruned: "
-        f"{num(data.get('epochs_ratio'))}. Best dev of the pruned sweep against the shipped "
-        f"values: {num(data.get('best_dev'))} vs {num(data.get('default_dev'))} (target at least "
-        f"as good: {verdict(data.get('best_dev_at_least_default'))}). The best trial "
-        f"({chosen or DASH}) on test, scored once: {num(data.get('best_test'))}."
+    return (
+        text
+        + (
+            f"\n\nSeeds {seeds} a trial, `--jobs {data.get('jobs', DASH)}`, one invocation. Wall "
+            f"time pruned / unpruned: {num(data.get('wall_ratio'))} (target at most 0.5: "
+            f"{verdict(data.get('wall_ratio_met'))}); epochs trained pruned / unpruned: "
+            f"{num(data.get('epochs_ratio'))}. Best dev of the pruned sweep against the shipped "
+            f"values: {num(data.get('best_dev'))} vs {num(data.get('default_dev'))} (target at least "
+            f"as good: {verdict(data.get('best_dev_at_least_default'))}). The best trial "
+            f"({chosen or DASH}) on test, scored once: {num(data.get('best_test'))}."
+        )
+        + _pruned_best(data, best)
+    )
+
+
+def _pruned_best(data: Mapping[str, Any], best: Mapping[str, Any]) -> str:
+    """Whether the pruner stopped the set that, trained to the end, would have been best."""
+    top = data.get("unpruned_best") or {}
+    if not top or top.get("trial") is None or top.get("trial") == best.get("trial"):
+        return ""
+    rows = (data.get("pruned") or {}).get("trials") or []
+    states = {r.get("trial"): r.get("state") for r in rows}
+    fate = "which the pruner stopped" if states.get(top["trial"]) == "PRUNED" else "not the best"
+    return (
+        f" Trained to the end, the same sets put trial {top['trial']} first (dev "
+        f"{num(top.get('dev'))}), {fate} in the pruned sweep."
     )
 
 
