@@ -1340,8 +1340,8 @@ def sweep_pruning(data: Mapping[str, Any]) -> str:
             f"time pruned / unpruned: {num(data.get('wall_ratio'))} (target at most 0.5: "
             f"{verdict(data.get('wall_ratio_met'))}); epochs trained pruned / unpruned: "
             f"{num(data.get('epochs_ratio'))}. Best dev of the pruned sweep against the shipped "
-            f"values: {num(data.get('best_dev'))} vs {num(data.get('default_dev'))} (target at least "
-            f"as good: {verdict(data.get('best_dev_at_least_default'))}). The best trial "
+            f"values: {num(data.get('best_dev'))} vs {num(data.get('default_dev'))} (target at "
+            f"least as good: {verdict(data.get('best_dev_at_least_default'))}). The best trial "
             f"({chosen or DASH}) on test, scored once: {num(data.get('best_test'))}."
         )
         + _pruned_best(data, best)
